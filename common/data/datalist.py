@@ -1,0 +1,64 @@
+"""Datalists: JSON files of entries whose paths are relative to a dataset root, checked before training."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def load_datalist(
+    datalist_file: str | os.PathLike,
+    section: str,
+    keys: Mapping[str, str],
+    base_dir: str | os.PathLike | None = None,
+    optional_keys: Mapping[str, str] | None = None,
+) -> list[dict]:
+    """Reads ``section`` of a datalist and renames each entry's contrasts to the keys a bundle uses.
+
+    A datalist is ``{"training": [{"subject": "...", "t1": "rel/path.nii.gz", "t2": ...}, ...], "validation": ...}``
+    (the sample-data tool writes these). ``keys`` maps a bundle's key to a datalist key, e.g. CycleGAN T1->T2
+    uses ``{"A": "t1", "B": "t2"}``; ``optional_keys`` (e.g. ``{"mask": "mask"}``) are copied when present.
+    Relative paths are joined to ``base_dir`` (default: the datalist's folder). Every problem a user can
+    make here -- missing file, empty section, unknown contrast -- raises an error naming the file and key.
+
+    Returns: ``[{"A": "/abs/t1.nii.gz", "B": "/abs/t2.nii.gz", "subject": "..."}, ...]``.
+    """
+    datalist_file = Path(datalist_file)
+    if not datalist_file.is_file():
+        raise FileNotFoundError(f"datalist '{datalist_file}' does not exist (run `python -m tools.sample_data` or pass --datalist).")
+    try:
+        content = json.loads(datalist_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"datalist '{datalist_file}' is not valid JSON: {e}") from e
+    entries = content.get(section) if isinstance(content, dict) else None
+    if not entries:
+        found = sorted(k for k, v in content.items() if isinstance(v, list) and v) if isinstance(content, dict) else []
+        raise ValueError(f"datalist '{datalist_file}' has no entries in section '{section}' (non-empty sections: {found}).")
+    base = Path(base_dir) if base_dir is not None else datalist_file.parent
+    return [_resolve(entry, i, keys, optional_keys or {}, base, datalist_file, section) for i, entry in enumerate(entries)]
+
+
+def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping[str, str], base: Path, source: Path, section: str) -> dict:
+    where = f"entry {index}{' (' + entry['subject'] + ')' if 'subject' in entry else ''} of '{section}' in datalist '{source}'"
+    missing = [src for src in keys.values() if src not in entry]
+    if missing:
+        available = sorted(k for k in entry if k != "subject")
+        raise KeyError(f"{where} has no contrast {missing}; it has {available}.")
+    out = {"subject": entry.get("subject", f"{section}_{index}")}
+    for dst, src in list(keys.items()) + [(d, s) for d, s in optional.items() if s in entry]:
+        path = Path(entry[src])
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            raise FileNotFoundError(f"{where}: file for '{src}' not found: '{path}'.")
+        out[dst] = str(path)
+    return out
+
+
+def check_keys(data: Sequence[Mapping], keys: Sequence[str]) -> None:
+    """Fails early when in-memory data (e.g. built by a user script) lacks a key the transforms will read."""
+    for i, item in enumerate(data):
+        missing = [k for k in keys if k not in item]
+        if missing:
+            raise KeyError(f"item {i} has no key {missing}; it has {sorted(item)}.")

@@ -1,0 +1,150 @@
+"""MONAI dictionary transforms the bundles share: input checks, invertible percentile scaling, slice sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import InvertibleTransform, MapTransform, Randomizable
+
+
+def _source(img) -> str:
+    """The file an image came from, for error messages."""
+    meta = getattr(img, "meta", {}) or {}
+    return str(meta.get("filename_or_obj", "<in-memory image>"))
+
+
+class CheckImaged(MapTransform):
+    """Rejects images a bundle cannot use, naming the file: wrong number of spatial dims, NaN/inf, constant.
+
+    Runs right after ``EnsureChannelFirstd`` so that a 2D image given where a volume is expected, or a
+    corrupt volume, fails with a message instead of a shape error deep inside a network.
+    """
+
+    def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.spatial_dims = spatial_dims
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if img.ndim != self.spatial_dims + 1:
+                raise ValueError(
+                    f"'{_source(img)}' ('{key}'): expected a {self.spatial_dims}D image (channel + {self.spatial_dims} "
+                    f"spatial dims after EnsureChannelFirst), got shape {tuple(img.shape)}."
+                )
+            values = torch.as_tensor(img)
+            if not torch.isfinite(values).all():
+                bad = int((~torch.isfinite(values)).sum())
+                raise ValueError(f"'{_source(img)}' ('{key}'): {bad} voxels are NaN or infinite.")
+            if values.numel() == 0 or values.max() == values.min():
+                raise ValueError(f"'{_source(img)}' ('{key}'): the image is constant; there is nothing to translate.")
+        return d
+
+
+class ScalePercentiled(MapTransform, InvertibleTransform):
+    """Maps the ``lower``..``upper`` percentiles of each image linearly onto ``b_min``..``b_max`` (optionally clipped).
+
+    Scanners and preprocessing pipelines give very different ranges (raw int16 versus 0..1 floats), so the
+    range is read from each image rather than assumed. With ``nonzero=True`` the percentiles ignore the zero
+    background of skull-stripped scans. The two values used are recorded in the image's transform stack,
+    so ``inverse`` (and ``Invertd`` at inference) maps a network's output back to the input's intensity scale.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        lower: float = 0.5,
+        upper: float = 99.5,
+        b_min: float = -1.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+        nonzero: bool = True,
+        allow_missing_keys: bool = False,
+    ):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if not 0 <= lower < upper <= 100:
+            raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}.")
+        self.lower, self.upper, self.b_min, self.b_max = lower, upper, b_min, b_max
+        self.clip, self.nonzero = clip, nonzero
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            values = torch.as_tensor(img).detach().float().cpu().numpy().ravel()
+            if self.nonzero:
+                values = values[values != 0]
+            if values.size == 0:
+                raise ValueError(f"'{_source(img)}' ('{key}'): the image has no non-zero voxels to take percentiles from.")
+            lo, hi = (float(v) for v in np.percentile(values, [self.lower, self.upper]))
+            if hi <= lo:
+                raise ValueError(f"'{_source(img)}' ('{key}'): percentiles {self.lower}..{self.upper} are equal ({lo}).")
+            out = (img.float() - lo) / (hi - lo) * (self.b_max - self.b_min) + self.b_min
+            if self.clip:
+                out = out.clamp(self.b_min, self.b_max)
+            d[key] = out
+            self.push_transform(d[key], extra_info={"lower_value": lo, "upper_value": hi})
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            info = self.pop_transform(d[key])["extra_info"]
+            lo, hi = info["lower_value"], info["upper_value"]
+            d[key] = (d[key] - self.b_min) / (self.b_max - self.b_min) * (hi - lo) + lo
+        return d
+
+
+class RandForegroundSliced(Randomizable, MapTransform):
+    """Picks a random slice along ``axis`` that contains foreground: (C, H, W, D) -> (C, H, W) for ``axis=-1``.
+
+    A slice counts as foreground when at least ``min_fraction`` of its voxels exceed ``threshold`` (for images
+    scaled to -1..1 the default -0.95 is "above background"). ``independent=True`` draws a separate slice for
+    each key (unpaired training: the two domains never show the same anatomy at once); ``False`` uses one
+    slice for all keys (paired training, choosing by the first key's foreground).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        axis: int = -1,
+        threshold: float = -0.95,
+        min_fraction: float = 0.05,
+        independent: bool = True,
+        allow_missing_keys: bool = False,
+    ):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.axis, self.threshold, self.min_fraction, self.independent = axis, threshold, min_fraction, independent
+
+    def _candidates(self, img: torch.Tensor) -> np.ndarray:
+        axis = self.axis % img.ndim
+        if axis == 0:
+            raise ValueError("axis must be a spatial axis, not the channel axis.")
+        reduce = [a for a in range(img.ndim) if a != axis]
+        fraction = (torch.as_tensor(img) > self.threshold).float().mean(dim=reduce)  # (n_slices,)
+        candidates = torch.nonzero(fraction >= self.min_fraction).flatten().cpu().numpy()
+        if candidates.size == 0:
+            raise ValueError(
+                f"'{_source(img)}': no slice along axis {self.axis} has {self.min_fraction:.0%} of voxels above "
+                f"{self.threshold}; is the image scaled as expected?"
+            )
+        return candidates
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        index = None
+        for key in self.key_iterator(d):
+            if index is None or self.independent:
+                index = int(self.R.choice(self._candidates(d[key])))
+            img = d[key]
+            sliced = torch.select(img, self.axis % img.ndim, index)
+            if isinstance(img, MetaTensor):
+                sliced = MetaTensor(sliced.as_tensor(), meta=dict(img.meta))
+                sliced.meta["slice_index"] = index
+            d[key] = sliced
+        return d

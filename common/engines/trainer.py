@@ -1,0 +1,108 @@
+"""One trainer for every method: any number of networks and optimisers, one method-specific ``step``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
+from torch import nn
+
+
+class MultiNetworkTrainer(Trainer):
+    """A MONAI ``Trainer`` whose iteration is ``step(engine, batch) -> dict``.
+
+    GANs differ in which networks exist and in the order they are updated (CycleGAN: G_A+G_B then D_A+D_B;
+    Deform-GAN: D, then G, then T), not in the machinery around them. That machinery lives here, once:
+    device placement, train mode, freezing the networks a sub-step must not update, optimiser updates
+    (with AMP), and all of MONAI/ignite's handlers (progress, TensorBoard, validation, checkpoints), which
+    see ``engine.networks``/``engine.optimizers`` like any other attribute.
+
+    Args:
+        networks: name -> module, e.g. ``{"G_A": ..., "G_B": ..., "D_A": ..., "D_B": ...}``.
+        optimizers: name -> optimiser, e.g. ``{"G": Adam(G_A + G_B params), "D": ...}``.
+        step: callable ``(engine, batch) -> dict`` doing one iteration; the dict (losses as floats, images as
+            tensors) becomes ``engine.state.output``. If it has ``required_networks`` / ``required_optimizers``
+            attributes they are checked here, so a config that forgets one fails at construction.
+        other args: as for ``monai.engines.Trainer`` (``device``, ``max_epochs``, ``data_loader``,
+            ``epoch_length``, ``handlers``, ``amp``, ...). ``decollate`` defaults to False: the output is losses.
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        max_epochs: int,
+        data_loader: Any,
+        networks: Mapping[str, nn.Module],
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        step: Callable[[MultiNetworkTrainer, dict], dict],
+        decollate: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(device=device, max_epochs=max_epochs, data_loader=data_loader, decollate=decollate, **kwargs)
+        for kind, given, required in (
+            ("network", networks, getattr(step, "required_networks", ())),
+            ("optimizer", optimizers, getattr(step, "required_optimizers", ())),
+        ):
+            missing = [name for name in required if name not in given]
+            if missing:
+                raise KeyError(f"{type(step).__name__} needs {kind}s {missing}; the config gives {sorted(given)}.")
+        self.networks = dict(networks)
+        self.optimizers = dict(optimizers)
+        self.step = step
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        for net in self.networks.values():
+            net.to(self.state.device)
+
+    def _iteration(self, engine: MultiNetworkTrainer, batchdata: dict[str, Any]) -> dict:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        # plain tensors on the device: MetaTensor bookkeeping would cost time in every network op
+        batch = {
+            k: torch.as_tensor(v).to(engine.state.device, non_blocking=engine.non_blocking) if isinstance(v, torch.Tensor) else v
+            for k, v in batchdata.items()
+        }
+        for net in engine.networks.values():
+            net.train()
+        engine.state.output = output = engine.step(engine, batch)
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return output
+
+    @contextlib.contextmanager
+    def updating(self, *names: str) -> Iterator[None]:
+        """Within the block only the named networks get gradients; the others are frozen (and restored after).
+
+        Freezing saves the backward pass through networks a sub-step must not change, e.g. D while G learns.
+        """
+        unknown = [n for n in names if n not in self.networks]
+        if unknown:
+            raise KeyError(f"unknown networks {unknown}; this trainer has {sorted(self.networks)}.")
+        before = {n: [p.requires_grad for p in net.parameters()] for n, net in self.networks.items()}
+        try:
+            for n, net in self.networks.items():
+                net.requires_grad_(n in names)
+            yield
+        finally:
+            for n, net in self.networks.items():
+                for p, flag in zip(net.parameters(), before[n]):
+                    p.requires_grad_(flag)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for the forward passes when the trainer was built with ``amp=True``."""
+        return torch.autocast(self.state.device.type, enabled=self.amp, **self.amp_kwargs)
+
+    def optimise(self, optimizer_name: str, loss: torch.Tensor) -> None:
+        """Zero the optimiser's gradients, back-propagate ``loss`` and step (through a GradScaler under AMP)."""
+        optimizer = self.optimizers[optimizer_name]
+        optimizer.zero_grad(set_to_none=True)
+        if not self.amp:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler = self.scalers.setdefault(optimizer_name, torch.amp.GradScaler(self.state.device.type))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()

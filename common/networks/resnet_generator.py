@@ -1,0 +1,94 @@
+"""ResNet image-to-image generator of CycleGAN (Johnson et al. 2016; Zhu et al. 2017), for 2D and 3D."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks import Convolution
+from monai.networks.layers.factories import Act
+from torch import nn
+
+
+def _reflection_pad(spatial_dims: int) -> type[nn.Module]:
+    """torch's ReflectionPad2d / ReflectionPad3d (MONAI's Pad factory has no reflection padding)."""
+    return {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}[spatial_dims]
+
+
+def _init_normal(module: nn.Module) -> None:
+    """The CycleGAN reference initialisation: convolution weights ~ N(0, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class ResidualBlock(nn.Module):
+    """Two reflection-padded 3x3 convolutions with instance norm, added to the input (shape preserved)."""
+
+    def __init__(self, spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE", dropout: float = 0.0):
+        super().__init__()
+        pad = _reflection_pad(spatial_dims)
+        self.body = nn.Sequential(
+            pad(1),
+            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, act="RELU", norm=norm, dropout=dropout or None),
+            pad(1),
+            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, act=None, norm=norm),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-F, `num_downsamplings` stride-2 convolutions, `num_res_blocks` residual blocks, as many
+    transposed convolutions, c7s1-out and tanh: output in [-1, 1], same spatial size as the input.
+
+    The paper's setting is ``num_filters=64, num_res_blocks=9`` for 256x256 images (6 blocks for 128x128).
+    Each spatial size of the input must be divisible by ``2 ** num_downsamplings``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        num_filters: int = 64,
+        num_res_blocks: int = 9,
+        num_downsamplings: int = 2,
+        norm: str | tuple = "INSTANCE",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        self.spatial_dims = spatial_dims
+        self.divisor = 2**num_downsamplings
+        pad = _reflection_pad(spatial_dims)
+        layers: list[nn.Module] = [
+            pad(3),
+            Convolution(spatial_dims, in_channels, num_filters, kernel_size=7, padding=0, act="RELU", norm=norm),
+        ]
+        channels = num_filters
+        for _ in range(num_downsamplings):
+            layers.append(Convolution(spatial_dims, channels, channels * 2, strides=2, kernel_size=3, padding=1, act="RELU", norm=norm))
+            channels *= 2
+        layers += [ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)]
+        for _ in range(num_downsamplings):
+            layers.append(
+                Convolution(
+                    spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1, output_padding=1,
+                    is_transposed=True, act="RELU", norm=norm,
+                )
+            )
+            channels //= 2
+        layers += [pad(3), Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True), Act["TANH"]()]
+        self.model = nn.Sequential(*layers)
+        self.apply(_init_normal)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        if len(spatial) != self.spatial_dims or any(s % self.divisor for s in spatial):
+            raise ValueError(
+                f"ResnetGenerator expects a (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) input with sizes "
+                f"divisible by {self.divisor}, got shape {tuple(x.shape)}."
+            )
+        return self.model(x)

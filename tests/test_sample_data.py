@@ -1,0 +1,174 @@
+"""Tests for tools/sample_data.py on the real sample data (no internet: downloads use a local server)."""
+
+import functools
+import gzip
+import json
+import shutil
+import struct
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+
+from tools import sample_data as sd
+
+ENTRY = {e.path: e for e in sd.MANIFEST}
+SMALL_CT = "ct/example_ct_sm.nii.gz"
+LABELS = "registration/labels.npz"
+AAL = "registration/aal.nii.gz"
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and (p.name.startswith(".") or p.suffix == ".part")]
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_manifest_matches_sha256sums():
+    sums = {}
+    for line in (SHARED / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        sums[name.removeprefix("./")] = digest
+    assert {e.path: e.sha256 for e in sd.MANIFEST} == sums
+    assert [e.path for e in sd.MANIFEST if e.local_only] == ["registration/mricron-data.copyright"]
+
+
+def test_import_all_and_datalists(tmp_path):
+    sd.import_from(SHARED, tmp_path)
+    for e in sd.MANIFEST:
+        assert sd.sha256_of(tmp_path / e.path) == e.sha256
+    assert sd.verify(tmp_path) == []
+    assert not _leftovers(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == [
+        "brain_mri.json", "ct_unpaired.json", "registration.json"]
+
+    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text())
+    assert brain["contrasts"] == ["t1", "t1c", "t2", "flair"]
+    (train,), (val,) = brain["training"], brain["validation"]
+    assert train["subject"] == "BraTS-MET-00110-000" and val["subject"] == "TCGA-DU-7294"
+    for item in (train, val):
+        for key, rel in item.items():
+            if key == "subject":
+                continue
+            assert not Path(rel).is_absolute()
+            resolved = (tmp_path / rel).resolve()
+            assert resolved.is_file() and resolved.is_relative_to(tmp_path.resolve())
+    assert train["t1"].endswith("-t1n.nii.gz") and train["t1c"].endswith("-t1c.nii.gz")
+    assert train["t2"].endswith("-t2w.nii.gz") and train["flair"].endswith("-t2f.nii.gz")
+    assert val["t1"].endswith("_t1_bet_normalized.nii.gz") and val["t1c"].endswith("_t1c_bet_normalized.nii.gz")
+    assert val["t2"].endswith("_t2_bet_normalized.nii.gz") and val["flair"].endswith("_fla_bet_normalized.nii.gz")
+    assert "mask" not in train and val["mask"] == "brain_mri/TCGA-DU-7294/atlas_bet_t1c_mask.nii.gz"
+
+    ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text())
+    assert ct["training"][0]["A"] == "ct/example_ct.nii.gz" and "non-contrast" in ct["description"]
+    reg = json.loads((tmp_path / "datalists" / "registration.json").read_text())
+    assert reg["training"] == [{"image": "registration/ch2bet.nii.gz", "label": AAL}]
+    for d in (ct, reg):
+        for group in ("training", "validation", "testing"):
+            for item in d.get(group, []):
+                assert all((tmp_path / rel).is_file() for rel in item.values())
+
+    # a second run skips everything; the CLI agrees
+    sd.import_from(SHARED, tmp_path)
+    assert sd.main(["verify", "--dest", str(tmp_path)]) == 0
+    (tmp_path / LABELS).unlink()
+    _corrupt(tmp_path / SMALL_CT)
+    problems = sd.verify(tmp_path)
+    assert any(p.startswith("missing: " + LABELS) for p in problems)
+    assert any(p.startswith("mismatch: " + SMALL_CT) for p in problems)
+    assert sd.main(["verify", "--dest", str(tmp_path)]) == 1
+
+
+def test_import_only_group_writes_only_its_datalist(tmp_path):
+    assert sd.main(["import", "--from", str(SHARED), "--dest", str(tmp_path), "--only", "ct"]) == 0
+    assert sd.verify(tmp_path, ["ct"]) == []
+    assert not (tmp_path / "brain_mri").exists()
+    assert [p.name for p in (tmp_path / "datalists").iterdir()] == ["ct_unpaired.json"]
+
+
+def test_import_refuses_corrupted_and_missing(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "ct").mkdir(parents=True)
+    shutil.copy(SHARED / SMALL_CT, src / SMALL_CT)
+    _corrupt(src / SMALL_CT)
+    with pytest.raises(sd.SampleDataError) as err:
+        sd.import_from(src, dest, files=[SMALL_CT, "ct/example_seg.nii.gz"])
+    msg = str(err.value)
+    assert SMALL_CT in msg and ENTRY[SMALL_CT].sha256 in msg and sd.sha256_of(src / SMALL_CT) in msg
+    assert "ct/example_seg.nii.gz: missing" in msg
+    assert not (dest / SMALL_CT).exists() and not (dest / "ct/example_seg.nii.gz").exists()
+    assert not _leftovers(dest)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serve tmp_path/www over HTTP on 127.0.0.1; yields (root folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _serve(root: Path, rel: str, data: bytes) -> None:
+    e = ENTRY[rel]
+    target = root / e.repo / e.commit / e.origin
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def test_download_good_and_corrupted(server, tmp_path, monkeypatch):
+    root, base = server
+    dest = tmp_path / "dest"
+    _serve(root, SMALL_CT, (SHARED / SMALL_CT).read_bytes())
+    bad = bytearray((SHARED / LABELS).read_bytes())
+    bad[-1] ^= 0xFF
+    _serve(root, LABELS, bytes(bad))
+    monkeypatch.setenv("SAMPLE_DATA_BASE_URL", base)  # the override the CLI uses
+    with pytest.raises(sd.SampleDataError) as err:
+        sd.download(dest, files=[SMALL_CT, LABELS, "registration/test_scan.npz"])
+    msg = str(err.value)
+    assert LABELS in msg and ENTRY[LABELS].sha256 in msg and "mismatch" in msg
+    assert "registration/test_scan.npz" in msg and "404" in msg  # not served
+    assert sd.sha256_of(dest / SMALL_CT) == ENTRY[SMALL_CT].sha256
+    assert not (dest / LABELS).exists() and not (dest / "registration/test_scan.npz").exists()
+    assert not _leftovers(dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [SMALL_CT]
+
+    # present with the right hash: skipped without touching the server
+    shutil.rmtree(root / ENTRY[SMALL_CT].repo)
+    sd.download(dest, files=[SMALL_CT], base_url=base)
+    assert not any(SMALL_CT in p for p in sd.verify(dest, ["ct"]))
+
+
+def test_download_rewrites_mricron_gzip_header_and_skips_local_only(server, tmp_path):
+    root, base = server
+    dest = tmp_path / "dest"
+    # the MRIcron copy: same deflate stream, header with a stored file name and another mtime
+    debian = (SHARED / AAL).read_bytes()
+    mricron = b"\x1f\x8b\x08\x08" + struct.pack("<I", 0x440D8475) + b"\x00\x03aal.nii\x00" + debian[10:]
+    assert gzip.decompress(mricron) == gzip.decompress(debian) and mricron != debian
+    _serve(root, AAL, mricron)
+    skipped = sd.download(dest, files=[AAL, "registration/mricron-data.copyright"], base_url=base)
+    assert skipped == ["registration/mricron-data.copyright"]
+    assert sd.sha256_of(dest / AAL) == ENTRY[AAL].sha256
+    assert not (dest / "registration/mricron-data.copyright").exists()
+    assert not _leftovers(dest)
