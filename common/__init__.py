@@ -1,1 +1,9 @@
-"""Shared parts that the bundles' configs refer to as ``common.<...>``: networks, losses, engines and data."""
+"""Shared parts that the bundles' configs refer to as ``common.<...>``: networks, losses, engines, data, metrics.
+
+Configs say ``"$import common"`` (MONAI's config imports bind only a top-level name), so the subpackages are
+imported here.
+"""
+
+from . import data, engines, metrics, networks, panels
+
+__all__ = ["data", "engines", "metrics", "networks", "panels"]

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from ignite.metrics import Metric
-from monai.handlers.utils import from_engine
 from monai.metrics.regression import KernelType, compute_ssim_and_cs
 
 METRICS = ("psnr", "ssim", "mae")
@@ -55,21 +54,28 @@ def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] =
     return {"psnr": psnr, "ssim": ssim, "mae": float(err.abs().mean())}
 
 
+def pred_label_mask(output) -> dict[str, list]:
+    """``output_transform`` for ``MaskedImageMetric`` on a decollated evaluator output: lists of preds, labels and
+    masks, taking the mask from ``eval_mask`` (copied there from the batch), ``None`` (whole image) if absent."""
+    items = output if isinstance(output, list) else [output]
+    return {"pred": [i["pred"] for i in items], "label": [i["label"] for i in items], "mask": [i.get("eval_mask") for i in items]}
+
 class MaskedImageMetric(Metric):
     """Mean over images of one of ``psnr``, ``ssim``, ``mae`` inside a mask, for ``key_val_metric`` of a MONAI
-    evaluator. ``output_transform`` must give ``(preds, targets, masks)`` lists (default: the decollated
-    ``pred``, ``label`` and ``mask`` keys of the engine output; put ``mask`` there with ``CopyItemsd``)."""
+    evaluator. ``output_transform`` gives ``{"pred", "label", "mask"}`` lists (default: ``pred_label_mask``)."""
+
+    required_output_keys = ("pred", "label", "mask")
 
     def __init__(
         self,
         name: str,
         value_range: Sequence[float] = (-1.0, 1.0),
-        output_transform: Callable = from_engine(["pred", "label", "mask"]),
+        output_transform: Callable = pred_label_mask,
     ):
         if name not in METRICS:
             raise ValueError(f"unknown metric '{name}', choose from {METRICS}.")
         self.name, self.value_range = name, tuple(value_range)
-        super().__init__(output_transform=output_transform)
+        super().__init__(output_transform=output_transform, skip_unrolling=True)  # one update per batch of lists
 
     def reset(self) -> None:
         self._values: list[float] = []
@@ -83,3 +89,4 @@ class MaskedImageMetric(Metric):
         if not self._values:
             raise RuntimeError(f"{self.name}: no image was evaluated.")
         return float(sum(self._values) / len(self._values))
+

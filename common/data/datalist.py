@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -62,3 +63,19 @@ def check_keys(data: Sequence[Mapping], keys: Sequence[str]) -> None:
         missing = [k for k in keys if k not in item]
         if missing:
             raise KeyError(f"item {i} has no key {missing}; it has {sorted(item)}.")
+
+
+def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
+    """Images to run inference on: a file, a folder (its ``*.nii``, ``*.nii.gz``), a glob pattern, or a list."""
+    if isinstance(spec, (list, tuple)):
+        return [f for s in spec for f in input_files(s)]
+    path = Path(spec)
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        found = sorted(str(p) for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
+    else:
+        found = sorted(glob.glob(str(spec)))
+    if not found:
+        raise FileNotFoundError(f"no input image found at '{spec}' (give a NIfTI file, a folder of them, or a glob).")
+    return found

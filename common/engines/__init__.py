@@ -1,8 +1,8 @@
 """The shared adversarial trainer, per-method steps, and the handlers around them."""
 
-from .checkpoint import AtomicCheckpointSaver, latest_checkpoint
+from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_checkpoint, resume_path
 from .cyclegan import CycleGANStep
 from .image_pool import ImagePool
 from .trainer import MultiNetworkTrainer
 
-__all__ = ["AtomicCheckpointSaver", "CycleGANStep", "ImagePool", "MultiNetworkTrainer", "latest_checkpoint"]
+__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]

@@ -9,31 +9,39 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import ignite.distributed as idist
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
+from monai.handlers import CheckpointLoader
 
 CHECKPOINT_PREFIX = "checkpoint"
+ENGINE_KEY = "trainer"  # the engine's own state (iteration, epoch) is stored under this key
 _ITERATION = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)\.pt$")
 
 
 class _ReadableDiskSaver(DiskSaver):
-    """ignite's atomic DiskSaver (temp file + ``os.replace``), leaving the file readable like a plain save."""
+    """ignite's atomic DiskSaver (temp file + ``os.replace``), leaving the file readable like a plain save.
+
+    Like every ignite checkpoint piece it must be attached on all ranks; only ``save_on_rank`` writes."""
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
         super().__call__(checkpoint, filename, metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(os.path.join(self.dirname, filename), 0o666 & ~umask)
+        if idist.get_rank() == self.save_on_rank:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(os.path.join(self.dirname, filename), 0o666 & ~umask)
 
 
 class AtomicCheckpointSaver:
-    """Saves ``save_dict`` (networks, optimisers, schedulers, the engine, ...) as ``checkpoint_<iteration>.pt``.
+    """Saves ``save_dict`` (networks, optimisers, schedulers, ...) and the engine it is attached to (key
+    ``"trainer"``) as ``checkpoint_<iteration>.pt``; ``ResumeCheckpointLoader`` restores all of it.
 
     MONAI's ``CheckpointSaver`` writes in place (``atomic=False``), so a crash mid-write can leave a broken
     file where a good one was; here every file is written to a temporary file and renamed. Saves every
     ``save_interval`` epochs (or iterations with ``epoch_level=False``) and when the run completes, keeping
     the newest ``n_saved``. With ``network``/``network_path`` it also writes the deployable network's
-    ``state_dict`` (the model zoo's ``models/model.pt``) when the run completes.
+    ``state_dict`` (the model zoo's ``models/model.pt``) when the run completes. Under multi-GPU training
+    attach it on every rank (ignite's checkpoints synchronise); only rank 0 writes.
     """
 
     def __init__(
@@ -58,7 +66,7 @@ class AtomicCheckpointSaver:
     def attach(self, engine: Engine) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = Checkpoint(
-            self.save_dict,
+            {**self.save_dict, ENGINE_KEY: engine},
             _ReadableDiskSaver(str(self.save_dir), require_empty=False, atomic=True),
             filename_prefix=CHECKPOINT_PREFIX,
             filename_pattern="{filename_prefix}_{global_step}.{ext}",
@@ -77,6 +85,15 @@ class AtomicCheckpointSaver:
             saver(self.network.state_dict(), self.network_path.name)
 
 
+class ResumeCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` that also restores the engine it is attached to, so training resumes at the
+    saved iteration (a config cannot list the trainer among its own handlers' objects: that is circular)."""
+
+    def attach(self, engine: Engine) -> None:
+        self.load_dict = {**self.load_dict, ENGINE_KEY: engine}
+        super().attach(engine)
+
+
 def _iteration_of(path: Path) -> int | None:
     match = _ITERATION.match(path.name)
     return int(match.group(1)) if match else None
@@ -89,3 +106,15 @@ def latest_checkpoint(save_dir: str | os.PathLike) -> str:
     if not found:
         raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_PREFIX}_<iteration>.pt in '{save_dir}'.")
     return str(max(found)[1])
+
+
+def resume_path(resume: bool | str | None, save_dir: str | os.PathLike) -> str | None:
+    """What ``--resume`` means: false/None -> start afresh (``None``); true -> the newest checkpoint in
+    ``save_dir``; any other string -> that checkpoint file. The command line gives strings ("true", "false")."""
+    if resume is None or resume is False or str(resume).strip().lower() in ("", "false", "0", "no"):
+        return None
+    if resume is True or str(resume).strip().lower() in ("true", "1", "yes"):
+        return latest_checkpoint(save_dir)
+    if not Path(resume).is_file():
+        raise FileNotFoundError(f"cannot resume: checkpoint '{resume}' does not exist.")
+    return str(resume)

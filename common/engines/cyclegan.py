@@ -52,10 +52,9 @@ class CycleGANStep:
         return 0.5 * (real + fake)
 
     def __call__(self, engine, batch: dict) -> dict:
-        nets = engine.networks
         real_a, real_b = batch["A"], batch["B"]
 
-        with engine.updating("G_A", "G_B"), engine.autocast():
+        with engine.updating("G_A", "G_B") as nets, engine.autocast():
             fake_b = nets["G_A"](real_a)
             fake_a = nets["G_B"](real_b)
             loss_gan = self.generator_loss(nets["D_B"](fake_b)) + self.generator_loss(nets["D_A"](fake_a))
@@ -70,7 +69,7 @@ class CycleGANStep:
             loss_g = loss_gan + loss_cycle + loss_identity
         engine.optimise("G", loss_g)
 
-        with engine.updating("D_A", "D_B"), engine.autocast():
+        with engine.updating("D_A", "D_B") as nets, engine.autocast():
             loss_d_a = self.discriminator_loss(nets["D_A"](real_a), nets["D_A"](self.pool_A.query(fake_a)))
             loss_d_b = self.discriminator_loss(nets["D_B"](real_b), nets["D_B"](self.pool_B.query(fake_b)))
             loss_d = loss_d_a + loss_d_b

@@ -23,7 +23,7 @@ class ImagePool:
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, *spatial) -> (B, C, *spatial), detached."""
-        images = images.detach()
+        images = images.detach().as_subclass(torch.Tensor)  # plain tensors: checkpoints load with weights_only
         if self.pool_size == 0:
             return images
         out = []

@@ -62,7 +62,9 @@ class MultiNetworkTrainer(Trainer):
             raise ValueError("Must provide batch data for current iteration.")
         # plain tensors on the device: MetaTensor bookkeeping would cost time in every network op
         batch = {
-            k: torch.as_tensor(v).to(engine.state.device, non_blocking=engine.non_blocking) if isinstance(v, torch.Tensor) else v
+            k: v.as_subclass(torch.Tensor).to(engine.state.device, non_blocking=engine.non_blocking)
+            if isinstance(v, torch.Tensor)
+            else v
             for k, v in batchdata.items()
         }
         for net in engine.networks.values():
@@ -72,10 +74,13 @@ class MultiNetworkTrainer(Trainer):
         return output
 
     @contextlib.contextmanager
-    def updating(self, *names: str) -> Iterator[None]:
+    def updating(self, *names: str) -> Iterator[dict[str, nn.Module]]:
         """Within the block only the named networks get gradients; the others are frozen (and restored after).
 
-        Freezing saves the backward pass through networks a sub-step must not change, e.g. D while G learns.
+        Yields the networks to call inside the block: the updated ones as given (so under multi-GPU training
+        their DistributedDataParallel wrapper averages the gradients) and the frozen ones unwrapped, because
+        a DDP module run forward with frozen parameters waits for gradients that never come. Freezing also
+        saves the backward pass through networks a sub-step must not change, e.g. D while G learns.
         """
         unknown = [n for n in names if n not in self.networks]
         if unknown:
@@ -84,7 +89,7 @@ class MultiNetworkTrainer(Trainer):
         try:
             for n, net in self.networks.items():
                 net.requires_grad_(n in names)
-            yield
+            yield {n: net if n in names else _unwrap(net) for n, net in self.networks.items()}
         finally:
             for n, net in self.networks.items():
                 for p, flag in zip(net.parameters(), before[n]):
@@ -106,3 +111,8 @@ class MultiNetworkTrainer(Trainer):
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    """The module inside a (Distributed)DataParallel wrapper, or the module itself."""
+    return net.module if isinstance(net, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else net

@@ -1,0 +1,61 @@
+"""PNG panels of axial slices side by side (e.g. T1 | synthetic T2 | real T2), for people to look at results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from PIL import Image, ImageDraw
+
+
+def _to_uint8(img: np.ndarray, value_range: Sequence[float]) -> np.ndarray:
+    lo, hi = value_range
+    return (np.clip((img - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+
+
+def pick_slice(volume, mask=None) -> int:
+    """Axial index (last axis) with the most foreground: the mask's if given, else voxels above the minimum."""
+    vol = torch.as_tensor(volume).detach().cpu()
+    fg = torch.as_tensor(mask).cpu() > 0 if mask is not None else vol > vol.min()
+    return int(fg.reshape(-1, fg.shape[-1]).sum(0).argmax())
+
+
+def save_panel(path: str | os.PathLike, volumes: Sequence, titles: Sequence[str], index: int,
+               value_range: Sequence[float] = (-1.0, 1.0)) -> Path:
+    """Writes axial slice ``index`` of each (C, H, W, D) RAS volume side by side, anterior up, with titles."""
+    tiles = []
+    for vol in volumes:
+        img = torch.as_tensor(vol).detach().cpu().float().numpy()[0, :, :, index]  # (H=R-L, W=P-A)
+        tiles.append(_to_uint8(np.rot90(img), value_range))  # anterior up, patient's right on the left
+    height, bar = tiles[0].shape[0], 16
+    canvas = Image.new("L", (sum(t.shape[1] for t in tiles), height + bar), 0)
+    draw, x = ImageDraw.Draw(canvas), 0
+    for tile, title in zip(tiles, titles):
+        canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (x, bar))
+        draw.text((x + 3, 2), title, fill=255)
+        x += tile.shape[1]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+class PanelSaver:
+    """Evaluator handler: for each evaluated volume, writes ``<output_dir>/<name>_panel.png`` showing the input,
+    the prediction and the target at the slice with the most brain (the mask's, when one is given)."""
+
+    def __init__(self, output_dir: str | os.PathLike, titles: Sequence[str] = ("input", "synthetic", "real")):
+        self.output_dir, self.titles = Path(output_dir), tuple(titles)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        for item in engine.state.output:
+            image, pred, label, mask = item["image"], item["pred"], item["label"], item.get("eval_mask")
+            name = Path(str(image.meta.get("filename_or_obj", "volume"))).name.split(".")[0]
+            save_panel(self.output_dir / f"{name}_panel.png", [image, pred, label], self.titles, pick_slice(label, mask))
