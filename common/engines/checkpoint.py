@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import ignite.distributed as idist
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader
@@ -17,19 +16,6 @@ from monai.handlers import CheckpointLoader
 CHECKPOINT_PREFIX = "checkpoint"
 ENGINE_KEY = "trainer"  # the engine's own state (iteration, epoch) is stored under this key
 _ITERATION = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)\.pt$")
-
-
-class _ReadableDiskSaver(DiskSaver):
-    """ignite's atomic DiskSaver (temp file + ``os.replace``), leaving the file readable like a plain save.
-
-    Like every ignite checkpoint piece it must be attached on all ranks; only ``save_on_rank`` writes."""
-
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        super().__call__(checkpoint, filename, metadata)
-        if idist.get_rank() == self.save_on_rank:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(os.path.join(self.dirname, filename), 0o666 & ~umask)
 
 
 class AtomicCheckpointSaver:
@@ -67,7 +53,7 @@ class AtomicCheckpointSaver:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = Checkpoint(
             {**self.save_dict, ENGINE_KEY: engine},
-            _ReadableDiskSaver(str(self.save_dir), require_empty=False, atomic=True),
+            DiskSaver(str(self.save_dir), require_empty=False, atomic=True),
             filename_prefix=CHECKPOINT_PREFIX,
             filename_pattern="{filename_prefix}_{global_step}.{ext}",
             global_step_transform=lambda eng, _: eng.state.iteration,
@@ -81,7 +67,7 @@ class AtomicCheckpointSaver:
             checkpoint(engine)
         if self.network is not None:
             self.network_path.parent.mkdir(parents=True, exist_ok=True)
-            saver = _ReadableDiskSaver(str(self.network_path.parent), require_empty=False, atomic=True)
+            saver = DiskSaver(str(self.network_path.parent), require_empty=False, atomic=True)
             saver(self.network.state_dict(), self.network_path.name)
 
 

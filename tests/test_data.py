@@ -1,0 +1,108 @@
+"""Datalists and transforms on the real sample volumes: errors that name the file, invertible scaling."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+from common.data import CheckImaged, RandForegroundSliced, ScalePercentiled, input_files, load_datalist
+
+BRATS_T1 = "brain_mri/BraTS-MET-00110-000/BraTS-MET-00110-000-t1n.nii.gz"
+TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+
+
+def _load(path):
+    return Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])({"image": str(path)})
+
+
+def test_load_datalist_maps_contrasts(data_dir):
+    items = load_datalist(data_dir / "datalists/brain_mri.json", "validation", {"A": "t1", "B": "t2"},
+                          base_dir=data_dir, optional_keys={"mask": "mask"})
+    assert len(items) == 1 and items[0]["subject"] == "TCGA-DU-7294"
+    assert items[0]["A"].endswith("_t1_bet_normalized.nii.gz") and items[0]["B"].endswith("_t2_bet_normalized.nii.gz")
+    assert items[0]["mask"].endswith("atlas_bet_t1c_mask.nii.gz")
+
+
+def test_datalist_errors_name_the_problem(data_dir, tmp_path):
+    datalist = data_dir / "datalists/brain_mri.json"
+    with pytest.raises(KeyError, match=r"TCGA-DU-7294.*has no contrast \['pd'\]; it has \['flair', 'mask', 't1', 't1c', 't2'\]"):
+        load_datalist(datalist, "validation", {"A": "t1", "B": "pd"}, base_dir=data_dir)
+    with pytest.raises(FileNotFoundError, match="nowhere.json"):
+        load_datalist(tmp_path / "nowhere.json", "training", {"A": "t1"})
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"training": [], "validation": [{"t1": "x"}]}))
+    with pytest.raises(ValueError, match=r"empty.json' has no entries in section 'training' \(non-empty sections: \['validation'\]\)"):
+        load_datalist(empty, "training", {"A": "t1"})
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"training": [{"subject": "s1", "t1": "s1/t1.nii.gz"}]}))
+    with pytest.raises(FileNotFoundError, match=r"entry 0 \(s1\).*file for 't1' not found: '.*s1/t1.nii.gz'"):
+        load_datalist(missing, "training", {"A": "t1"})
+
+
+def test_input_files(data_dir, tmp_path):
+    assert input_files(data_dir / TCGA_T1) == [str(data_dir / TCGA_T1)]
+    assert len(input_files(data_dir / "brain_mri/TCGA-DU-7294")) == 5
+    assert input_files(str(data_dir / "brain_mri/*/*t1n*")) == [str(data_dir / BRATS_T1)]
+    with pytest.raises(FileNotFoundError, match="no input image found at"):
+        input_files(tmp_path / "nothing_here")
+
+
+@pytest.mark.parametrize("path", [BRATS_T1, TCGA_T1])
+def test_scale_percentiled_matches_numpy_and_inverts(data_dir, path):
+    data = _load(data_dir / path)
+    raw = data["image"].numpy().copy()
+    lo, hi = np.percentile(raw[raw != 0], [0.5, 99.5])
+    scale = ScalePercentiled("image", clip=False)
+    scaled = scale(data)
+    expected = (raw - lo) / (hi - lo) * 2 - 1
+    np.testing.assert_allclose(scaled["image"].numpy(), expected, rtol=1e-4, atol=1e-4)
+    restored = scale.inverse(scaled)
+    np.testing.assert_allclose(restored["image"].numpy(), raw, rtol=1e-4, atol=1e-3 * hi)
+    # clipped (the bundles' setting): in range, and the inverse is exact inside the percentile range
+    scale_clipped = ScalePercentiled("image")
+    clipped = scale_clipped(_load(data_dir / path))
+    assert clipped["image"].min() == -1 and clipped["image"].max() == 1
+    back = scale_clipped.inverse(clipped)["image"].numpy()
+    inside = (raw >= lo) & (raw <= hi)
+    np.testing.assert_allclose(back[inside], raw[inside], rtol=1e-4, atol=1e-3 * hi)
+
+
+def test_check_imaged_rejects_bad_volumes(data_dir, tmp_path):
+    img = nib.load(data_dir / TCGA_T1)
+    flat = tmp_path / "slice_2d.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:, :, 70].astype(np.float32), img.affine), flat)
+    with pytest.raises(ValueError, match=r"slice_2d.nii.gz' \('image'\): expected a 3D image.*got shape \(1, 240, 240\)"):
+        CheckImaged("image")(_load(flat))
+    vol = np.asarray(img.dataobj).astype(np.float32)
+    vol[100, 100, 70] = np.nan
+    nan_file = tmp_path / "with_nan.nii.gz"
+    nib.save(nib.Nifti1Image(vol, img.affine), nan_file)
+    with pytest.raises(ValueError, match=r"with_nan.nii.gz' \('image'\): 1 voxels are NaN or infinite"):
+        CheckImaged("image")(_load(nan_file))
+    constant = tmp_path / "constant.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), img.affine), constant)
+    with pytest.raises(ValueError, match="constant.nii.gz.*constant"):
+        CheckImaged("image")(_load(constant))
+
+
+def test_rand_foreground_slice(data_dir):
+    t1 = ScalePercentiled("image")(_load(data_dir / BRATS_T1))["image"]
+    t2 = ScalePercentiled("image")(_load(data_dir / BRATS_T1.replace("t1n", "t2w")))["image"]
+    sampler = RandForegroundSliced(["A", "B"], independent=True)
+    sampler.set_random_state(0)
+    indices = set()
+    for _ in range(20):
+        out = sampler({"A": t1, "B": t2})
+        assert out["A"].shape == (1, 240, 240) and out["B"].shape == (1, 240, 240)
+        assert (out["A"] > -0.95).float().mean() >= 0.05  # a slice with brain in it
+        indices.add((out["A"].meta["slice_index"], out["B"].meta["slice_index"]))
+    assert any(a != b for a, b in indices)  # unpaired: the two domains' slices are drawn independently
+    paired = RandForegroundSliced(["A", "B"], independent=False)
+    paired.set_random_state(0)
+    out = paired({"A": t1, "B": t2})
+    assert out["A"].meta["slice_index"] == out["B"].meta["slice_index"]
+    with pytest.raises(ValueError, match="no slice along axis -1"):
+        RandForegroundSliced(["A"])({"A": torch.full((1, 4, 4, 4), -1.0)})
