@@ -1,0 +1,216 @@
+"""The CycleGAN bundle end to end on the real sample MRI: configs, training, resume, evaluation, inference,
+3D mode, multi-process training and bad input. Small networks on 4 mm volumes keep it to CPU seconds."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from PIL import Image
+
+from bundle_utils import BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE, configs, error_chain, workflow
+
+BUNDLE = "cyclegan"
+TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+BRATS_T1 = "brain_mri/BraTS-MET-00110-000/BraTS-MET-00110-000-t1n.nii.gz"
+
+
+def _train(data_dir, bundle_root, iterations, epochs=1, **overrides):
+    """Trains at test size; returns the workflow and each iteration's output (losses)."""
+    wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(bundle_root),
+                  iterations_per_epoch=iterations, n_epochs=epochs, n_epochs_decay=1, val_interval=100,
+                  **{"train#trainer#max_epochs": epochs, **TRAIN_TEST_SIZE, **overrides})
+    outputs = []
+    wf.train_trainer = wf.parser.get_parsed_content("train#trainer")
+    wf.train_trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    wf.run()
+    return wf, outputs
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """A bundle folder holding test-size weights trained on the real BraTS slices, and the losses."""
+    root = tmp_path_factory.mktemp("cyclegan_bundle")
+    _, outputs = _train(data_dir, root, iterations=150)
+    return root, outputs
+
+
+def test_metadata_and_network_checks():
+    meta = str(BUNDLES / BUNDLE / "configs/metadata.json")
+    schema = str(ROOT / "tools/schema/bundle_metadata.schema.json")
+    for cmd in (
+        ["verify_metadata", "--meta_file", meta, "--filepath", schema],
+        ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", configs(BUNDLE, "inference")[0],
+         "--num_filters", "8", "--num_res_blocks", "1"],
+    ):
+        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "verified with no error" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("names, workflow_type", [(("train",), "train"), (("train", "evaluate"), "eval"),
+                                                  (("inference",), "infer")])
+def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workflow_type):
+    wf = workflow(BUNDLE, names, workflow_type, dataset_dir=str(data_dir), bundle_root=str(tmp_path), **TRAIN_TEST_SIZE)
+    assert wf.check_properties() == []
+    net = wf.parser.get_parsed_content("network_def")
+    assert type(net).__name__ == "ResnetGenerator" and net.spatial_dims == 2
+
+
+def test_default_sizes_are_the_papers():
+    train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    assert (train["num_filters"], train["num_res_blocks"], train["disc_filters"], train["disc_layers"]) == (64, 9, 64, 3)
+    assert (train["lr"], train["lambda_cycle"], train["lambda_identity"], train["pool_size"]) == (0.0002, 10.0, 0.5, 50)
+    assert (train["n_epochs"], train["n_epochs_decay"], train["batch_size"], train["spatial_dims"]) == (100, 100, 1, 2)
+
+
+def test_training_on_real_slices_reduces_cycle_loss(trained):
+    root, outputs = trained
+    cycle = np.array([o["loss_cycle"] for o in outputs])
+    assert len(cycle) == 150 and np.isfinite(cycle).all()
+    first, last = cycle[:20].mean(), cycle[-20:].mean()
+    assert last < 0.6 * first, f"cycle loss {first:.3f} -> {last:.3f}"
+    assert (root / "models/model.pt").is_file()
+    assert sorted(p.name for p in (root / "models/checkpoints").iterdir()) == ["checkpoint_150.pt"]
+
+
+def test_evaluate_writes_metrics_and_panel(trained, data_dir):
+    root, _ = trained
+    wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root), **TRAIN_TEST_SIZE)
+    wf.run()
+    rows = dict(csv.reader(open(root / "eval/metrics.csv")))
+    psnr, ssim, mae = float(rows["val_psnr"]), float(rows["val_ssim"]), float(rows["val_mae"])
+    assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5
+    panel = Image.open(root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png")
+    # three axial slices side by side under a 16-pixel title bar; 240 mm at 4 mm gives 61 voxels (MONAI's
+    # Spacing keeps the last voxel of the field of view)
+    assert panel.size == (3 * 61, 61 + 16)
+    assert wf.evaluator.state.metrics["val_psnr"] == pytest.approx(psnr)  # the file holds the evaluator's result
+
+
+@pytest.mark.parametrize("path", [TCGA_T1, BRATS_T1])
+def test_inference_keeps_geometry_and_intensity_scale(trained, data_dir, tmp_path, path):
+    root, _ = trained
+    wf = workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(data_dir / path),
+                  output_dir=str(tmp_path), **TEST_SIZE)
+    wf.run()
+    src = nib.load(data_dir / path)
+    out_file = tmp_path / (os.path.basename(path).replace(".nii.gz", "_synthetic_t2.nii.gz"))
+    out = nib.load(out_file)
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+    assert nib.aff2axcodes(out.affine) == nib.aff2axcodes(src.affine)
+    assert out.get_data_dtype() == np.float32
+    values, raw = out.get_fdata(), np.asarray(src.dataobj, dtype=np.float32)
+    lo, hi = np.percentile(raw[raw != 0], [0.5, 99.5])
+    assert np.isfinite(values).all()
+    # back on the input's scale: not the network's -1..1 (background -1), not above the input's 99.5th percentile
+    assert values.min() >= -1e-3 * hi and values.max() <= hi * (1 + 1e-3)
+    assert np.percentile(values[raw > 0], 90) > 0.1 * hi
+
+
+def test_resume_continues_at_the_saved_iteration(data_dir, tmp_path):
+    overrides = dict(dataset_dir=str(data_dir), bundle_root=str(tmp_path), iterations_per_epoch=4, n_epochs=2,
+                     n_epochs_decay=1, val_interval=100, **TRAIN_TEST_SIZE)
+    first = workflow(BUNDLE, ("train",), **overrides)
+    trainer = first.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "stop after N = 4"
+    first.run()
+    assert trainer.state.iteration == 4
+    saved = torch.load(tmp_path / "models/checkpoints/checkpoint_4.pt", weights_only=True)
+    assert saved["trainer"]["iteration"] == 4 and saved["optimizer_G"]["state"][0]["step"] == 4
+
+    second = workflow(BUNDLE, ("train",), resume="true", **overrides)
+    resumed = second.parser.get_parsed_content("train#trainer")
+    seen = {}
+
+    @resumed.on(Events.STARTED)
+    def _after_loading(engine):  # registered after the checkpoint loader, so it runs after it
+        seen["iteration"] = engine.state.iteration
+        seen["optimizer"] = copy.deepcopy(engine.optimizers["G"].state_dict())  # live tensors: copy them now
+        seen["G_A"] = {k: v.clone() for k, v in second.parser.get_parsed_content("G_A").state_dict().items()}
+
+    second.run()
+    assert seen["iteration"] == 4
+    for param_id, state in saved["optimizer_G"]["state"].items():
+        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg"], state["exp_avg"])
+        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg_sq"], state["exp_avg_sq"])
+    for k, v in saved["G_A"].items():
+        assert torch.equal(seen["G_A"][k], v)
+    assert resumed.state.iteration == 12 and resumed.state.epoch == 3  # continued to the end of the schedule
+    final = torch.load(tmp_path / "models/checkpoints/checkpoint_12.pt", weights_only=True)
+    assert final["optimizer_G"]["state"][0]["step"] == 12
+    assert final["scheduler_G"]["last_epoch"] == 3
+
+
+def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
+    size = {"spatial_dims": 3, "roi_size": [16, 16, 16], "num_filters": 4, "num_res_blocks": 1, "pixdim": [4.0, 4.0, 4.0]}
+    _, outputs = _train(data_dir, tmp_path, iterations=3, disc_filters=4, disc_layers=2, **size)
+    assert len(outputs) == 3 and all(np.isfinite(o["loss_G"]) for o in outputs)
+    wf = workflow(BUNDLE, ("inference",), "infer", bundle_root=str(tmp_path), input=str(data_dir / TCGA_T1),
+                  output_dir=str(tmp_path / "out"), **size)
+    assert type(wf.parser.get_parsed_content("inferer")).__name__ == "SlidingWindowInferer"
+    wf.run()
+    out = nib.load(tmp_path / "out/TCGA-DU-7294_t1_bet_normalized_synthetic_t2.nii.gz")
+    src = nib.load(data_dir / TCGA_T1)
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+
+
+def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+           "--config_file", str(configs(BUNDLE, "train", "multi_gpu_train")),
+           "--dataset_dir", str(data_dir), "--bundle_root", str(tmp_path), "--iterations_per_epoch", "3",
+           "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
+    for k, v in TRAIN_TEST_SIZE.items():
+        cmd += [f"--{k}", json.dumps(v).replace(" ", "")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val_psnr" in result.stdout + result.stderr  # rank 0 validated
+    ckpt = torch.load(tmp_path / "models/checkpoints/checkpoint_6.pt", weights_only=True)
+    assert ckpt["trainer"]["iteration"] == 6
+    assert not any(k.startswith("module.") for k in ckpt["G_A"])  # unwrapped: loads without DDP too
+    model = torch.load(tmp_path / "models/model.pt", weights_only=True)
+    assert torch.equal(model["model.1.conv.weight"], ckpt["G_A"]["model.1.conv.weight"])
+
+
+def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
+    root, _ = trained
+    src = nib.load(data_dir / TCGA_T1)
+    flat = tmp_path / "flat_2d.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj)[:, :, 70].astype(np.float32), src.affine), flat)
+    with pytest.raises(Exception) as err:
+        workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(flat), output_dir=str(tmp_path), **TEST_SIZE).run()
+    assert "flat_2d.nii.gz' ('image'): expected a 3D image" in error_chain(err.value)
+    assert not list(tmp_path.glob("*synthetic*"))  # nothing written for a rejected input
+
+    vol = np.asarray(src.dataobj).astype(np.float32)
+    vol[:, :, 80] = np.nan
+    nan_file = tmp_path / "nan_volume.nii.gz"
+    nib.save(nib.Nifti1Image(vol, src.affine), nan_file)
+    with pytest.raises(Exception) as err:
+        workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(nan_file), output_dir=str(tmp_path), **TEST_SIZE).run()
+    assert "nan_volume.nii.gz' ('image'): 57600 voxels are NaN or infinite" in error_chain(err.value)
+
+    with pytest.raises(Exception) as err:
+        workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(tmp_path / "missing_t1.nii.gz"), **TEST_SIZE).run()
+    assert "no input image found at" in error_chain(err.value) and "missing_t1.nii.gz" in error_chain(err.value)
+
+    with pytest.raises(Exception) as err:
+        _train(data_dir, tmp_path / "b", iterations=1, target_contrast="pd")
+    assert "has no contrast ['pd']; it has ['flair', 't1', 't1c', 't2']" in error_chain(err.value)
+
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"training": []}))
+    with pytest.raises(Exception) as err:
+        _train(data_dir, tmp_path / "c", iterations=1, datalist=str(empty))
+    assert "empty.json' has no entries in section 'training'" in error_chain(err.value)
