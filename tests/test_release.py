@@ -1,0 +1,445 @@
+"""Release packaging of every bundle in tools/bundles.py at the test size, on the real sample data: model-zoo
+checks, TorchScript/ONNX equal to eager on a real slice, zip layout and hashes, the index; then the zip served
+from 127.0.0.1, downloaded with `monai.bundle download` and run in a fresh process outside the repository
+(equal to the in-repo bundle's output); and the refusals: wrong hash, `../` and absolute members, interrupted
+downloads, pickles that are not plain weights."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from bundle_utils import BUNDLES as BUNDLES_DIR
+from bundle_utils import ROOT, TRAIN_TEST_SIZE, workflow
+from tools import release
+from tools.bundles import BUNDLES
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _files(*dirs: Path) -> set[str]:
+    """Every file under ``dirs`` but Python caches, as paths relative to the repository."""
+    return {p.relative_to(ROOT).as_posix() for d in dirs for p in d.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; ``/truncated/<file>`` announces the whole file's Content-Length and sends half of it,
+    ``/nolength/<file>`` sends half with no Content-Length; both then close the connection."""
+
+    def do_GET(self):
+        for mode in ("truncated", "nolength"):
+            if self.path.startswith(f"/{mode}/"):
+                data = (Path(self.directory) / self.path[len(mode) + 2:]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                if mode == "truncated":
+                    self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base URL, served folder) of an HTTP server on 127.0.0.1 in a thread, shut down after the module."""
+    served = tmp_path_factory.mktemp("served")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(served)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module", params=sorted(BUNDLES))
+def built(request, data_dir, server, tmp_path_factory):
+    """A test-size release of each bundle (a short training run on the real data) served by ``server``."""
+    name = request.param
+    url, served = server
+    before = _files(BUNDLES_DIR / name, ROOT / "common")
+    source_meta = (BUNDLES_DIR / name / "configs/metadata.json").read_text()
+    index = tmp_path_factory.mktemp(f"{name}_index") / "index.json"
+    result = release.build_release(name, train=True, size="test", out=served, index_path=index, data_dir=data_dir,
+                                   url_base=url, allow_dirty=True, quiet=True, threads=1)
+    # built in a temporary folder: no weights, logs or results in the source tree, its metadata not bumped
+    assert _files(BUNDLES_DIR / name, ROOT / "common") == before
+    assert (BUNDLES_DIR / name / "configs/metadata.json").read_text() == source_meta
+    return result
+
+
+def _zip_member(result: dict, path: str) -> bytes:
+    with zipfile.ZipFile(result["zip"]) as zf:
+        return zf.read(f"{result['name']}/{path}")
+
+
+# ------------------------------------------------------------------------------------------ the list of bundles
+
+
+def test_every_bundle_folder_is_in_the_release_list():
+    folders = {p.parent.parent.name for p in BUNDLES_DIR.glob("*/configs/metadata.json")}
+    assert folders == set(BUNDLES), "add each bundle to tools/bundles.py: the release checks iterate over it"
+
+
+def test_release_test_size_is_the_tests_size():
+    assert BUNDLES["cyclegan"]["sizes"]["test"]["settings"] == TRAIN_TEST_SIZE
+
+
+def test_versions_bump_from_metadata_and_index():
+    assert release.next_version("0.1.0", []) == "0.1.1"
+    assert release.next_version("0.1.0", ["0.1.1", "0.2.3", "0.1.10"]) == "0.2.4"
+    with pytest.raises(release.ReleaseError, match="X.Y.Z"):
+        release.parse_version("1.2")
+
+
+# ------------------------------------------------------------------------------------------ the build
+
+
+def test_release_zip_layout_hashes_and_index(built, server):
+    name, version = built["name"], built["version"]
+    url, served = server
+    data = Path(built["zip"]).read_bytes()
+    assert Path(built["zip"]).name == f"{name}_v{version}.zip"
+    assert built["sha256"] == _sha256(data) and built["size"] == len(data)
+    assert built["url"] == f"{url}/{name}_v{version}.zip"
+
+    with zipfile.ZipFile(built["zip"]) as zf:
+        names = set(zf.namelist())
+    assert all(n.startswith(f"{name}/") for n in names)
+    for required in ("configs/metadata.json", "configs/inference.json", "configs/train.json", "configs/evaluate.json",
+                     "configs/logging.conf", "docs/README.md", "LICENSE", "large_files.yml", "common/__init__.py",
+                     "models/model.pt", "models/model.ts", "models/model.onnx"):
+        assert f"{name}/{required}" in names, required
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/checkpoints/" in n
+                or n.startswith((f"{name}/eval/", f"{name}/logs/"))]
+    assert {n for n in names if n.startswith(f"{name}/models/")} == {f"{name}/models/{f}" for f in release.WEIGHT_FILES}
+    vendored = {n[len(name) + 1:] for n in names if n.startswith(f"{name}/common/")}
+    assert vendored == _files(ROOT / "common")
+
+    # large_files.yml: model-zoo format, each weight's SHA-256 and its flat release asset beside the zip
+    listing = yaml.safe_load(_zip_member(built, "large_files.yml"))["large_files"]
+    assert [e["path"] for e in listing] == [f"models/{f}" for f in release.WEIGHT_FILES]
+    for entry in listing:
+        member = _zip_member(built, entry["path"])
+        assert entry["hash_type"] == "sha256" and entry["hash_val"] == _sha256(member)
+        asset = f"{name}_v{version}_{Path(entry['path']).name}"
+        assert entry["url"] == f"{url}/{asset}" and (served / asset).read_bytes() == member
+
+    # configs baked at the trained size; metadata bumped, with the metrics and the size
+    settings = BUNDLES[name]["sizes"]["test"]["settings"]
+    inference = json.loads(_zip_member(built, "configs/inference.json"))
+    train = json.loads(_zip_member(built, "configs/train.json"))
+    assert all(train[k] == v for k, v in settings.items())
+    assert all(inference[k] == v for k, v in settings.items() if k in inference)
+    meta = json.loads(_zip_member(built, "configs/metadata.json"))
+    source_meta = json.loads((BUNDLES_DIR / name / "configs/metadata.json").read_text())
+    assert meta["version"] == version == release.next_version(source_meta["version"], [])
+    assert version in meta["changelog"] and set(source_meta["changelog"]) < set(meta["changelog"])
+    assert meta["release"]["size"] == "test" and meta["release"]["settings"] == settings
+    for k in BUNDLES[name]["metrics"]:
+        assert np.isfinite(meta["eval_metrics"][k]) and meta["eval_metrics"][k] == built["metrics"][k]
+    if "roi_size" in settings:
+        assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == settings["roi_size"]
+    readme = _zip_member(built, "docs/README.md").decode()
+    assert "No released weights yet" not in readme and f"v{version}" in readme
+    assert "quick-start demo" in readme  # the measured demo results above the release table stay
+    assert f"{built['metrics'][BUNDLES[name]['metrics'][0]]:.4f}" in readme
+
+    # TorchScript and ONNX equal to eager on the real slice; the index entry
+    assert built["export_checks"]["torchscript_max_abs_diff"] <= 1e-4
+    assert built["export_checks"]["onnx_max_abs_diff"] <= 1e-4
+    index = json.loads(Path(built["index"]).read_text())
+    entry = index[name][version]
+    assert (entry["url"], entry["sha256"], entry["size"]) == (built["url"], built["sha256"], built["size"])
+    assert entry["metrics"] == built["metrics"] and set(entry["assets"]) == {e["path"] for e in listing}
+    if name == "cyclegan":  # PSNR / SSIM / MAE inside the held-out brain mask, on 0..1 intensities
+        assert 5 < entry["metrics"]["val_psnr"] < 40 and -1 < entry["metrics"]["val_ssim"] <= 1
+        assert 0 < entry["metrics"]["val_mae"] < 1
+
+
+def test_torchscript_carries_the_released_configs(built):
+    extra = {"inference.json": "", "metadata.json": ""}
+    torch.jit.load(io.BytesIO(_zip_member(built, "models/model.ts")), _extra_files=extra)
+    assert json.loads(extra["metadata.json"])["version"] == built["version"]
+    assert json.loads(extra["inference.json"]) == json.loads(_zip_member(built, "configs/inference.json"))
+
+
+def test_release_refuses_existing_version_and_dirty_tree(built, data_dir, monkeypatch, tmp_path):
+    args = dict(train=True, size="test", out=tmp_path, data_dir=data_dir, url_base="http://127.0.0.1:1", quiet=True)
+    with pytest.raises(release.ReleaseError, match="already in the index"):
+        release.build_release(built["name"], version=built["version"], index_path=built["index"], allow_dirty=True, **args)
+    monkeypatch.setattr(release, "git_dirty", lambda paths: [f" M bundles/{built['name']}/configs/train.json"])
+    with pytest.raises(release.ReleaseError, match="uncommitted changes"):
+        release.build_release(built["name"], index_path=tmp_path / "index.json", **args)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_checkpoint_weights_are_the_network_entry_and_must_fit(built, tmp_path):
+    spec = BUNDLES[built["name"]]
+    weights = torch.load(io.BytesIO(_zip_member(built, "models/model.pt")), weights_only=True)
+    training_ckpt = tmp_path / "checkpoint_20.pt"
+    torch.save({spec["network_key"]: weights, "optimizer_G": {"state": {}, "param_groups": []}}, training_ckpt)
+    loaded = release.load_weights(training_ckpt, spec["network_key"])
+    assert loaded.keys() == weights.keys() and all(torch.equal(loaded[k], weights[k]) for k in weights)
+    stage = release.stage_bundle(built["name"], tmp_path / "stage")  # the source's default (paper) size
+    with pytest.raises(release.ReleaseError, match="do not fit network_def"):
+        release._check_fits(stage, spec, loaded, "test")
+    assert not list((stage / "models").iterdir())
+
+
+def test_update_source_keeps_metadata_layout(tmp_path, monkeypatch):
+    meta = tmp_path / "bundles/cyclegan/configs/metadata.json"
+    meta.parent.mkdir(parents=True)
+    original = (BUNDLES_DIR / "cyclegan/configs/metadata.json").read_text()
+    meta.write_text(original)
+    (tmp_path / "README.md").write_text(f"# x\n{release.RELEASES_BEGIN}\nold\n{release.RELEASES_END}\nrest\n")
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    index = {"cyclegan": {"0.1.1": {"url": "https://x/cyclegan_v0.1.1.zip", "sha256": "ab" * 32, "size": 3 << 20,
+                                    "metrics": {"val_psnr": 20.0, "val_ssim": 0.7, "val_mae": 0.05}, "size_name": "release"}}}
+    release.update_source("cyclegan", "0.1.1", "release 0.1.1: weights", index)
+    updated = json.loads(meta.read_text())
+    assert updated["version"] == "0.1.1" and list(updated["changelog"])[0] == "0.1.1"
+    assert len(meta.read_text().splitlines()) == len(original.splitlines()) + 1  # one changelog line added
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and "`cyclegan` | [0.1.1](https://x/cyclegan_v0.1.1.zip)" in readme and "rest" in readme
+
+
+# ------------------------------------------------------------------------------------------ download end to end
+
+
+def _clean_env(bundle: Path, home: Path) -> dict[str, str]:
+    """No repository on the path: only the interpreter's own site-packages and the bundle."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "PYTHONPATH": str(bundle),
+            "PYTHONDONTWRITEBYTECODE": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            "OMP_NUM_THREADS": "1"}  # one thread: tiny networks, and a shared machine
+
+
+def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir, tmp_path):
+    name, version = built["name"], built["version"]
+    spec = BUNDLES[name]
+    dl, home, out_dl, out_repo = (tmp_path / d for d in ("downloaded", "home", "out_downloaded", "out_repo"))
+    home.mkdir()
+    env = {**_clean_env(tmp_path, home), "PYTHONPATH": ""}
+    cmd = [sys.executable, "-m", "monai.bundle", "download", "--name", name, "--version", version,
+           "--url", built["url"], "--bundle_dir", str(dl), "--progress", "false"]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bundle = dl / name
+    # MONAI's download takes no hash: check the archive it kept against the index, and the weights against
+    # large_files.yml with MONAI's own large-file check (an existing file with a wrong hash raises)
+    assert _sha256((dl / f"{name}.zip").read_bytes()) == built["sha256"]
+    from monai.bundle import download_large_files
+
+    download_large_files(bundle_path=str(bundle))
+
+    sample = data_dir / spec["sample_input"]
+    bundle_env = _clean_env(bundle, home)
+    probe = subprocess.run([sys.executable, "-c", "import common, importlib.util as u; print(common.__file__); "
+                            "print(u.find_spec('tools'), u.find_spec('tests'))"],
+                           cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    common_file, not_found = probe.stdout.split("\n")[:2]
+    assert Path(common_file).resolve().is_relative_to(bundle.resolve()) and not_found == "None None"
+    run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", f"configs/{spec['inference']}.json",
+                          "--input", str(sample), "--output_dir", str(out_dl)],
+                         cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    # the in-repo bundle with the same weights (its default bundle_root layout: <root>/models/model.pt)
+    repo_root = tmp_path / "repo_bundle_root"
+    (repo_root / "models").mkdir(parents=True)
+    (repo_root / "models/model.pt").write_bytes((bundle / "models/model.pt").read_bytes())
+    settings = BUNDLES[name]["sizes"]["test"]["settings"]
+    inference_keys = json.loads((BUNDLES_DIR / name / "configs" / f"{spec['inference']}.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        workflow(name, (spec["inference"],), "infer", bundle_root=str(repo_root), input=str(sample),
+                 output_dir=str(out_repo), **{k: v for k, v in settings.items() if k in inference_keys}).run()
+    finally:
+        torch.set_num_threads(threads)
+
+    (downloaded_out,), (repo_out,) = list(out_dl.glob("*.nii*")), list(out_repo.glob("*.nii*"))
+    assert downloaded_out.name == repo_out.name
+    a, b, src = nib.load(downloaded_out), nib.load(repo_out), nib.load(sample)
+    assert a.shape == b.shape == src.shape
+    np.testing.assert_allclose(a.affine, b.affine, atol=1e-6)
+    va, vb = a.get_fdata(), b.get_fdata()
+    assert np.isfinite(va).all() and va.std() > 0
+    assert np.allclose(va, vb, atol=1e-5), np.abs(va - vb).max()
+
+
+def test_safe_download_checks_hash_and_installs_atomically(built, server, tmp_path):
+    name = built["name"]
+    dest = tmp_path / "dest"
+    with pytest.raises(release.ReleaseError, match="SHA-256 mismatch"):
+        release.download(built["url"], "0" * 64, dest, name=name)
+    assert list(dest.iterdir()) == []  # neither a bundle nor a temporary file left
+    assert release.main(["download", "--url", built["url"], "--sha256", "f" * 64, "--dest", str(dest)]) == 1
+    assert list(dest.iterdir()) == []
+
+    bundle = release.download(built["url"], built["sha256"], dest, name=name)
+    assert bundle == dest / name and sorted(p.name for p in dest.iterdir()) == [name]
+    assert (bundle / "models/model.pt").read_bytes() == _zip_member(built, "models/model.pt")
+    with pytest.raises(release.ReleaseError, match="exists already"):
+        release.download(built["url"], built["sha256"], dest, name=name)
+
+    # MONAI's hash-checked primitives (what `monai.bundle download` calls with hash_val=None) refuse too
+    from monai.apps.utils import HashCheckError, download_url
+
+    with pytest.raises(HashCheckError):
+        download_url(built["url"], filepath=tmp_path / "monai" / f"{name}.zip", hash_val="0" * 64, hash_type="sha256",
+                     progress=False)
+    assert not (tmp_path / "monai").exists()
+
+
+def test_safe_download_refuses_tampered_weights(built, server, tmp_path):
+    """A zip whose own hash is right (e.g. published by mistake) but whose weights differ from large_files.yml."""
+    url, served = server
+    name = built["name"]
+    tampered = served / f"tampered_{name}.zip"
+    with zipfile.ZipFile(built["zip"]) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, data + b"x" if info.filename.endswith("models/model.pt") else data)
+    with pytest.raises(release.ReleaseError, match="large_files.yml"):
+        release.download(f"{url}/{tampered.name}", _sha256(tampered.read_bytes()), tmp_path / "dest", name=name)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def _evil_zip(path: Path, bad_name: str, symlink: bool = False) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("cyclegan/configs/metadata.json", "{}")  # good members first: extraction may have begun
+        zf.writestr("cyclegan/LICENSE", "x")
+        info = zipfile.ZipInfo(bad_name)
+        if symlink:
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd" if symlink else "evil")
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "outside_folder"])
+def test_unsafe_archive_members_are_refused(server, tmp_path, kind):
+    url, served = server
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    bad = {"dotdot": "cyclegan/../../outside/evil.txt", "absolute": str(outside / "evil.txt"),
+           "symlink": "cyclegan/models/link", "outside_folder": "other/evil.txt"}[kind]
+    archive = served / f"evil_{kind}.zip"
+    _evil_zip(archive, bad, symlink=kind == "symlink")
+    zip_url, digest = f"{url}/{archive.name}", _sha256(archive.read_bytes())
+
+    with pytest.raises(release.ReleaseError, match="refusing the archive"):
+        release.download(zip_url, digest, target, name="cyclegan")
+    assert list(target.iterdir()) == []  # ours writes nothing at all
+    assert list(outside.iterdir()) == []
+
+    if kind in ("dotdot", "absolute"):  # MONAI's download refuses these members too (after the good ones)
+        from monai.bundle import download as monai_download
+
+        with pytest.raises(ValueError, match="Unsafe path"):
+            monai_download(name="cyclegan", url=zip_url, bundle_dir=str(tmp_path / "monai"), progress=False)
+        assert list(outside.iterdir()) == []  # nothing written outside the target
+
+
+@pytest.mark.parametrize("mode", ["truncated", "nolength"])
+def test_interrupted_download_leaves_no_half_bundle(built, server, tmp_path, mode):
+    url, _ = server
+    name = built["name"]
+    cut_url = f"{url}/{mode}/{Path(built['zip']).name}"
+    with pytest.raises(release.ReleaseError, match="cut short" if mode == "truncated" else "SHA-256 mismatch"):
+        release.download(cut_url, built["sha256"], tmp_path / "ours", name=name)
+    assert list((tmp_path / "ours").iterdir()) == []
+
+    from monai.bundle import download as monai_download
+
+    with pytest.raises(Exception):  # ContentTooShortError with a Content-Length, BadZipFile without one
+        monai_download(name=name, url=cut_url, bundle_dir=str(tmp_path / "monai"), progress=False)
+    assert not (tmp_path / "monai" / name).exists()  # no half bundle (without a length MONAI keeps the cut zip)
+
+
+# ------------------------------------------------------------------------------------------ weights_only
+
+
+class _NotWeights:
+    """Unpickling this would run code (touching a file): weights_only loading must refuse it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_weights_load_only_with_weights_only(built, tmp_path):
+    weights = torch.load(io.BytesIO(_zip_member(built, "models/model.pt")), weights_only=True)
+    assert weights and all(torch.is_tensor(v) for v in weights.values())
+
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "model.pt"
+    torch.save({**weights, "payload": _NotWeights(marker)}, evil)
+    with pytest.raises(release.ReleaseError, match="weights_only=True"):
+        release.load_weights(evil, BUNDLES[built["name"]]["network_key"])
+
+    # MONAI's CheckpointLoader (the bundles' configs load weights with it) and ignite's Checkpoint (ckpt_export)
+    # both pass weights_only=True in MONAI 1.6.1 / ignite 0.5.5
+    from ignite.engine import Engine
+    from ignite.handlers import Checkpoint
+    from monai.handlers import CheckpointLoader
+
+    net = torch.nn.Linear(1, 1)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        CheckpointLoader(load_path=str(evil), load_dict={"model": net})(Engine(lambda e, b: None))
+    with pytest.raises(Exception, match="Weights only load failed"):
+        Checkpoint.load_objects(to_load={"model": net}, checkpoint=str(evil))
+    assert not marker.exists()
+
+
+def test_github_source_finds_the_release_layout(built, server, tmp_path, monkeypatch):
+    """`monai.bundle download --source github --repo OWNER/REPO/<tag>` fetches `<name>_v<version>.zip` from the
+    release tag's assets: the name the release tool gives the zip (GitHub's host mapped to the local server)."""
+    from monai.bundle import download as monai_download
+    from monai.bundle import scripts
+
+    name, version = built["name"], built["version"]
+    url, _ = server
+    real = scripts._get_git_release_url
+    assert real("owner", "repo", "bundles", f"{name}_v{version}.zip") == \
+        f"{release.github_url_base('owner/repo', 'bundles')}/{Path(built['zip']).name}"
+    asked = []
+
+    def local(repo_owner, repo_name, tag_name, filename):
+        asked.append((repo_owner, repo_name, tag_name, filename))
+        return f"{url}/{filename}"
+
+    monkeypatch.setattr(scripts, "_get_git_release_url", local)
+    monai_download(name=name, version=version, source="github", repo="owner/repo/bundles", bundle_dir=str(tmp_path),
+                   progress=False)
+    assert asked == [("owner", "repo", "bundles", f"{name}_v{version}.zip")]
+    assert (tmp_path / name / "models/model.pt").read_bytes() == _zip_member(built, "models/model.pt")

@@ -1,0 +1,49 @@
+"""The one list of bundles that the release tool (``tools/release.py``) and its tests iterate over.
+
+A new bundle under ``bundles/<name>/`` joins every release check (metadata schema, network in/out, TorchScript
+and ONNX equal to eager on a real patch, evaluation metrics, packaging, download and inference from the zip)
+by adding one entry here. Keys of an entry:
+
+* ``network_key``: the deployable network's (``network_def``'s) entry in a training checkpoint
+  (``models/checkpoints/checkpoint_<iteration>.pt``), for ``--checkpoint`` and as a fallback after training.
+* ``train`` / ``evaluate`` / ``inference``: config names (``configs/<name>.json``) of each workflow; the
+  evaluate run must leave ``metrics.csv`` (MONAI's ``MetricsSaver``) in ``output_dir``.
+* ``metrics``: the names in that ``metrics.csv`` reported in the model card, the metadata and the index.
+* ``sample_input``: a held-out image under the dataset root, used for the export checks and the end-to-end
+  test; ``image_key``: the key that the inference ``preprocessing`` reads and returns it under.
+* ``sizes``: ``settings`` are config values baked into the released configs (top-level keys of
+  ``train.json`` / ``inference.json``: the weights only fit a network of that size); ``schedule`` are the
+  training-only overrides of that run (recorded in the metadata, not baked).
+
+``release`` is the documented release schedule of the published weights (CPU-feasible, on the sample data);
+``test`` is the size CI trains and packs in seconds (the same as ``tests/bundle_utils.py``'s sizes).
+"""
+
+from __future__ import annotations
+
+BUNDLES: dict[str, dict] = {
+    "cyclegan": {
+        "network_key": "G_A",
+        "train": ["train"],
+        "evaluate": ["train", "evaluate"],
+        "inference": "inference",
+        "metrics": ["val_psnr", "val_ssim", "val_mae"],
+        "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
+        "image_key": "image",
+        "sizes": {
+            # 2 mm slices (120x120 padded to 128), half the paper's filters, 6 residual blocks (the paper's choice
+            # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each), ~20 min on 2 CPU cores
+            "release": {
+                "settings": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
+                             "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
+                "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000},
+            },
+            # tests/bundle_utils.py's TRAIN_TEST_SIZE: 4 mm slices, 8 filters, 2 blocks; 20 iterations (seconds)
+            "test": {
+                "settings": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8,
+                             "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
+                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+            },
+        },
+    },
+}

@@ -1,0 +1,829 @@
+"""Release packaging of the bundles: weights, TorchScript/ONNX export, model-zoo checks, metrics, zip, index.
+
+    python -m tools.release <bundle|all> (--train | --checkpoint PATH) [--size release|test] [--version X.Y.Z]
+                            [--repo OWNER/REPO [--tag bundles] | --url-base URL] [--out DIR] [--index FILE]
+                            [--data-dir data] [--changelog TEXT] [--allow-dirty] [--update-source] [--keep-work]
+                            [--threads N]
+    python -m tools.release download --url URL --sha256 HEX [--dest DIR] [--name NAME]
+
+Run from the repository root. For each bundle (the list is ``tools/bundles.py``) a release build:
+
+1. refuses a bundle folder, ``common/`` or ``tools/bundles.py`` with uncommitted changes (``--allow-dirty``
+   skips that) and a version already in the index; the version is ``--version`` or the patch bump of the
+   newest of the source metadata's version and the index's versions of that bundle;
+2. stages a copy of ``bundles/<name>/`` (configs, docs, LICENSE; no weights, checkpoints, logs or results) in a
+   temporary folder, with ``common/`` vendored as ``<name>/common/`` (``"$import common"`` in the configs then
+   resolves inside the bundle: ``python -m monai.bundle run`` puts its working directory on ``sys.path``), and
+   bakes the size's ``settings`` into the staged configs' top-level values (the released ``inference.json``
+   builds the network the weights fit) and the patch size into the metadata's ``network_data_format``;
+   metadata ``version``, ``changelog`` and a ``release`` record (size, settings, schedule, weights' origin);
+3. weights: ``--train`` runs the staged ``train.json`` (``python -m monai.bundle run``) with the size's schedule
+   on ``--data-dir``; ``--checkpoint`` takes a ``models/model.pt`` state_dict or a training checkpoint's
+   network entry (``network_key``); either is loaded with ``weights_only=True`` into ``network_def`` (strict)
+   and written as ``models/model.pt`` (the ``state_dict`` only);
+4. metrics: the staged ``train.json`` + ``evaluate.json`` on the dataset's validation list (held out); the
+   ``metrics.csv`` values go into the metadata's ``eval_metrics`` and the model card's release-metrics section;
+5. exports ``models/model.ts`` (``monai.bundle ckpt_export``, traced: the generator's input check is not
+   scriptable) and ``models/model.onnx`` (``monai.bundle onnx_export``, dynamic batch and spatial sizes);
+6. checks: ``verify_metadata`` against ``tools/schema/bundle_metadata.schema.json`` (no network),
+   ``verify_net_in_out network_def``, and TorchScript and ONNX Runtime outputs equal to eager (atol 1e-4)
+   on a real patch: the held-out ``sample_input`` through the released ``preprocessing``, middle axial slice,
+   padded/cropped to ``roi_size``;
+7. packs ``<out>/<name>_v<version>.zip`` (top-level ``<name>/``, with ``large_files.yml`` listing each weight
+   file's URL and SHA-256) beside the weight files as flat release assets ``<name>_v<version>_model.{pt,ts,onnx}``
+   and records the zip's URL, SHA-256, size and metrics in the index (``releases/index.json`` for
+   ``--size release``, ``<out>/index.json`` otherwise).
+
+Assets go to ``outputs/releases`` by default (ignored by git): weights are never committed. Upload every file
+of a release to the GitHub release tagged ``--tag`` (default ``bundles``) of ``--repo``; then
+``python -m monai.bundle download --name <name> --version <v> --source github --repo OWNER/REPO/<tag>``
+(MONAI builds ``https://github.com/OWNER/REPO/releases/download/<tag>/<name>_v<v>.zip``) or ``--url <index url>``
+fetches it. ``--update-source`` (release size only) then writes the version and changelog into the source
+``metadata.json`` and regenerates the README's release table, for the owner to commit with the index.
+
+MONAI 1.6.1's ``monai.bundle download`` has no hash option (it ignores the index's checksum and extracts member
+by member, leaving a half bundle when it meets an unsafe member); ``download`` here fetches to a temporary
+file, checks the SHA-256 and Content-Length, refuses absolute, ``..``, symlink or out-of-bundle members,
+checks the weights against ``large_files.yml``, extracts into a temporary folder and renames it into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "tools" / "schema" / "bundle_metadata.schema.json"
+DEFAULT_INDEX = ROOT / "releases" / "index.json"
+DEFAULT_OUT = ROOT / "outputs" / "releases"
+DEFAULT_TAG = "bundles"
+WEIGHT_FILES = ("model.pt", "model.ts", "model.onnx")
+EXPORT_ATOL = 1e-4
+BUNDLE_OUTPUTS = ("models", "eval", "logs")  # top-level folders of a bundle that runs write; never released
+RELEASES_BEGIN, RELEASES_END = "<!-- releases:begin -->", "<!-- releases:end -->"
+MAX_UNPACKED = 8 << 30  # refuse archives that claim more than 8 GiB unpacked
+
+
+class ReleaseError(RuntimeError):
+    """A release or download refused or failed; the message says why."""
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(version))
+    if not match:
+        raise ReleaseError(f"version must be X.Y.Z, got '{version}'.")
+    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
+
+
+def next_version(source_version: str, released: list[str]) -> str:
+    """Patch bump of the newest of the source metadata's version and the versions already released."""
+    major, minor, patch = max([parse_version(source_version), *(parse_version(v) for v in released)])
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def load_index(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() and path.read_text().strip() else {}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _cli_value(value: Any) -> str:
+    """A config override as `python -m monai.bundle` (fire) parses it."""
+    return value if isinstance(value, str) else json.dumps(value).replace(" ", "")
+
+
+def _overrides(values: Mapping[str, Any]) -> list[str]:
+    return [a for k, v in values.items() for a in (f"--{k}", _cli_value(v))]
+
+
+def git_dirty(paths: list[str]) -> list[str]:
+    """``git status --porcelain`` lines for ``paths`` (relative to the repository root)."""
+    try:
+        result = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True,
+                                text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise ReleaseError(f"cannot tell whether {paths} are committed ({e}); use --allow-dirty to build anyway.") from e
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def git_commit() -> str | None:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+class Steps:
+    """Runs the release's commands in the staged bundle (cwd and ``PYTHONPATH`` = the staged bundle, so
+    ``import common`` finds the vendored copy), echoing each and keeping its output in ``<work>/logs``."""
+
+    def __init__(self, stage: Path, logs: Path, quiet: bool = False, threads: int | None = None):
+        self.stage, self.logs, self.quiet = stage, logs, quiet
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "PYTHONPATH": str(stage), "PYTHONDONTWRITEBYTECODE": "1"}
+        if threads:  # on a shared machine, more OpenMP threads than free cores can slow torch down 100-fold
+            self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.seconds: dict[str, float] = {}
+
+    def monai_bundle(self, step: str, *args: str) -> str:
+        cmd = [sys.executable, "-m", "monai.bundle", *args]
+        if not self.quiet:
+            print(f"[{step}] (in {self.stage}) $ " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+        start = time.monotonic()
+        result = subprocess.run(cmd, cwd=self.stage, env=self.env, capture_output=True, text=True)
+        self.seconds[step] = round(time.monotonic() - start, 1)
+        output = result.stdout + result.stderr
+        (self.logs / f"{step}.log").write_text(output)
+        if result.returncode != 0:
+            raise ReleaseError(f"step '{step}' failed (exit {result.returncode}):\n{output[-4000:]}")
+        return output
+
+    def scripts(self, step: str, calls: list[tuple[str, dict]]) -> str:
+        """Calls ``monai.bundle.scripts`` functions -- what ``python -m monai.bundle <function> ...`` runs -- one
+        after the other in a single process (one interpreter start instead of one per command)."""
+        if not self.quiet:
+            for fn, kwargs in calls:
+                args = [f"--{k} {shlex.quote(v if isinstance(v, str) else repr(v))}" for k, v in kwargs.items() if k != "net_id"]
+                net_id = [kwargs["net_id"]] if "net_id" in kwargs else []
+                print(f"[{step}] (in {self.stage}) $ -m monai.bundle " + " ".join([fn, *net_id, *args]), flush=True)
+        driver = ("import ast, sys\nfrom monai.bundle import scripts\n"
+                  "for fn, kwargs in ast.literal_eval(open(sys.argv[1]).read()):\n    getattr(scripts, fn)(**kwargs)\n")
+        calls_file = self.logs / f"{step}.calls"
+        calls_file.write_text(repr(calls))
+        start = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", driver, str(calls_file)], cwd=self.stage, env=self.env,
+                                capture_output=True, text=True)
+        self.seconds[step] = round(time.monotonic() - start, 1)
+        output = result.stdout + result.stderr
+        (self.logs / f"{step}.log").write_text(output)
+        if result.returncode != 0:
+            raise ReleaseError(f"step '{step}' failed (exit {result.returncode}):\n{output[-4000:]}")
+        return output
+
+
+# ------------------------------------------------------------------------------------------- weights
+
+
+def load_weights(path: str | os.PathLike, network_key: str) -> OrderedDict:
+    """The network's ``state_dict`` from a ``models/model.pt`` or a training checkpoint's ``network_key`` entry,
+    loaded with ``weights_only=True`` (a pickle that needs anything but tensors and containers is refused)."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for arbitrary objects, OSError/RuntimeError for bad files
+        raise ReleaseError(f"cannot load weights from '{path}' with weights_only=True: {e}") from e
+    if isinstance(obj, Mapping) and isinstance(obj.get(network_key), Mapping):
+        obj = obj[network_key]
+    if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
+        raise ReleaseError(f"'{path}' holds neither a state_dict nor a training checkpoint with a '{network_key}' entry.")
+    return OrderedDict(obj)
+
+
+def _trained_weights(train_root: Path, network_key: str) -> Path:
+    final = train_root / "models" / "model.pt"
+    if final.is_file():
+        return final
+    ckpts = sorted(train_root.glob("models/checkpoints/checkpoint_*.pt"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    if not ckpts:
+        raise ReleaseError(f"training left neither models/model.pt nor a checkpoint under '{train_root}'.")
+    return ckpts[-1]
+
+
+# ------------------------------------------------------------------------------------------- staging
+
+
+def _ignore(top: Path | None):
+    """copytree's ignore: caches and hidden files everywhere, and ``BUNDLE_OUTPUTS`` directly under ``top``."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc") or n.startswith(".")}
+        if top is not None and Path(folder) == top:
+            skip |= {n for n in names if n in BUNDLE_OUTPUTS}
+        return skip
+
+    return ignore
+
+
+def github_url_base(repo: str, tag: str) -> str:
+    """Where GitHub serves a release's assets; ``monai.bundle download --source github --repo OWNER/REPO/<tag>``
+    fetches ``<this>/<name>_v<version>.zip``."""
+    return f"https://github.com/{repo}/releases/download/{tag}"
+
+
+def stage_bundle(name: str, stage_parent: Path) -> Path:
+    """Copy of ``bundles/<name>/`` without weights, checkpoints, logs or results, with ``common/`` vendored."""
+    src = ROOT / "bundles" / name
+    if not (src / "configs" / "metadata.json").is_file():
+        raise ReleaseError(f"'{src}' is not a bundle (no configs/metadata.json).")
+    if (src / "common").exists():
+        raise ReleaseError(f"'{src}/common' exists: the release vendors the repository's common/ there.")
+    stage = stage_parent / name
+    shutil.copytree(src, stage, ignore=_ignore(src))
+    shutil.copytree(ROOT / "common", stage / "common", ignore=_ignore(None))
+    (stage / "models").mkdir()
+    return stage
+
+
+def bake_settings(stage: Path, settings: Mapping[str, Any]) -> list[str]:
+    """Writes ``settings`` into the top-level values of the staged configs that define them; every setting
+    must be defined by at least one config. Returns the config files changed."""
+    used, changed = set(), []
+    for path in sorted((stage / "configs").glob("*.json")):
+        if path.name == "metadata.json":
+            continue
+        config = json.loads(path.read_text())
+        keys = [k for k in settings if k in config]
+        if keys:
+            for k in keys:
+                config[k] = settings[k]
+            path.write_text(json.dumps(config, indent=4) + "\n")
+            used.update(keys)
+            changed.append(path.name)
+    missing = sorted(set(settings) - used)
+    if missing:
+        raise ReleaseError(f"settings {missing} are not top-level values of any config in '{stage / 'configs'}'.")
+    return changed
+
+
+def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[str, Any], release: dict) -> dict:
+    meta = dict(meta)
+    meta["version"] = version
+    meta["changelog"] = {version: changelog, **{k: v for k, v in meta.get("changelog", {}).items() if k != version}}
+    roi = settings.get("roi_size")
+    if roi is not None:  # the patch size the network sees (metadata's spatial_shape follows the released roi_size)
+        for group in ("inputs", "outputs"):
+            for tensor in meta.get("network_data_format", {}).get(group, {}).values():
+                if len(tensor.get("spatial_shape", [])) == len(roi):
+                    tensor["spatial_shape"] = list(roi)
+    meta["release"] = release
+    return meta
+
+
+RESULTS_BEGIN, RESULTS_END = "<!-- release-metrics:begin -->", "<!-- release-metrics:end -->"
+
+
+def _fill_results(readme: str, table: str) -> str:
+    """Puts ``table`` between the model card's release-metrics markers (replacing an earlier release's)."""
+    if RESULTS_BEGIN not in readme or RESULTS_END not in readme:
+        raise ValueError(f"the model card has no '{RESULTS_BEGIN}' ... '{RESULTS_END}' section for the release metrics.")
+    head, rest = readme.split(RESULTS_BEGIN, 1)
+    return head + RESULTS_BEGIN + "\n" + table + "\n" + RESULTS_END + rest.split(RESULTS_END, 1)[1]
+
+
+_METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)"}
+
+
+def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],
+                    checks: Mapping[str, float], sample: str) -> str:
+    settings = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["settings"].items())
+    schedule = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["schedule"].items()) or "none (given checkpoint)"
+    rows = "\n".join(f"| {_METRIC_LABELS.get(k, k)} | {v:.4f} |" for k, v in metrics.items())
+    return (
+        f"Release **v{version}** (size `{size}`; weights {release['weights']}). Network settings baked into "
+        f"`configs/*.json`: {settings}. Training schedule: {schedule}. Held-out evaluation "
+        f"(`configs/evaluate.json`, the datalist's validation subject, inside its brain mask):\n\n"
+        f"| metric | held-out value |\n|---|---|\n{rows}\n\n"
+        f"Export checks on a real slice of `{Path(sample).name}` (the released preprocessing, middle axial slice): "
+        f"max |TorchScript - eager| = {checks['torchscript_max_abs_diff']:.2e}, "
+        f"max |ONNX Runtime - eager| = {checks['onnx_max_abs_diff']:.2e} (tolerance {EXPORT_ATOL:g}).\n\n"
+        "Run the downloaded bundle from its own folder (`common` is vendored in it; nothing else than the "
+        "project's requirements is needed):\n\n"
+        "```bash\n"
+        f"python -m monai.bundle download --name {name} --version {version} --url <release zip URL> --bundle_dir bundles\n"
+        f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --input t1.nii.gz --output_dir out\n"
+        "```\n"
+        "From another folder add `PYTHONPATH=<bundle>` and `--bundle_root <bundle>`."
+    )
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path) -> dict[str, float]:
+    """TorchScript and ONNX Runtime outputs against eager ``network_def`` on a real, preprocessed patch."""
+    import numpy as np
+    import onnxruntime
+    import torch
+    from monai.bundle import ConfigParser
+    from monai.transforms import ResizeWithPadOrCrop
+
+    parser = ConfigParser()
+    parser.read_config(str(stage / "configs" / f"{spec['inference']}.json"))
+    parser.read_meta(str(stage / "configs" / "metadata.json"))
+    if "imports" in parser.get():
+        parser.get_parsed_content("imports")
+    roi = [int(r) for r in parser.get_parsed_content("roi_size")]
+    key = spec["image_key"]
+    image = parser.get_parsed_content("preprocessing")({key: str(sample)})[key]
+    image = torch.as_tensor(image.as_tensor() if hasattr(image, "as_tensor") else image).float()
+    if image.ndim - 1 == len(roi) + 1:  # a volume for a 2D network: its middle axial slice
+        image = image[..., image.shape[-1] // 2]
+    patch = torch.as_tensor(ResizeWithPadOrCrop(roi, mode="constant", value=float(image.min()))(image)).float()[None]
+    if float((patch > patch.min()).float().mean()) < 0.05:
+        raise ReleaseError(f"the check patch of '{sample}' is almost all background.")
+
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(load_weights(stage / "models" / "model.pt", spec["network_key"]))
+    net.eval()
+    with torch.no_grad():
+        eager = net(patch).numpy()
+        scripted = torch.jit.load(str(stage / "models" / "model.ts"), map_location="cpu")(patch).numpy()
+    session = onnxruntime.InferenceSession(str(stage / "models" / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: patch.numpy()})[0]
+    diffs = {"torchscript_max_abs_diff": float(np.abs(scripted - eager).max()),
+             "onnx_max_abs_diff": float(np.abs(onnx_out - eager).max())}
+    if onnx_out.shape != eager.shape or scripted.shape != eager.shape:
+        raise ReleaseError(f"export output shapes {scripted.shape}, {onnx_out.shape} differ from eager {eager.shape}.")
+    bad = {k: v for k, v in diffs.items() if not v <= EXPORT_ATOL}
+    if bad:
+        raise ReleaseError(f"exported models differ from eager on a real patch by more than {EXPORT_ATOL}: {bad}")
+    return diffs
+
+
+# ------------------------------------------------------------------------------------------- packing
+
+
+def write_zip(bundle_dir: Path, zip_path: Path) -> None:
+    """Deterministic zip (sorted members, fixed timestamps) with ``bundle_dir``'s name as its top-level folder."""
+    part = zip_path.with_name(zip_path.name + ".part")
+    with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file() and not _ignored(p.relative_to(bundle_dir))):
+            info = zipfile.ZipInfo(path.relative_to(bundle_dir.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(path, "rb") as f, zf.open(info, "w") as out:
+                shutil.copyfileobj(f, out, 1 << 20)
+    os.replace(part, zip_path)
+
+
+def _ignored(rel: Path) -> bool:
+    return any(part == "__pycache__" for part in rel.parts) or rel.suffix == ".pyc"
+
+
+def write_large_files(stage: Path, url_base: str, asset_prefix: str) -> dict[str, dict]:
+    """``large_files.yml`` in the model zoo's format; returns path -> {url, sha256, size}."""
+    import yaml
+
+    assets, entries = {}, []
+    for fname in WEIGHT_FILES:
+        path = stage / "models" / fname
+        digest = sha256_of(path)
+        url = f"{url_base}/{asset_prefix}_{fname}"
+        entries.append({"path": f"models/{fname}", "url": url, "hash_val": digest, "hash_type": "sha256"})
+        assets[f"models/{fname}"] = {"url": url, "sha256": digest, "size": path.stat().st_size}
+    (stage / "large_files.yml").write_text(yaml.safe_dump({"large_files": entries}, sort_keys=False))
+    return assets
+
+
+def release_table(index: Mapping[str, Any]) -> str:
+    rows = []
+    for name in sorted(index):
+        for version, e in sorted(index[name].items(), key=lambda kv: parse_version(kv[0]), reverse=True):
+            metrics = " / ".join(f"{e['metrics'][k]:.3f}" for k in ("val_psnr", "val_ssim", "val_mae") if k in e.get("metrics", {}))
+            rows.append(f"| `{name}` | [{version}]({e['url']}) | {e.get('size_name', '')} | {metrics} | "
+                        f"{e['size'] / 2**20:.1f} MiB | `{e['sha256']}` |")
+    if not rows:
+        return "No release published yet."
+    return ("| bundle | version (zip) | size | held-out PSNR / SSIM / MAE | zip size | SHA-256 |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def update_source(name: str, version: str, changelog: str, index: Mapping[str, Any]) -> None:
+    """Writes the released version and changelog line into the source metadata (a text edit that keeps its
+    layout) and regenerates the README's release table between its markers."""
+    meta_path = ROOT / "bundles" / name / "configs" / "metadata.json"
+    text = meta_path.read_text()
+    text, n_version = re.subn(r'^(\s*"version"\s*:\s*")[^"]*(")', rf"\g<1>{version}\g<2>", text, count=1, flags=re.M)
+    text, n_log = re.subn(r'^(\s*)("changelog"\s*:\s*\{)', lambda m: f'{m.group(1)}{m.group(2)}\n{m.group(1)}    '
+                          f'{json.dumps(version)}: {json.dumps(changelog)},', text, count=1, flags=re.M)
+    meta = json.loads(text) if n_version and n_log else None
+    if not meta or meta.get("version") != version or meta["changelog"].get(version) != changelog:
+        meta = json.loads(meta_path.read_text())
+        meta["version"] = version
+        meta["changelog"] = {version: changelog, **meta.get("changelog", {})}
+        text = json.dumps(meta, indent=4) + "\n"
+    _write_atomic(meta_path, text)
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if RELEASES_BEGIN in content and RELEASES_END in content:
+        head, rest = content.split(RELEASES_BEGIN, 1)
+        _, tail = rest.split(RELEASES_END, 1)
+        _write_atomic(readme, f"{head}{RELEASES_BEGIN}\n{release_table(index)}\n{RELEASES_END}{tail}")
+
+
+# ------------------------------------------------------------------------------------------- release
+
+
+def build_release(
+    name: str,
+    *,
+    train: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    size: str = "release",
+    version: str | None = None,
+    out: str | os.PathLike = DEFAULT_OUT,
+    index_path: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike = "data",
+    url_base: str | None = None,
+    repo: str | None = None,
+    tag: str = DEFAULT_TAG,
+    changelog: str | None = None,
+    allow_dirty: bool = False,
+    update_src: bool = False,
+    keep_work: bool = False,
+    quiet: bool = False,
+    threads: int | None = None,
+) -> dict:
+    """Builds one bundle's release (see the module docstring); returns its index entry plus local paths."""
+    from tools.bundles import BUNDLES
+
+    if name not in BUNDLES:
+        raise ReleaseError(f"unknown bundle '{name}'; tools/bundles.py lists {sorted(BUNDLES)}.")
+    spec = BUNDLES[name]
+    if size not in spec["sizes"]:
+        raise ReleaseError(f"unknown size '{size}' for {name}; known: {sorted(spec['sizes'])}.")
+    if train == (checkpoint is not None):
+        raise ReleaseError("give exactly one of --train and --checkpoint.")
+    if update_src and size != "release":
+        raise ReleaseError("--update-source is for release-size builds only.")
+    if url_base is None and repo is None:
+        raise ReleaseError("give --repo OWNER/REPO (GitHub release assets under --tag) or --url-base URL.")
+    if repo is not None and len(repo.split("/")) != 2:
+        raise ReleaseError(f"--repo must be OWNER/REPO, got '{repo}'.")
+    url_base = (url_base or github_url_base(repo, tag)).rstrip("/")
+    out = Path(out).resolve()
+    index_path = Path(index_path) if index_path else (DEFAULT_INDEX if size == "release" else out / "index.json")
+    data_dir = Path(data_dir).resolve()
+    sample = data_dir / spec["sample_input"]
+    settings, schedule = spec["sizes"][size]["settings"], dict(spec["sizes"][size]["schedule"]) if train else {}
+
+    watched = [f"bundles/{name}", "common", "tools/bundles.py"]
+    dirty = git_dirty(watched) if not allow_dirty else []
+    if dirty:
+        raise ReleaseError(f"uncommitted changes in {watched} (commit them or use --allow-dirty):\n" + "\n".join(dirty))
+    source_meta = json.loads((ROOT / "bundles" / name / "configs" / "metadata.json").read_text())
+    index = load_index(index_path)
+    released = list(index.get(name, {}))
+    version = version or next_version(source_meta["version"], released)
+    parse_version(version)
+    if version in released:
+        raise ReleaseError(f"{name} {version} is already in the index '{index_path}'.")
+    asset_prefix = f"{name}_v{version}"
+    zip_path = out / f"{asset_prefix}.zip"
+    if zip_path.exists():
+        raise ReleaseError(f"'{zip_path}' exists already.")
+    if not sample.is_file():
+        raise ReleaseError(f"sample input '{sample}' not found (give --data-dir, see tools/sample_data.py).")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ReleaseError(f"checkpoint '{checkpoint}' not found.")
+
+    work = Path(tempfile.mkdtemp(prefix=f"release_{name}_"))
+    try:
+        stage = stage_bundle(name, work / "stage")
+        steps = Steps(stage, work / "logs", quiet=quiet, threads=threads)
+        bake_settings(stage, settings)
+        changelog = changelog or (f"release {version}: weights of the '{size}' size "
+                                  + ("trained on the sample data" if train else "from a given checkpoint"))
+        release = {"size": size, "settings": settings, "schedule": schedule,
+                   "weights": "trained with configs/train.json on the sample data" if train else "from a given checkpoint",
+                   "commit": git_commit(), "dirty": bool(allow_dirty and git_dirty_safe(watched))}
+        meta_path = stage / "configs" / "metadata.json"
+        meta = update_metadata(json.loads(meta_path.read_text()), version, changelog, settings, release)
+        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+        configs = {n: str(stage / "configs" / f"{n}.json") for n in {*spec["train"], *spec["evaluate"], spec["inference"]}}
+
+        # weights
+        if train:
+            train_root = work / "train"
+            steps.monai_bundle("train", "run", "--config_file", _cli_list([configs[n] for n in spec["train"]]),
+                               "--bundle_root", str(train_root), "--dataset_dir", str(data_dir), *_overrides(schedule))
+            checkpoint = _trained_weights(train_root, spec["network_key"])
+        weights = load_weights(checkpoint, spec["network_key"])
+        _check_fits(stage, spec, weights, size)
+        import torch
+
+        torch.save(weights, stage / "models" / "model.pt")
+
+        # held-out metrics of the released weights, into the metadata and the model card
+        eval_dir = work / "eval"
+        steps.monai_bundle("evaluate", "run", "--config_file", _cli_list([configs[n] for n in spec["evaluate"]]),
+                           "--bundle_root", str(stage), "--dataset_dir", str(data_dir), "--output_dir", str(eval_dir),
+                           "--ckpt_dir", str(work / "ckpt"), "--tb_dir", str(work / "tb"))
+        rows = dict(csv.reader(open(eval_dir / "metrics.csv")))
+        metrics = {k: float(rows[k]) for k in spec["metrics"]}
+        meta["eval_metrics"] = {**metrics, "note": meta.get("eval_metrics", {}).get("note", "held-out evaluation")}
+        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+
+        # exports (the metadata and inference config are embedded in model.ts)
+        net_in = next(iter(meta["network_data_format"]["inputs"].values()))
+        shape = [1, int(net_in["num_channels"]), *(int(s) for s in net_in["spatial_shape"])]
+        names = ["batch", "channel", *(f"dim{i}" for i in range(len(shape) - 2))]
+        dynamic = {k: {i: names[i] for i in range(len(shape)) if i != 1} for k in ("image", "pred")}
+        inference = f"configs/{spec['inference']}.json"
+        export = {"ckpt_file": "models/model.pt", "meta_file": "configs/metadata.json", "config_file": inference,
+                  "use_trace": True, "input_shape": shape}
+        onnx_kwargs = {"input_names": ["image"], "output_names": ["pred"], "dynamic_axes": dynamic, "external_data": False}
+        steps.scripts("export_and_verify", [
+            ("ckpt_export", {"net_id": "network_def", "filepath": "models/model.ts", **export}),
+            ("onnx_export", {"net_id": "network_def", "filepath": "models/model.onnx", **export, "converter_kwargs": onnx_kwargs}),
+            # model-zoo checks
+            ("verify_metadata", {"meta_file": "configs/metadata.json", "filepath": str(SCHEMA)}),
+            ("verify_net_in_out", {"net_id": "network_def", "meta_file": "configs/metadata.json", "config_file": inference}),
+        ])
+        stray = sorted(p.name for p in (stage / "models").iterdir() if p.name not in WEIGHT_FILES)
+        if stray:
+            raise ReleaseError(f"the exports left unexpected files in models/: {stray}")
+        start = time.monotonic()
+        checks = export_checks(stage, spec, sample)
+        steps.seconds["export_checks"] = round(time.monotonic() - start, 1)
+
+        readme = stage / "docs" / "README.md"
+        if readme.is_file():
+            results = results_section(name, version, size, release, metrics, checks, str(sample))
+            readme.write_text(_fill_results(readme.read_text(), results))
+
+        # pack: zip (weights included) + the weights as flat release assets
+        src = ROOT / "bundles" / name
+        expected = {p.name for p in src.iterdir()} - _ignore(src)(str(src), [p.name for p in src.iterdir()])
+        stray = sorted({p.name for p in stage.iterdir()} - expected - {"common", "models"})
+        if stray:
+            raise ReleaseError(f"the release steps left unexpected files in the staged bundle: {stray}")
+        assets = write_large_files(stage, url_base, asset_prefix)
+        out.mkdir(parents=True, exist_ok=True)
+        write_zip(stage, zip_path)
+        for fname in WEIGHT_FILES:
+            shutil.copyfile(stage / "models" / fname, out / f"{asset_prefix}_{fname}")
+        entry = {
+            "url": f"{url_base}/{zip_path.name}",
+            "sha256": sha256_of(zip_path),
+            "size": zip_path.stat().st_size,
+            "metrics": metrics,
+            "size_name": size,
+            "settings": settings,
+            "schedule": schedule,
+            "export_checks": checks,
+            "assets": assets,
+            "monai_version": meta.get("monai_version"),
+            "pytorch_version": meta.get("pytorch_version"),
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "source": {"github_repo_tag": f"{repo}/{tag}" if repo else None, "commit": release["commit"],
+                       "dirty": release["dirty"]},
+        }
+        index = load_index(index_path)  # re-read: another bundle of an `all` run may have been added meanwhile
+        if version in index.get(name, {}):
+            raise ReleaseError(f"{name} {version} appeared in the index '{index_path}' during the build.")
+        index.setdefault(name, {})[version] = entry
+        _write_atomic(index_path, json.dumps(index, indent=2) + "\n")
+        if update_src:
+            update_source(name, version, changelog, index)
+        if keep_work:
+            print(f"[{name}] work folder kept: {work}")
+        return {**entry, "name": name, "version": version, "zip": str(zip_path), "index": str(index_path),
+                "work": str(work) if keep_work else None, "seconds": steps.seconds}
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def git_dirty_safe(paths: list[str]) -> list[str]:
+    try:
+        return git_dirty(paths)
+    except ReleaseError:
+        return ["unknown"]
+
+
+def _cli_list(files: list[str]) -> str:
+    return files[0] if len(files) == 1 else "[" + ",".join(repr(f) for f in files) + "]"
+
+
+def _check_fits(stage: Path, spec: Mapping[str, Any], weights: Mapping[str, Any], size: str) -> None:
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(stage / "configs" / f"{spec['inference']}.json"))
+    net = parser.get_parsed_content("network_def")
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise ReleaseError(f"the weights do not fit network_def at size '{size}' ({stage.name}): {str(e)[:1500]}") from e
+
+
+# ------------------------------------------------------------------------------------------- download
+
+
+def _member_problem(info: zipfile.ZipInfo, top: str | None) -> str | None:
+    name = info.filename
+    if not name or "\\" in name or "\x00" in name:
+        return "an empty name, a backslash or a NUL"
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "an absolute path"
+    parts = PurePosixPath(name).parts
+    if any(p in ("..", ".") for p in parts) or "//" in name:
+        return "a '..' or '.' component"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a symbolic link"
+    if top is not None and parts[0] != top:
+        return f"a path outside the bundle folder '{top}/'"
+    if len(parts) == 1 and not info.is_dir():
+        return "a file at the top level (a bundle zip holds one folder)"
+    return None
+
+
+def check_archive(zf: zipfile.ZipFile, name: str | None = None) -> str:
+    """The one top-level folder of a bundle zip; raises ReleaseError for any unsafe or stray member."""
+    infos = zf.infolist()
+    if not infos:
+        raise ReleaseError("the archive is empty.")
+    top = name or PurePosixPath(infos[0].filename).parts[0]
+    seen, total = set(), 0
+    for info in infos:
+        problem = _member_problem(info, top)
+        if problem:
+            raise ReleaseError(f"refusing the archive: member '{info.filename}' has {problem}.")
+        key = info.filename.rstrip("/")
+        if key in seen:
+            raise ReleaseError(f"refusing the archive: member '{info.filename}' appears twice.")
+        seen.add(key)
+        total += info.file_size
+    if total > MAX_UNPACKED:
+        raise ReleaseError(f"refusing the archive: {total} bytes unpacked exceeds {MAX_UNPACKED}.")
+    return top
+
+
+def _check_large_files(bundle: Path) -> None:
+    """Each weight listed in ``large_files.yml`` exists in the bundle with that SHA-256."""
+    listing = bundle / "large_files.yml"
+    if not listing.is_file():
+        return
+    import yaml
+
+    for entry in (yaml.safe_load(listing.read_text()) or {}).get("large_files", []):
+        path = (bundle / entry["path"]).resolve()
+        if bundle.resolve() not in path.parents:
+            raise ReleaseError(f"large_files.yml lists '{entry['path']}' outside the bundle.")
+        if str(entry.get("hash_type", "sha256")).lower() != "sha256" or not entry.get("hash_val"):
+            raise ReleaseError(f"large_files.yml gives no SHA-256 for '{entry['path']}'.")
+        if not path.is_file() or sha256_of(path) != str(entry["hash_val"]).lower():
+            raise ReleaseError(f"'{entry['path']}' is missing or does not match its SHA-256 in large_files.yml.")
+
+
+def download(url: str, sha256: str, dest: str | os.PathLike, name: str | None = None, timeout: float = 60) -> Path:
+    """Downloads a bundle zip to a temporary file in ``dest``, checks its SHA-256 (and Content-Length), its
+    members (one top-level folder, ``name`` if given; no absolute, ``..`` or symlink members) and its weights
+    against ``large_files.yml``, extracts it into a temporary folder and renames that into ``dest/<name>``.
+    Any failure leaves ``dest`` as it was. Returns the bundle folder."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256 or ""):
+        raise ReleaseError("a SHA-256 (64 hex digits) is required.")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest))
+    try:
+        archive, digest, received = tmp / "bundle.zip", hashlib.sha256(), 0
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as f:
+                expected = response.headers.get("Content-Length")
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+        except http.client.IncompleteRead as e:
+            raise ReleaseError(f"download of '{url}' was cut short: {e!r}") from e
+        except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, resets, bad responses
+            raise ReleaseError(f"download of '{url}' failed: {e!r}") from e
+        if expected is not None and received != int(expected):
+            raise ReleaseError(f"download of '{url}' was cut short: {received} of {expected} bytes.")
+        if digest.hexdigest() != sha256.lower():
+            raise ReleaseError(f"SHA-256 mismatch for '{url}': got {digest.hexdigest()}, expected {sha256.lower()}.")
+        try:
+            zf = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile as e:
+            raise ReleaseError(f"'{url}' is not a zip archive: {e}") from e
+        with zf:
+            top = check_archive(zf, name)
+            final = dest / top
+            if final.exists():
+                raise ReleaseError(f"'{final}' exists already; remove it or pick another --dest.")
+            staging = tmp / "extract"
+            staging.mkdir()
+            root = staging.resolve()
+            for info in zf.infolist():
+                target = (staging / info.filename).resolve()
+                if target != root and root not in target.parents:
+                    raise ReleaseError(f"refusing the archive: member '{info.filename}' escapes the target.")
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        _check_large_files(staging / top)
+        os.rename(staging / top, final)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- command line
+
+
+def _download_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.release download",
+                                     description="Download a bundle zip safely (SHA-256, member checks, atomic).")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--sha256", required=True, help="the zip's SHA-256 (releases/index.json)")
+    parser.add_argument("--dest", default=".", help="folder to put <name>/ in (default: the current folder)")
+    parser.add_argument("--name", help="expected top-level folder (the bundle name)")
+    args = parser.parse_args(argv)
+    try:
+        print(download(args.url, args.sha256, args.dest, args.name))
+    except ReleaseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["download"]:
+        return _download_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m tools.release", description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", help="a bundle of tools/bundles.py, or 'all'")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--train", action="store_true", help="train with the bundle's train.json and the size's schedule")
+    weights.add_argument("--checkpoint", help="models/model.pt state_dict or a training checkpoint_*.pt")
+    parser.add_argument("--size", default="release", help="a size of tools/bundles.py: release (default) or test")
+    parser.add_argument("--version", help="X.Y.Z (default: patch bump of the newest of metadata and index)")
+    parser.add_argument("--changelog", help="changelog line of this version")
+    parser.add_argument("--repo", help="OWNER/REPO on GitHub whose release (tag --tag) holds the assets")
+    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"release tag of the assets (default: {DEFAULT_TAG})")
+    parser.add_argument("--url-base", help="URL the assets are served under (instead of --repo/--tag)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the zip and weight assets go (default: outputs/releases)")
+    parser.add_argument("--index", help="release index JSON (default: releases/index.json for --size release, else <out>/index.json)")
+    parser.add_argument("--data-dir", default="data", help="dataset root with datalists/ (tools/sample_data.py)")
+    parser.add_argument("--allow-dirty", action="store_true", help="build although the bundle has uncommitted changes")
+    parser.add_argument("--update-source", action="store_true",
+                        help="write version + changelog into the source metadata and the README's release table")
+    parser.add_argument("--keep-work", action="store_true", help="keep the temporary staging folder (logs, eval)")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the training/evaluation/export processes")
+    args = parser.parse_args(argv)
+
+    from tools.bundles import BUNDLES
+
+    names = list(BUNDLES) if args.bundle == "all" else [args.bundle]
+    if args.bundle == "all" and (args.checkpoint or args.version):
+        parser.error("--checkpoint and --version name one bundle's release, not 'all'.")
+    results = []
+    for name in names:
+        try:
+            result = build_release(name, train=args.train, checkpoint=args.checkpoint, size=args.size, version=args.version,
+                                   out=args.out, index_path=args.index, data_dir=args.data_dir, url_base=args.url_base,
+                                   repo=args.repo, tag=args.tag, changelog=args.changelog, allow_dirty=args.allow_dirty,
+                                   update_src=args.update_source, keep_work=args.keep_work, threads=args.threads)
+        except ReleaseError as e:
+            print(f"error: {name}: {e}", file=sys.stderr)
+            return 1
+        results.append(result)
+        print(f"\n{name} v{result['version']}: {result['zip']}\n  sha256 {result['sha256']}  {result['size']} bytes\n"
+              f"  metrics {json.dumps(result['metrics'])}\n  export checks {json.dumps(result['export_checks'])}\n"
+              f"  index {result['index']}  url {result['url']}\n  seconds {json.dumps(result['seconds'])}")
+        for path, asset in result["assets"].items():
+            print(f"  {path}: {asset['size']} bytes sha256 {asset['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
