@@ -162,6 +162,10 @@ class Steps:
         cmd = [sys.executable, "-m", "monai.bundle", *args]
         if not self.quiet:
             print(f"[{step}] (in {self.stage}) $ " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+        return self._run(step, cmd)
+
+    def _run(self, step: str, cmd: list[str]) -> str:
+        """Runs ``cmd`` in the staged bundle, timing it and keeping its output in ``logs/<step>.log``."""
         start = time.monotonic()
         result = subprocess.run(cmd, cwd=self.stage, env=self.env, capture_output=True, text=True)
         self.seconds[step] = round(time.monotonic() - start, 1)
@@ -183,15 +187,7 @@ class Steps:
                   "for fn, kwargs in ast.literal_eval(open(sys.argv[1]).read()):\n    getattr(scripts, fn)(**kwargs)\n")
         calls_file = self.logs / f"{step}.calls"
         calls_file.write_text(repr(calls))
-        start = time.monotonic()
-        result = subprocess.run([sys.executable, "-c", driver, str(calls_file)], cwd=self.stage, env=self.env,
-                                capture_output=True, text=True)
-        self.seconds[step] = round(time.monotonic() - start, 1)
-        output = result.stdout + result.stderr
-        (self.logs / f"{step}.log").write_text(output)
-        if result.returncode != 0:
-            raise ReleaseError(f"step '{step}' failed (exit {result.returncode}):\n{output[-4000:]}")
-        return output
+        return self._run(step, [sys.executable, "-c", driver, str(calls_file)])
 
 
 # ------------------------------------------------------------------------------------------- weights
