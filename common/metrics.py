@@ -60,6 +60,7 @@ def pred_label_mask(output) -> dict[str, list]:
     items = output if isinstance(output, list) else [output]
     return {"pred": [i["pred"] for i in items], "label": [i["label"] for i in items], "mask": [i.get("eval_mask") for i in items]}
 
+
 class MaskedImageMetric(Metric):
     """Mean over images of one of ``psnr``, ``ssim``, ``mae`` inside a mask, for ``key_val_metric`` of a MONAI
     evaluator. ``output_transform`` gives ``{"pred", "label", "mask"}`` lists (default: ``pred_label_mask``)."""
@@ -89,4 +90,3 @@ class MaskedImageMetric(Metric):
         if not self._values:
             raise RuntimeError(f"{self.name}: no image was evaluated.")
         return float(sum(self._values) / len(self._values))
-

@@ -1,6 +1,6 @@
 """Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data."""
 
-from .datalist import check_keys, input_files, load_datalist
+from .datalist import input_files, load_datalist
 from .transforms import CheckImaged, RandForegroundSliced, ScalePercentiled
 
-__all__ = ["CheckImaged", "RandForegroundSliced", "ScalePercentiled", "check_keys", "input_files", "load_datalist"]
+__all__ = ["CheckImaged", "RandForegroundSliced", "ScalePercentiled", "input_files", "load_datalist"]

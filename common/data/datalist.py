@@ -57,14 +57,6 @@ def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping
     return out
 
 
-def check_keys(data: Sequence[Mapping], keys: Sequence[str]) -> None:
-    """Fails early when in-memory data (e.g. built by a user script) lacks a key the transforms will read."""
-    for i, item in enumerate(data):
-        missing = [k for k in keys if k not in item]
-        if missing:
-            raise KeyError(f"item {i} has no key {missing}; it has {sorted(item)}.")
-
-
 def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
     """Images to run inference on: a file, a folder (its ``*.nii``, ``*.nii.gz``), a glob pattern, or a list."""
     if isinstance(spec, (list, tuple)):
