@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains for more than a few seconds")
+    config.addinivalue_line("markers", "monailabel: needs the MONAI Label virtualenv (python3.11 -m tools.monailabel setup)")
     if not SHARED.is_dir():
         raise pytest.UsageError(
             f"the real sample data is expected at {SHARED} (the repository's sibling 'shared/data'); "

@@ -1,0 +1,264 @@
+"""The bundles served through MONAI Label (tools/monailabel/), end to end on real volumes.
+
+A real server from the MONAI Label virtualenv (`python3.11 -m tools.monailabel setup`) on 127.0.0.1, serving:
+a test-size CycleGAN release zip unpacked into a folder of downloaded bundles (as a user adds one), the same bundle
+without weights, and a two-input bundle that stands for registration (its second image comes as an image id
+parameter). Deselect with `-m "not monailabel"` where that virtualenv is not set up.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from bundle_utils import ROOT
+from tools import release
+
+pytestmark = pytest.mark.monailabel
+
+VENV = Path(os.environ.get("MONAILABEL_VENV", ROOT / ".venv-monailabel"))
+SUBJECT = "TCGA-DU-7294"
+STUDIES = {f"{SUBJECT}_t1": f"brain_mri/{SUBJECT}/{SUBJECT}_t1_bet_normalized.nii.gz",
+           f"{SUBJECT}_t2": f"brain_mri/{SUBJECT}/{SUBJECT}_t2_bet_normalized.nii.gz"}
+
+
+def _difference_bundle(path: Path) -> None:
+    """A bundle with two image inputs (``image`` and ``moving``, like a registration bundle's fixed and moving
+    images): its network is a 1x1x1 convolution with weights (1, -1), so its output is image - moving."""
+    (path / "configs").mkdir(parents=True)
+    (path / "models").mkdir()
+    image = {"type": "image", "format": "magnitude", "modality": "MR", "num_channels": 1, "spatial_shape": [-1, -1, -1],
+             "dtype": "float32", "value_range": [], "is_patch_data": False, "channel_def": {"0": "image"}}
+    meta = {"version": "0.0.1", "name": "difference", "description": "image - moving, voxel by voxel",
+            "network_data_format": {"inputs": {"image": image, "moving": {**image, "channel_def": {"0": "moving"}}},
+                                    "outputs": {"pred": {**image, "channel_def": {"0": "difference"}}}}}
+    keys = ["image", "moving"]
+    inference = {
+        "imports": ["$import numpy", "$import torch"],
+        "bundle_root": ".",
+        "device": "$torch.device('cpu')",
+        "network_def": {"_target_": "torch.nn.Conv3d", "in_channels": 2, "out_channels": 1, "kernel_size": 1,
+                        "bias": False},
+        "preprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "LoadImaged", "keys": keys, "image_only": True},
+            {"_target_": "EnsureChannelFirstd", "keys": keys},
+            {"_target_": "ConcatItemsd", "keys": keys, "name": "image"}]},
+        "inferer": {"_target_": "SimpleInferer"},
+        "postprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "SaveImaged", "keys": "pred", "output_dir": "out", "output_dtype": "$numpy.float32",
+             "resample": False}]},
+    }
+    (path / "configs/metadata.json").write_text(json.dumps(meta))
+    (path / "configs/inference.json").write_text(json.dumps(inference))
+    torch.save({"weight": torch.tensor([1.0, -1.0]).reshape(1, 2, 1, 1, 1)}, path / "models/model.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, fields: dict[str, str] | None = None, files: dict[str, tuple[str, bytes]] | None = None,
+             timeout: float = 300) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET (no fields/files) or a multipart POST."""
+    data, headers = None, {}
+    if fields is not None or files is not None:
+        boundary = uuid.uuid4().hex
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                 for k, v in (fields or {}).items()]
+        for k, (fname, content) in (files or {}).items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{fname}"\r\n'
+                         "Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+        data = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ends the server and everything it started (its own process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def setup(data_dir, tmp_path_factory):
+    """Folders of a served session: downloaded bundles, studies (real volumes), and the CycleGAN release."""
+    if not (VENV / "bin" / "monailabel").exists():
+        pytest.fail(f"no MONAI Label virtualenv at {VENV}: run `python3.11 -m tools.monailabel setup` "
+                    "(or deselect these tests with -m 'not monailabel').")
+    work = tmp_path_factory.mktemp("monailabel")
+    downloads, studies = work / "downloaded_bundles", work / "studies"
+    studies.mkdir()
+    for image_id, rel in STUDIES.items():
+        shutil.copyfile(data_dir / rel, studies / f"{image_id}.nii.gz")
+    built = release.build_release("cyclegan", train=True, size="test", out=work / "release",
+                                  index_path=work / "index.json", data_dir=data_dir, url_base="http://127.0.0.1:9/none",
+                                  allow_dirty=True, quiet=True, threads=1)
+    with zipfile.ZipFile(built["zip"]) as zf:
+        release.check_archive(zf, "cyclegan")
+        zf.extractall(downloads)
+    # the repository's bundle as a fresh clone has it: no weights
+    shutil.copytree(ROOT / "bundles/cyclegan", downloads / "cyclegan_untrained",
+                    ignore=shutil.ignore_patterns("models", "eval", "logs"))
+    _difference_bundle(downloads / "difference")
+    return {"work": work, "downloads": downloads, "studies": studies}
+
+
+@pytest.fixture(scope="module")
+def server(setup):
+    """Base URL of `monailabel start_server --app tools/monailabel` as the README starts it (virtualenv's bin first
+    on PATH, as after `activate`); stopped after the module, also when a test or the start fails."""
+    port = _free_port()
+    work = setup["work"]
+    env = {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(work),
+           "OMP_NUM_THREADS": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "PYTHONPATH": ""}
+    cmd = ["monailabel", "start_server", "--app", "tools/monailabel", "--studies", str(setup["studies"]),
+           "--conf", "models", "all", "--conf", "bundle_dirs", str(setup["downloads"]),
+           "--host", "127.0.0.1", "--port", str(port)]
+    log = (work / "server.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({proc.returncode}):\n{(work / 'server.log').read_text()[-4000:]}")
+            try:
+                if _request(f"{url}/info/", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no answer in 180 s:\n{(work / 'server.log').read_text()[-4000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
+    assert proc.poll() is not None
+
+
+def _infer(url: str, model: str, image: str | None = None, params: dict | None = None,
+           upload: tuple[str, bytes] | None = None) -> tuple[int, str, bytes]:
+    query = {"output": "image", **({"image": image} if image else {})}
+    return _request(f"{url}/infer/{model}?{urllib.parse.urlencode(query)}", fields={"params": json.dumps(params or {})},
+                    files={"file": upload} if upload else None)
+
+
+def _nifti(body: bytes, path: Path) -> nib.Nifti1Image:
+    path.write_bytes(body)
+    return nib.load(path)
+
+
+def test_info_lists_served_and_unavailable_bundles(server, setup):
+    status, _, body = _request(f"{server}/info/")
+    assert status == 200
+    info = json.loads(body)
+    assert sorted(info["models"]) == ["cyclegan", "difference"]
+    cyclegan = info["models"]["cyclegan"]
+    assert (cyclegan["type"], cyclegan["dimension"], cyclegan["labels"], cyclegan["result"]) == ("others", 3, {}, "image")
+    assert cyclegan["version"] == json.loads((setup["downloads"] / "cyclegan/configs/metadata.json").read_text())["version"]
+    assert list(info["models"]["difference"]["inputs"]) == ["image", "moving"]
+    reason = info["unavailable_models"]["cyclegan_untrained"]
+    assert "no weights" in reason and str(setup["downloads"] / "cyclegan_untrained/models/model.pt") in reason
+    assert info["bundle_dirs"] == [str(setup["downloads"]), str(ROOT / "bundles")]
+
+
+def test_synthesis_equals_the_bundles_own_inference(server, setup, tmp_path):
+    source = setup["studies"] / f"{SUBJECT}_t1.nii.gz"
+    status, ctype, body = _infer(server, "cyclegan", image=f"{SUBJECT}_t1")
+    assert status == 200, body[:2000]
+    served = _nifti(body, tmp_path / "served.nii.gz")
+
+    # the downloaded bundle's inference.json, run as its README says, in this project's environment
+    bundle = setup["downloads"] / "cyclegan"
+    env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+                          "--input", str(source), "--output_dir", str(tmp_path / "own")],
+                         cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (own_file,) = (tmp_path / "own").glob("*.nii.gz")
+    own, src = nib.load(own_file), nib.load(source)
+
+    assert served.shape == own.shape == src.shape == (240, 240, 155)
+    np.testing.assert_allclose(served.affine, src.affine, atol=1e-5)
+    assert served.get_data_dtype() == own.get_data_dtype() == np.float32
+    a, b = served.get_fdata(), own.get_fdata()
+    assert np.isfinite(a).all() and a.std() > 0.01
+    # the server runs torch 2.14.1, this environment torch 2.13.0: equal up to float rounding
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+    # the same volume uploaded as a file (what a viewer without access to the studies does) gives the same result
+    status, _, body = _infer(server, "cyclegan", upload=("t1.nii.gz", source.read_bytes()))
+    assert status == 200, body[:2000]
+    np.testing.assert_array_equal(_nifti(body, tmp_path / "uploaded.nii.gz").get_fdata(), a)
+
+
+def test_corrupt_uploads_are_clear_errors(server, setup):
+    real = (setup["studies"] / f"{SUBJECT}_t1.nii.gz").read_bytes()
+    truncated = gzip.compress(gzip.decompress(real)[:5000])  # a NIfTI header and a few voxels of a 240x240x155 volume
+    for name, content in (("noise.nii.gz", os.urandom(4096)), ("truncated.nii.gz", truncated)):
+        status, ctype, body = _infer(server, "cyclegan", upload=(name, content))
+        assert status == 422 and ctype.startswith("application/json"), (name, status, body[:500])
+        detail = json.loads(body)["detail"]
+        assert detail.startswith("model 'cyclegan' cannot use the input /") and ".nii.gz" in detail, detail
+        assert "Traceback" not in detail and len(detail) < 1000, detail
+
+
+def test_unknown_models_and_images_are_clear_errors(server):
+    status, _, body = _infer(server, "nosuch", image=f"{SUBJECT}_t1")
+    assert status == 404
+    assert json.loads(body)["detail"] == ("no model 'nosuch'; this server serves ['cyclegan', 'difference'] "
+                                          "(unavailable: ['cyclegan_untrained']).")
+    status, _, body = _infer(server, "cyclegan_untrained", image=f"{SUBJECT}_t1")
+    assert status == 503 and "is not available: no weights" in json.loads(body)["detail"]
+    status, _, body = _infer(server, "cyclegan", image="nosuch")
+    assert status == 404 and json.loads(body)["detail"] == "image: no image 'nosuch' in the studies folder."
+
+
+def test_a_second_image_comes_as_an_image_id_parameter(server, setup, tmp_path):
+    """The registration pattern: fixed image = the request's image, moving image = the id in a parameter."""
+    status, _, body = _infer(server, "difference", image=f"{SUBJECT}_t1", params={"moving": f"{SUBJECT}_t2"})
+    assert status == 200, body[:2000]
+    out = _nifti(body, tmp_path / "difference.nii.gz")
+    t1, t2 = (nib.load(setup["studies"] / f"{SUBJECT}_{c}.nii.gz") for c in ("t1", "t2"))
+    assert out.shape == t1.shape
+    np.testing.assert_allclose(out.affine, t1.affine, atol=1e-5)
+    expected = t1.get_fdata(dtype=np.float32) - t2.get_fdata(dtype=np.float32)
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(out.get_fdata(), expected, atol=1e-5)
+
+    status, _, body = _infer(server, "difference", image=f"{SUBJECT}_t1")
+    assert status == 422 and json.loads(body)["detail"] == ("model 'difference' needs the request parameter 'moving': "
+                                                            "an image id.")
+    status, _, body = _infer(server, "difference", image=f"{SUBJECT}_t1", params={"moving": "nosuch"})
+    assert status == 404 and json.loads(body)["detail"] == "moving: no image 'nosuch' in the studies folder."
