@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,25 @@ def run_bundle(config_files: list[Path], overrides: dict) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
+def write_servable_bundle(weights: Path, dest: Path) -> Path:
+    """The trained demo as a self-contained bundle folder ``dest/cyclegan``: configs with the demo's size baked in,
+    ``common`` vendored, ``models/model.pt``. MONAI Label serves it (``--conf bundle_dirs dest``) and it runs
+    outside the repository like a downloaded release. Built beside ``dest`` and renamed into place."""
+    from tools import release
+
+    dest.mkdir(parents=True, exist_ok=True)
+    final, work = dest / "cyclegan", dest / ".cyclegan.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    bundle = release.stage_bundle("cyclegan", work)
+    release.bake_settings(bundle, DEMO_SIZE)
+    shutil.copyfile(weights, bundle / "models" / "model.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    bundle.rename(final)
+    work.rmdir()
+    return final
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data", help="where the sample data goes (default: data)")
@@ -71,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                         "num_filters", "num_res_blocks")},
                                               "input": str(data_dir / HELD_OUT_T1), "output_dir": str(out / "eval")})
 
+    served = write_servable_bundle(out / "models" / "model.pt", out / "bundles")
     metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv"))}
     nifti = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", "_synthetic_t2.nii.gz")
     panel = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", "_panel.png")
@@ -79,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  PSNR {metrics['val_psnr']:.2f} dB   SSIM {metrics['val_ssim']:.3f}   MAE {metrics['val_mae']:.3f}")
     print(f"  synthetic T2 (NIfTI, input's grid and affine): {nifti}")
     print(f"  panel T1 | synthetic T2 | real T2:             {panel}")
+    print(f"  the trained bundle, self-contained:             {served}")
+    print("Serve it through MONAI Label (README, 'Serving through MONAI Label'; after python3.11 -m tools.monailabel setup):")
+    print(f"  source .venv-monailabel/bin/activate && monailabel start_server --app tools/monailabel "
+          f"--studies {data_dir / Path(HELD_OUT_T1).parent} --conf models cyclegan --conf bundle_dirs {served.parent}")
     return 0
 
 
