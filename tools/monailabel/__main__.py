@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         shown = venv_dir.relative_to(Path.cwd())
     except ValueError:
         shown = venv_dir
+    # activate: the `monailabel` script runs the `python` found on PATH
     print("\nready. Start the server (from the repository root) with:\n"
-          f"  {shown}/bin/monailabel start_server --app tools/monailabel --studies <folder of NIfTI volumes> "
-          "--conf models cyclegan")
+          f"  source {shown}/bin/activate\n"
+          "  monailabel start_server --app tools/monailabel --studies <folder of NIfTI volumes> --conf models cyclegan")
     return 0
 
 
