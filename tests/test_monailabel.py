@@ -110,7 +110,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(data_dir, tmp_path_factory):
+def folders(data_dir, tmp_path_factory):
     """Folders of a served session: downloaded bundles, studies (real volumes), and the CycleGAN release."""
     if not (VENV / "bin" / "monailabel").exists():
         pytest.fail(f"no MONAI Label virtualenv at {VENV}: run `python3.11 -m tools.monailabel setup` "
@@ -134,15 +134,15 @@ def setup(data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(setup):
+def server(folders):
     """Base URL of `monailabel start_server --app tools/monailabel` as the README starts it (virtualenv's bin first
     on PATH, as after `activate`); stopped after the module, also when a test or the start fails."""
     port = _free_port()
-    work = setup["work"]
+    work = folders["work"]
     env = {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(work),
            "OMP_NUM_THREADS": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "PYTHONPATH": ""}
-    cmd = ["monailabel", "start_server", "--app", "tools/monailabel", "--studies", str(setup["studies"]),
-           "--conf", "models", "all", "--conf", "bundle_dirs", str(setup["downloads"]),
+    cmd = ["monailabel", "start_server", "--app", "tools/monailabel", "--studies", str(folders["studies"]),
+           "--conf", "models", "all", "--conf", "bundle_dirs", str(folders["downloads"]),
            "--host", "127.0.0.1", "--port", str(port)]
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -179,28 +179,28 @@ def _nifti(body: bytes, path: Path) -> nib.Nifti1Image:
     return nib.load(path)
 
 
-def test_info_lists_served_and_unavailable_bundles(server, setup):
+def test_info_lists_served_and_unavailable_bundles(server, folders):
     status, _, body = _request(f"{server}/info/")
     assert status == 200
     info = json.loads(body)
     assert sorted(info["models"]) == ["cyclegan", "difference"]
     cyclegan = info["models"]["cyclegan"]
     assert (cyclegan["type"], cyclegan["dimension"], cyclegan["labels"], cyclegan["result"]) == ("others", 3, {}, "image")
-    assert cyclegan["version"] == json.loads((setup["downloads"] / "cyclegan/configs/metadata.json").read_text())["version"]
+    assert cyclegan["version"] == json.loads((folders["downloads"] / "cyclegan/configs/metadata.json").read_text())["version"]
     assert list(info["models"]["difference"]["inputs"]) == ["image", "moving"]
     reason = info["unavailable_models"]["cyclegan_untrained"]
-    assert "no weights" in reason and str(setup["downloads"] / "cyclegan_untrained/models/model.pt") in reason
-    assert info["bundle_dirs"] == [str(setup["downloads"]), str(ROOT / "bundles")]
+    assert "no weights" in reason and str(folders["downloads"] / "cyclegan_untrained/models/model.pt") in reason
+    assert info["bundle_dirs"] == [str(folders["downloads"]), str(ROOT / "bundles")]
 
 
-def test_synthesis_equals_the_bundles_own_inference(server, setup, tmp_path):
-    source = setup["studies"] / f"{SUBJECT}_t1.nii.gz"
+def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path):
+    source = folders["studies"] / f"{SUBJECT}_t1.nii.gz"
     status, ctype, body = _infer(server, "cyclegan", image=f"{SUBJECT}_t1")
     assert status == 200, body[:2000]
     served = _nifti(body, tmp_path / "served.nii.gz")
 
     # the downloaded bundle's inference.json, run as its README says, in this project's environment
-    bundle = setup["downloads"] / "cyclegan"
+    bundle = folders["downloads"] / "cyclegan"
     env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
                           "--input", str(source), "--output_dir", str(tmp_path / "own")],
@@ -223,8 +223,8 @@ def test_synthesis_equals_the_bundles_own_inference(server, setup, tmp_path):
     np.testing.assert_array_equal(_nifti(body, tmp_path / "uploaded.nii.gz").get_fdata(), a)
 
 
-def test_corrupt_uploads_are_clear_errors(server, setup):
-    real = (setup["studies"] / f"{SUBJECT}_t1.nii.gz").read_bytes()
+def test_corrupt_uploads_are_clear_errors(server, folders):
+    real = (folders["studies"] / f"{SUBJECT}_t1.nii.gz").read_bytes()
     truncated = gzip.compress(gzip.decompress(real)[:5000])  # a NIfTI header and a few voxels of a 240x240x155 volume
     for name, content in (("noise.nii.gz", os.urandom(4096)), ("truncated.nii.gz", truncated)):
         status, ctype, body = _infer(server, "cyclegan", upload=(name, content))
@@ -245,12 +245,12 @@ def test_unknown_models_and_images_are_clear_errors(server):
     assert status == 404 and json.loads(body)["detail"] == "image: no image 'nosuch' in the studies folder."
 
 
-def test_a_second_image_comes_as_an_image_id_parameter(server, setup, tmp_path):
+def test_a_second_image_comes_as_an_image_id_parameter(server, folders, tmp_path):
     """The registration pattern: fixed image = the request's image, moving image = the id in a parameter."""
     status, _, body = _infer(server, "difference", image=f"{SUBJECT}_t1", params={"moving": f"{SUBJECT}_t2"})
     assert status == 200, body[:2000]
     out = _nifti(body, tmp_path / "difference.nii.gz")
-    t1, t2 = (nib.load(setup["studies"] / f"{SUBJECT}_{c}.nii.gz") for c in ("t1", "t2"))
+    t1, t2 = (nib.load(folders["studies"] / f"{SUBJECT}_{c}.nii.gz") for c in ("t1", "t2"))
     assert out.shape == t1.shape
     np.testing.assert_allclose(out.affine, t1.affine, atol=1e-5)
     expected = t1.get_fdata(dtype=np.float32) - t2.get_fdata(dtype=np.float32)

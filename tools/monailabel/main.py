@@ -19,8 +19,10 @@ from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(APP_DIR))  # the app's own modules
-# `common` for bundles of the repository's bundles/ (a downloaded bundle carries its own, which is found first:
-# MONAI Label puts the bundle's folder at the front of sys.path while it loads the bundle)
+# `common` for bundles of the repository's bundles/. Python imports it once per server: a downloaded bundle's
+# vendored copy is used if that bundle loads first (MONAI Label puts a bundle's folder first on sys.path while
+# loading it), unless the `monailabel` launcher already put the repository on PYTHONPATH (it adds the folder
+# above its virtualenv, which is the repository for .venv-monailabel; it may be newer than a bundle's copy).
 sys.path.append(str(APP_DIR.parents[1]))
 
 from fastapi import HTTPException  # noqa: E402
