@@ -1,9 +1,12 @@
-"""PSNR, SSIM and MAE inside a mask (e.g. the brain), as functions and as ignite metrics for MONAI evaluators.
+"""PSNR, SSIM, MAE and correlation inside a mask (e.g. the brain), as functions and as ignite metrics for MONAI
+evaluators.
 
 Background dominates a head volume, so whole-image scores flatter any model; papers on MRI synthesis report
 them inside the brain. Images are first mapped from ``value_range`` to 0..1, so PSNR uses a data range of 1
 and MAE is in that unit. SSIM is MONAI's (Gaussian window 11, sigma 1.5) computed on axial slices and
-averaged over the mask voxels.
+averaged over the mask voxels. ``ncc`` is Pearson's correlation of the voxels inside the mask: unlike PSNR and
+MAE it does not reward a flat image near the target's mean (0 for a constant prediction), so it tells an
+output with the target's contrast from one without it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from ignite.metrics import Metric
 from monai.metrics.regression import KernelType, compute_ssim_and_cs
 
-METRICS = ("psnr", "ssim", "mae")
+METRICS = ("psnr", "ssim", "mae", "ncc")
 
 
 def _prepare(pred, target, mask, value_range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -35,7 +38,7 @@ def _prepare(pred, target, mask, value_range) -> tuple[torch.Tensor, torch.Tenso
 
 
 def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] = (0.0, 1.0), ssim_kernel: int = 11) -> dict:
-    """``{"psnr", "ssim", "mae"}`` of one (C, H, W[, D]) prediction against its target inside ``mask``."""
+    """``{"psnr", "ssim", "mae", "ncc"}`` of one (C, H, W[, D]) prediction against its target inside ``mask``."""
     pred, target, mask = _prepare(pred, target, mask, value_range)
     err = (pred - target)[mask]
     mse = float((err**2).mean())
@@ -51,7 +54,14 @@ def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] =
     half = ssim_kernel // 2  # the SSIM map is "valid"-convolved: crop the mask to match
     mask_2d = mask_2d[..., half:-half, half:-half]
     ssim = float(ssim_map[mask_2d].mean()) if mask_2d.any() else float("nan")
-    return {"psnr": psnr, "ssim": ssim, "mae": float(err.abs().mean())}
+    return {"psnr": psnr, "ssim": ssim, "mae": float(err.abs().mean()), "ncc": _correlation(pred[mask], target[mask])}
+
+
+def _correlation(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson's r of two voxel vectors; 0 where either is constant (no linear relation to measure)."""
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    norm = float(x.norm() * y.norm())
+    return float((x * y).sum()) / norm if norm > 0 else 0.0
 
 
 def pred_label_mask(output) -> dict[str, list]:
@@ -62,7 +72,7 @@ def pred_label_mask(output) -> dict[str, list]:
 
 
 class MaskedImageMetric(Metric):
-    """Mean over images of one of ``psnr``, ``ssim``, ``mae`` inside a mask, for ``key_val_metric`` of a MONAI
+    """Mean over images of one of ``psnr``, ``ssim``, ``mae``, ``ncc`` inside a mask, for ``key_val_metric`` of a MONAI
     evaluator. ``output_transform`` gives ``{"pred", "label", "mask"}`` lists (default: ``pred_label_mask``)."""
 
     required_output_keys = ("pred", "label", "mask")

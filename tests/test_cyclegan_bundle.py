@@ -88,8 +88,8 @@ def test_evaluate_writes_metrics_and_panel(trained, data_dir):
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root), **TRAIN_TEST_SIZE)
     wf.run()
     rows = dict(csv.reader(open(root / "eval/metrics.csv")))
-    psnr, ssim, mae = float(rows["val_psnr"]), float(rows["val_ssim"]), float(rows["val_mae"])
-    assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5
+    psnr, ssim, mae, ncc = (float(rows[f"val_{m}"]) for m in ("psnr", "ssim", "mae", "ncc"))
+    assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
     panel = Image.open(root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png")
     # three axial slices side by side under a 16-pixel title bar; 240 mm at 4 mm gives 61 voxels (MONAI's
     # Spacing keeps the last voxel of the field of view)

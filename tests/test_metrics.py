@@ -1,4 +1,4 @@
-"""Masked PSNR / SSIM / MAE against hand computation."""
+"""Masked PSNR / SSIM / MAE / correlation against hand computation."""
 
 import math
 
@@ -40,3 +40,19 @@ def test_metric_errors_and_ignite_wrapper():
     metric.reset()
     metric.update(([torch.zeros(1, 16, 16), torch.ones(1, 16, 16)], [torch.zeros(1, 16, 16)] * 2, [None, None]))
     assert metric.compute() == pytest.approx(0.5)
+
+
+def test_correlation_by_hand_and_for_flat_or_inverted_predictions():
+    def tiled(values):  # a 2x2 pattern repeated to 22x22 (SSIM needs 11x11): the same correlation as the pattern
+        return torch.tensor(values).reshape(1, 2, 2).tile(1, 11, 11)
+
+    target, pred = tiled([1.0, 2.0, 3.0, 4.0]) / 4, tiled([1.0, 3.0, 2.0, 4.0]) / 4
+    # deviations (-1.5, -.5, .5, 1.5) and (-1.5, .5, -.5, 1.5): covariance sum 4, variance sums 5 and 5
+    assert masked_image_metrics(pred, target)["ncc"] == pytest.approx(0.8)
+    assert masked_image_metrics(0.5 * target + 0.1, target)["ncc"] == pytest.approx(1.0)
+    assert masked_image_metrics(1 - target, target)["ncc"] == pytest.approx(-1.0)
+    # a flat image at the target's mean: small MAE, yet no correlation
+    flat = masked_image_metrics(torch.full_like(target, 2.5 / 4), target)
+    assert flat["ncc"] == 0.0 and flat["mae"] == pytest.approx(0.25)
+    # only the first three voxels of each pattern: (1, 2, 3) against (1, 3, 2), r = 0.5
+    assert masked_image_metrics(pred, target, tiled([1.0, 1.0, 1.0, 0.0]))["ncc"] == pytest.approx(0.5)

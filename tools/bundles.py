@@ -27,7 +27,7 @@ BUNDLES: dict[str, dict] = {
         "train": ["train"],
         "evaluate": ["train", "evaluate"],
         "inference": "inference",
-        "metrics": ["val_psnr", "val_ssim", "val_mae"],
+        "metrics": ["val_psnr", "val_ssim", "val_mae", "val_ncc"],
         "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
         "image_key": "image",
         "sizes": {

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     panel = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", "_panel.png")
     print(f"\nHeld-out subject TCGA-DU-7294, inside the brain mask, intensities scaled to 0..1 "
           f"({args.iterations} training iterations on BraTS-MET-00110-000, {time.time() - start:.0f} s in all):")
-    print(f"  PSNR {metrics['val_psnr']:.2f} dB   SSIM {metrics['val_ssim']:.3f}   MAE {metrics['val_mae']:.3f}")
+    print(f"  PSNR {metrics['val_psnr']:.2f} dB   SSIM {metrics['val_ssim']:.3f}   MAE {metrics['val_mae']:.3f}   "
+          f"correlation {metrics['val_ncc']:.3f}")
     print(f"  synthetic T2 (NIfTI, input's grid and affine): {nifti}")
     print(f"  panel T1 | synthetic T2 | real T2:             {panel}")
     print(f"  the trained bundle, self-contained:             {served}")

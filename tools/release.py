@@ -300,7 +300,8 @@ def _fill_results(readme: str, table: str) -> str:
     return head + RESULTS_BEGIN + "\n" + table + "\n" + RESULTS_END + rest.split(RESULTS_END, 1)[1]
 
 
-_METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)"}
+_METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)",
+                  "val_ncc": "correlation (Pearson r)"}
 
 
 def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],
@@ -409,12 +410,13 @@ def release_table(index: Mapping[str, Any]) -> str:
     rows = []
     for name in sorted(index):
         for version, e in sorted(index[name].items(), key=lambda kv: parse_version(kv[0]), reverse=True):
-            metrics = " / ".join(f"{e['metrics'][k]:.3f}" for k in ("val_psnr", "val_ssim", "val_mae") if k in e.get("metrics", {}))
+            metrics = " / ".join(f"{e['metrics'][k]:.3f}" for k in ("val_psnr", "val_ssim", "val_mae", "val_ncc")
+                                 if k in e.get("metrics", {}))
             rows.append(f"| `{name}` | [{version}]({e['url']}) | {e.get('size_name', '')} | {metrics} | "
                         f"{e['size'] / 2**20:.1f} MiB | `{e['sha256']}` |")
     if not rows:
         return "No release published yet."
-    return ("| bundle | version (zip) | size | held-out PSNR / SSIM / MAE | zip size | SHA-256 |\n"
+    return ("| bundle | version (zip) | size | held-out PSNR / SSIM / MAE / r | zip size | SHA-256 |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
