@@ -32,12 +32,13 @@ BUNDLES: dict[str, dict] = {
         "image_key": "image",
         "sizes": {
             # 2 mm slices (120x120 padded to 128), half the paper's filters, 6 residual blocks (the paper's choice
-            # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each). Measured: 28 min on 2 CPU
-            # cores, held-out PSNR 12.65 dB, SSIM -0.017, MAE 0.165 (model card)
+            # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each), ~28 min on 2 CPU cores
             "release": {
                 "settings": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
                              "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
-                "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000},
+                # no identity loss, as the demo (tools/demo.py, DEMO_TRAINING: it held the output T1-like)
+                "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000,
+                             "lambda_identity": 0.0},
             },
             # tests/bundle_utils.py's TRAIN_TEST_SIZE: 4 mm slices, 8 filters, 2 blocks; 20 iterations (seconds)
             "test": {
