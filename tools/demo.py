@@ -1,9 +1,9 @@
 """Quick-start demo: sample data -> short CycleGAN training on CPU -> held-out evaluation -> synthetic T2 NIfTI.
 
 Runs the bundle's own commands (``python -m monai.bundle run ...``), prints each one so it can be re-run
-by hand, and finishes with PSNR / SSIM / MAE / correlation inside the brain mask of the held-out subject (TCGA-DU-7294,
-trained on BraTS-MET-00110-000 only). The demo schedule is small enough for two CPU cores (about ten
-minutes); the paper's schedule is the bundle's default (``configs/train.json``).
+by hand, and finishes with PSNR / SSIM / MAE / correlation inside the brain mask of the held-out subject
+(TCGA-DU-7294, trained on BraTS-MET-00110-000 only). The demo schedule is small enough for two CPU cores (10 to
+14 minutes); the paper's schedule is the bundle's default (``configs/train.json``).
 
     python -m tools.demo                       # downloads the sample data (pinned commits, SHA-256 checked)
     python -m tools.demo --data-from ../shared/data   # or takes it from a local copy
