@@ -32,7 +32,7 @@ BUNDLES: dict[str, dict] = {
         "image_key": "image",
         "sizes": {
             # 2 mm slices (120x120 padded to 128), half the paper's filters, 6 residual blocks (the paper's choice
-            # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each), ~28 min on 2 CPU cores
+            # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each), 18 min on 2 CPU cores
             "release": {
                 "settings": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
                              "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
