@@ -37,12 +37,27 @@ def _prepare(pred, target, mask, value_range) -> tuple[torch.Tensor, torch.Tenso
     return pred, target, mask
 
 
-def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] = (0.0, 1.0), ssim_kernel: int = 11) -> dict:
-    """``{"psnr", "ssim", "mae", "ncc"}`` of one (C, H, W[, D]) prediction against its target inside ``mask``."""
+def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] = (0.0, 1.0), ssim_kernel: int = 11,
+                         names: Sequence[str] = METRICS) -> dict:
+    """``names`` (default all of ``psnr``, ``ssim``, ``mae``, ``ncc``) of one (C, H, W[, D]) prediction against its
+    target inside ``mask``."""
     pred, target, mask = _prepare(pred, target, mask, value_range)
     err = (pred - target)[mask]
-    mse = float((err**2).mean())
-    psnr = float("inf") if mse == 0 else float(10 * torch.log10(torch.tensor(1.0 / mse)))
+    result = {}
+    if "psnr" in names:
+        mse = float((err**2).mean())
+        result["psnr"] = float("inf") if mse == 0 else float(10 * torch.log10(torch.tensor(1.0 / mse)))
+    if "ssim" in names:
+        result["ssim"] = _masked_ssim(pred, target, mask, ssim_kernel)
+    if "mae" in names:
+        result["mae"] = float(err.abs().mean())
+    if "ncc" in names:
+        result["ncc"] = _correlation(pred[mask], target[mask])
+    return result
+
+
+def _masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ssim_kernel: int) -> float:
+    """MONAI's SSIM map on axial slices, averaged over the mask (cropped like the "valid" map)."""
     if pred.ndim == 4:  # (C, H, W, D) -> D axial slices (D, C, H, W)
         pred_2d, target_2d, mask_2d = (t.permute(3, 0, 1, 2) for t in (pred, target, mask))
     else:  # (C, H, W) -> (1, C, H, W)
@@ -51,10 +66,9 @@ def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] =
         pred_2d, target_2d, spatial_dims=2, kernel_size=[ssim_kernel] * 2, kernel_sigma=[1.5, 1.5], data_range=1.0,
         kernel_type=KernelType.GAUSSIAN, k1=0.01, k2=0.03,
     )
-    half = ssim_kernel // 2  # the SSIM map is "valid"-convolved: crop the mask to match
+    half = ssim_kernel // 2
     mask_2d = mask_2d[..., half:-half, half:-half]
-    ssim = float(ssim_map[mask_2d].mean()) if mask_2d.any() else float("nan")
-    return {"psnr": psnr, "ssim": ssim, "mae": float(err.abs().mean()), "ncc": _correlation(pred[mask], target[mask])}
+    return float(ssim_map[mask_2d].mean()) if mask_2d.any() else float("nan")
 
 
 def _correlation(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -94,7 +108,7 @@ class MaskedImageMetric(Metric):
     def update(self, output) -> None:
         preds, targets, masks = output
         for pred, target, mask in zip(preds, targets, masks):
-            self._values.append(masked_image_metrics(pred, target, mask, self.value_range)[self.name])
+            self._values.append(masked_image_metrics(pred, target, mask, self.value_range, names=(self.name,))[self.name])
 
     def compute(self) -> float:
         if not self._values:
