@@ -66,7 +66,7 @@ def _masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, s
         pred_2d, target_2d, spatial_dims=2, kernel_size=[ssim_kernel] * 2, kernel_sigma=[1.5, 1.5], data_range=1.0,
         kernel_type=KernelType.GAUSSIAN, k1=0.01, k2=0.03,
     )
-    half = ssim_kernel // 2
+    half = ssim_kernel // 2  # the SSIM map is "valid"-convolved: crop the mask to match
     mask_2d = mask_2d[..., half:-half, half:-half]
     return float(ssim_map[mask_2d].mean()) if mask_2d.any() else float("nan")
 

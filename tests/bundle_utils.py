@@ -38,3 +38,9 @@ def error_chain(exc: BaseException) -> str:
         messages.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     return "\n".join(messages)
+
+
+def source_files(*dirs: Path) -> set[str]:
+    """Every file under ``dirs`` but Python caches, as paths relative to the repository."""
+    return {p.relative_to(ROOT).as_posix() for d in dirs for p in d.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}

@@ -6,9 +6,7 @@ downloads, pickles that are not plain weights."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -16,7 +14,6 @@ import pathlib
 import stat
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
@@ -27,7 +24,7 @@ import torch
 import yaml
 
 from bundle_utils import BUNDLES as BUNDLES_DIR
-from bundle_utils import ROOT, TRAIN_TEST_SIZE, workflow
+from bundle_utils import ROOT, TRAIN_TEST_SIZE, source_files, workflow
 from tools import release
 from tools.bundles import BUNDLES
 
@@ -36,62 +33,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _files(*dirs: Path) -> set[str]:
-    """Every file under ``dirs`` but Python caches, as paths relative to the repository."""
-    return {p.relative_to(ROOT).as_posix() for d in dirs for p in d.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+@pytest.fixture
+def server(release_server):
+    """(base URL, served folder) of the session's HTTP server on 127.0.0.1 (conftest.py)."""
+    return release_server
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; ``/truncated/<file>`` announces the whole file's Content-Length and sends half of it,
-    ``/nolength/<file>`` sends half with no Content-Length; both then close the connection."""
-
-    def do_GET(self):
-        for mode in ("truncated", "nolength"):
-            if self.path.startswith(f"/{mode}/"):
-                data = (Path(self.directory) / self.path[len(mode) + 2:]).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/zip")
-                if mode == "truncated":
-                    self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                self.close_connection = True
-                return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """(base URL, served folder) of an HTTP server on 127.0.0.1 in a thread, shut down after the module."""
-    served = tmp_path_factory.mktemp("served")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(served)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module", params=sorted(BUNDLES))
-def built(request, data_dir, server, tmp_path_factory):
-    """A test-size release of each bundle (a short training run on the real data) served by ``server``."""
-    name = request.param
-    url, served = server
-    before = _files(BUNDLES_DIR / name, ROOT / "common")
-    source_meta = (BUNDLES_DIR / name / "configs/metadata.json").read_text()
-    index = tmp_path_factory.mktemp(f"{name}_index") / "index.json"
-    result = release.build_release(name, train=True, size="test", out=served, index_path=index, data_dir=data_dir,
-                                   url_base=url, allow_dirty=True, quiet=True, threads=1)
-    # built in a temporary folder: no weights, logs or results in the source tree, its metadata not bumped
-    assert _files(BUNDLES_DIR / name, ROOT / "common") == before
-    assert (BUNDLES_DIR / name / "configs/metadata.json").read_text() == source_meta
-    return result
+@pytest.fixture(params=sorted(BUNDLES))
+def built(request, release_build):
+    """A test-size release of each bundle, built once per session and served by ``server`` (conftest.py)."""
+    return release_build(request.param)
 
 
 def _zip_member(result: dict, path: str) -> bytes:
@@ -140,7 +91,7 @@ def test_release_zip_layout_hashes_and_index(built, server):
                 or n.startswith((f"{name}/eval/", f"{name}/logs/"))]
     assert {n for n in names if n.startswith(f"{name}/models/")} == {f"{name}/models/{f}" for f in release.WEIGHT_FILES}
     vendored = {n[len(name) + 1:] for n in names if n.startswith(f"{name}/common/")}
-    assert vendored == _files(ROOT / "common")
+    assert vendored == source_files(ROOT / "common")
 
     # large_files.yml: model-zoo format, each weight's SHA-256 and its flat release asset beside the zip
     listing = yaml.safe_load(_zip_member(built, "large_files.yml"))["large_files"]
