@@ -49,31 +49,21 @@ def test_import_all_and_datalists(tmp_path):
     assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == [
         "brain_mri.json", "ct_unpaired.json", "registration.json"]
 
-    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text())
-    assert brain["contrasts"] == ["t1", "t1c", "t2", "flair"]
-    (train,), (val,) = brain["training"], brain["validation"]
-    assert train["subject"] == "BraTS-MET-00110-000" and val["subject"] == "TCGA-DU-7294"
-    for item in (train, val):
-        for key, rel in item.items():
-            if key == "subject":
-                continue
-            assert not Path(rel).is_absolute()
-            resolved = (tmp_path / rel).resolve()
-            assert resolved.is_file() and resolved.is_relative_to(tmp_path.resolve())
-    assert train["t1"].endswith("-t1n.nii.gz") and train["t1c"].endswith("-t1c.nii.gz")
-    assert train["t2"].endswith("-t2w.nii.gz") and train["flair"].endswith("-t2f.nii.gz")
-    assert val["t1"].endswith("_t1_bet_normalized.nii.gz") and val["t1c"].endswith("_t1c_bet_normalized.nii.gz")
-    assert val["t2"].endswith("_t2_bet_normalized.nii.gz") and val["flair"].endswith("_fla_bet_normalized.nii.gz")
-    assert "mask" not in train and val["mask"] == "brain_mri/TCGA-DU-7294/atlas_bet_t1c_mask.nii.gz"
-
     ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text())
     assert ct["training"][0]["A"] == "ct/example_ct.nii.gz" and "non-contrast" in ct["description"]
+    assert [item["B"] for item in ct["training"]] == [
+        "ct/aorta_report_test_result_models_ct_cropped.nii.gz", "ct/sub-spleen2_ct.nii.gz"]
     reg = json.loads((tmp_path / "datalists" / "registration.json").read_text())
     assert reg["training"] == [{"image": "registration/ch2bet.nii.gz", "label": AAL}]
+    assert reg["freesurfer"] == [
+        {"subject": "freesurfer-mrtrix3-sub-01", "image": "registration/freesurfer-mrtrix3-sub-01/norm.mgz",
+         "label": "registration/freesurfer-mrtrix3-sub-01/aparc+aseg.mgz"},
+        {"subject": "freesurfer-niivue", "image": "registration/freesurfer-niivue/norm.mgz",
+         "label": "registration/freesurfer-niivue/aparc.a2009s+aseg.mgz"}]
     for d in (ct, reg):
-        for group in ("training", "validation", "testing"):
+        for group in ("training", "validation", "testing", "freesurfer"):
             for item in d.get(group, []):
-                assert all((tmp_path / rel).is_file() for rel in item.values())
+                assert all((tmp_path / rel).is_file() for key, rel in item.items() if key != "subject")
 
     # a second run skips everything; the CLI agrees
     sd.import_from(SHARED, tmp_path)
@@ -84,6 +74,47 @@ def test_import_all_and_datalists(tmp_path):
     assert any(p.startswith("missing: " + LABELS) for p in problems)
     assert any(p.startswith("mismatch: " + SMALL_CT) for p in problems)
     assert sd.main(["verify", "--dest", str(tmp_path)]) == 1
+
+
+def test_brain_mri_datalist(tmp_path):
+    sd.import_from(SHARED, tmp_path, groups=["brain_mri"])
+    assert [p.name for p in (tmp_path / "datalists").iterdir()] == ["brain_mri.json"]
+    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text())
+    assert brain["contrasts"] == ["t1", "t1c", "t2", "flair"]
+    train = {item["subject"]: item for item in brain["training"]}
+    assert list(train) == ["BraTS-MET-00110-000", "BraTS-GLI-00001-000", "CSTAR-stroke"]
+    (val,) = brain["validation"]
+    assert val["subject"] == "TCGA-DU-7294" and "TCGA-DU-7294" not in train
+    for item in [*train.values(), val]:
+        assert set(item) - {"subject", "mask"} <= set(brain["contrasts"])
+        for key, rel in item.items():
+            if key == "subject":
+                continue
+            assert not Path(rel).is_absolute() and rel.startswith(f"brain_mri/{item['subject']}/")
+            resolved = (tmp_path / rel).resolve()
+            assert resolved.is_file() and resolved.is_relative_to(tmp_path.resolve())
+    for name in ("BraTS-MET-00110-000", "BraTS-GLI-00001-000"):
+        prefix = f"brain_mri/{name}/{name}"
+        assert train[name] == {"subject": name, "t1": f"{prefix}-t1n.nii.gz", "t1c": f"{prefix}-t1c.nii.gz",
+                               "t2": f"{prefix}-t2w.nii.gz", "flair": f"{prefix}-t2f.nii.gz"}
+    # CSTAR-stroke has no T1c: its entry lacks the key, and the description says so
+    assert train["CSTAR-stroke"] == {"subject": "CSTAR-stroke", "t1": "brain_mri/CSTAR-stroke/T1.nii.gz",
+                                     "t2": "brain_mri/CSTAR-stroke/T2.nii.gz",
+                                     "flair": "brain_mri/CSTAR-stroke/FLAIR.nii.gz"}
+    assert "CSTAR-stroke" in brain["description"] and "no T1c" in brain["description"]
+    assert val["t1"].endswith("_t1_bet_normalized.nii.gz") and val["t1c"].endswith("_t1c_bet_normalized.nii.gz")
+    assert val["t2"].endswith("_t2_bet_normalized.nii.gz") and val["flair"].endswith("_fla_bet_normalized.nii.gz")
+    assert val["mask"] == "brain_mri/TCGA-DU-7294/atlas_bet_t1c_mask.nii.gz"
+    assert all("mask" not in item for item in train.values())
+
+
+def test_datalist_needs_all_its_files(tmp_path):
+    # one brain file missing (CSTAR T2): write_datalists leaves brain_mri.json out
+    sd.import_from(SHARED, tmp_path, groups=["brain_mri"])
+    (tmp_path / "datalists" / "brain_mri.json").unlink()
+    (tmp_path / "brain_mri/CSTAR-stroke/T2.nii.gz").unlink()
+    assert sd.write_datalists(tmp_path) == []
+    assert not (tmp_path / "datalists" / "brain_mri.json").exists()
 
 
 def test_import_only_group_writes_only_its_datalist(tmp_path):

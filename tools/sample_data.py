@@ -71,11 +71,27 @@ _TS = ("wasserth/TotalSegmentator", "0e65a448d557382b1e925276212b3bec7f5aff83")
 _TS_DIR = "tests/reference_files"
 _VM = ("voxelmorph/voxelmorph", "ca28315d0ba24cd8946ac4f6ed081e049e5264fe")
 _MRICRON = ("neurolabusc/MRIcron", "ac40c6acb2ea15d57ac13311954a2d7a579b8d25")
+_GLI = ("BrainLesion/tutorials", "a2d3fffe821e0dfd3bb62520985239324eaeda9a")
+_GLI_DIR = "BraTS/data/segmentation/BraTS-GLI-00001-000"
+_CSTAR = ("neurolabusc/VolumeRenderingData", "d15be4d1863d1372270e38d8fe95bffaf80cce3a")
+_SPLEEN = ("ivadomed/data-testing", "794a3075175266758d1bb95d864672a045a7918c")
+_FS_MRTRIX = ("MRtrix3/script_test_data", "b89990f5aae924e5cf9d61938ebe209ad2152a90")
+_FS_NIIVUE = ("niivue/niivue", "9255c43ce83c8d69ca3fe2d9ea289cc71936e6af")
 _DEBIAN_GZIP_MTIME = 0x63C7DEBB  # header of the mricron-data 1.2.20211006+dfsg-4 copies
 
 _B = "brain_mri/BraTS-MET-00110-000/BraTS-MET-00110-000"
+_G = "brain_mri/BraTS-GLI-00001-000/BraTS-GLI-00001-000"
+_C = "brain_mri/CSTAR-stroke"
 _T = "brain_mri/TCGA-DU-7294"
 MANIFEST: list[Entry] = [
+    Entry(f"{_G}-t1c.nii.gz", "brain_mri", *_GLI, f"{_GLI_DIR}/BraTS-GLI-00001-000-t1c.nii.gz",
+          "4399faadcc45c8a4541313cdf88aced7d835ed59ac3078d950e0eac293d603f5"),
+    Entry(f"{_G}-t1n.nii.gz", "brain_mri", *_GLI, f"{_GLI_DIR}/BraTS-GLI-00001-000-t1n.nii.gz",
+          "e860924b936e301ddeba20409fbb59dde322475cb49328f1b46a9235c792e73e"),
+    Entry(f"{_G}-t2f.nii.gz", "brain_mri", *_GLI, f"{_GLI_DIR}/BraTS-GLI-00001-000-t2f.nii.gz",
+          "82aed8546af5e6d8d94fd91c56227abdcf6120130390d1556c4342a208980604"),
+    Entry(f"{_G}-t2w.nii.gz", "brain_mri", *_GLI, f"{_GLI_DIR}/BraTS-GLI-00001-000-t2w.nii.gz",
+          "4cd389cc57d12134a30a898c66532228126b9a7d0600ee578e82a32144528b51"),
     Entry(f"{_B}-t1c.nii.gz", "brain_mri", *_AURORA, "AURORA/example_data/BraTS-MET-00110-000-t1c.nii.gz",
           "60dea0229037efb7f51e8c61697013094375ad02e24c1924de54035d41d777fe"),
     Entry(f"{_B}-t1n.nii.gz", "brain_mri", *_AURORA, "AURORA/example_data/BraTS-MET-00110-000-t1n.nii.gz",
@@ -84,6 +100,12 @@ MANIFEST: list[Entry] = [
           "e02de5c2594af4e0b137fc934f16ed7570d109222586e117efc147432ad94f9a"),
     Entry(f"{_B}-t2w.nii.gz", "brain_mri", *_AURORA, "AURORA/example_data/BraTS-MET-00110-000-t2w.nii.gz",
           "42b39f467fb3d73c81e0766d02b198ae84c8d87bdaadc123e7d68eb4873d0fff"),
+    Entry(f"{_C}/FLAIR.nii.gz", "brain_mri", *_CSTAR, "stroke/FLAIR.nii.gz",
+          "a50cf2bbc22875644fa7f49b3a7d58f0287427a6e37faed9d420ce3495346666"),
+    Entry(f"{_C}/T1.nii.gz", "brain_mri", *_CSTAR, "stroke/T1.nii.gz",
+          "8e28e653578a2cd21d15064da5b089db16a205887c76baed8a65d01e8f2ab79e"),
+    Entry(f"{_C}/T2.nii.gz", "brain_mri", *_CSTAR, "stroke/T2.nii.gz",
+          "7cc2d618998228998fb1a9abf3ccfa8ed844aa99d84c9c6bf26b763a44406c89"),
     Entry(f"{_T}/TCGA-DU-7294_fla_bet_normalized.nii.gz", "brain_mri", *_TCGA,
           f"{_TCGA_DIR}/normalized_bet/TCGA-DU-7294_fla_bet_normalized.nii.gz",
           "5df9798cbe2ac43818ce1db5f64b28484bcf8ede77485536a90eaa897e7a6fbe"),
@@ -116,12 +138,26 @@ MANIFEST: list[Entry] = [
     Entry("ct/pulmonary_report_models_ct_cropped.nii.gz", "ct", *_TS,
           f"{_TS_DIR}/pulmonary_report/models/ct_cropped.nii.gz",
           "4da078fe43c9aa4d358903ac95105cea4fbe93b029474e4701bdde4db72126eb"),
+    Entry("ct/sub-spleen2_ct.nii.gz", "ct", *_SPLEEN, "ct_scan/sub-spleen2/ct/sub-spleen2_ct.nii.gz",
+          "a63966cac6b6997dc339a8694a7b792a4807317784741cd8c36f98c88c0d33f9"),
+    Entry("ct/sub-spleen2_ct_seg-manual.nii.gz", "ct", *_SPLEEN,
+          "ct_scan/derivatives/labels/sub-spleen2/ct/sub-spleen2_ct_seg-manual.nii.gz",
+          "1c3399068e678b817e035bea196439130f56aa0fc5fa3cca1391135f953be21b"),
     Entry("registration/aal.nii.gz", "registration", *_MRICRON, "Resources/templates/aal.nii.gz",
           "b512dcd3f36b77f56be7a9a038134096e66314b7e8c31d25875b96bcf6991454", _DEBIAN_GZIP_MTIME),
     Entry("registration/aal.nii.txt", "registration", *_MRICRON, "Resources/templates/aal.nii.txt",
           "1788d6556a9ec056de9867b2382cf1ce1b51b87ae4cfd9cd25de48ae4dde709e"),
     Entry("registration/ch2bet.nii.gz", "registration", *_MRICRON, "Resources/templates/ch2bet.nii.gz",
           "592a2d20abdf36eefcb540ca8958428040edffc1bc1a18ba1dcfbabac77c5dd1", _DEBIAN_GZIP_MTIME),
+    Entry("registration/freesurfer-mrtrix3-sub-01/aparc+aseg.mgz", "registration", *_FS_MRTRIX,
+          "freesurfer/sub-01/mri/aparc+aseg.mgz", "3e0cfe2f6a70f329d312ee7a1d257e6132bb943f08a43202af198c444d7311bc"),
+    Entry("registration/freesurfer-mrtrix3-sub-01/norm.mgz", "registration", *_FS_MRTRIX,
+          "freesurfer/sub-01/mri/norm.mgz", "f92a2908da71b07f81daff2a599ea35082dd4cdf0fb33fa6501037cd28db9387"),
+    Entry("registration/freesurfer-niivue/aparc.a2009s+aseg.mgz", "registration", *_FS_NIIVUE,
+          "packages/niivue/demos/images/aparc.a2009s+aseg.mgz",
+          "fca18efe92dc7693b501dc87a1a58fcaab7f5d2d46aaa547eb259a942c37c6c2"),
+    Entry("registration/freesurfer-niivue/norm.mgz", "registration", *_FS_NIIVUE,
+          "packages/niivue/demos/images/norm.mgz", "bc0cdf794e60a14ca3425942d3a2b5e95884c28c6df967e1ff3a5f1ef518056e"),
     Entry("registration/labels.npz", "registration", *_VM, "data/labels.npz",
           "23d42ff4572fbd87d9d3bb08c36cf5996e49a76a148a3729b765313b3e024beb"),
     Entry("registration/mricron-data.copyright", "registration", None, None, None,
@@ -263,41 +299,64 @@ def verify(dest, groups=None) -> list[str]:
     return problems
 
 
-_CONTRASTS = {  # canonical name -> file suffix per subject
-    "BraTS-MET-00110-000": {"t1": "-t1n.nii.gz", "t1c": "-t1c.nii.gz", "t2": "-t2w.nii.gz", "flair": "-t2f.nii.gz"},
-    "TCGA-DU-7294": {c: f"_{s}_bet_normalized.nii.gz" for c, s in
-                     {"t1": "t1", "t1c": "t1c", "t2": "t2", "flair": "fla"}.items()},
+CONTRASTS = ("t1", "t1c", "t2", "flair")
+_BRATS = {"t1": "t1n", "t1c": "t1c", "t2": "t2w", "flair": "t2f"}  # canonical contrast -> BraTS 2023 suffix
+
+
+def _named(pattern: str, names: dict[str, str]) -> dict[str, str]:
+    return {key: pattern.format(name) for key, name in names.items()}
+
+
+# subject -> (folder under the data root, {key: file name in that folder}). Keys are the canonical contrasts
+# the subject has (a contrast that was not acquired is simply absent) plus, optionally, "mask".
+_SUBJECTS: dict[str, tuple[str, dict[str, str]]] = {
+    "BraTS-MET-00110-000": ("brain_mri/BraTS-MET-00110-000", _named("BraTS-MET-00110-000-{}.nii.gz", _BRATS)),
+    "BraTS-GLI-00001-000": ("brain_mri/BraTS-GLI-00001-000", _named("BraTS-GLI-00001-000-{}.nii.gz", _BRATS)),
+    "CSTAR-stroke": ("brain_mri/CSTAR-stroke", {"t1": "T1.nii.gz", "t2": "T2.nii.gz", "flair": "FLAIR.nii.gz"}),
+    "TCGA-DU-7294": ("brain_mri/TCGA-DU-7294", {
+        **_named("TCGA-DU-7294_{}_bet_normalized.nii.gz", {"t1": "t1", "t1c": "t1c", "t2": "t2", "flair": "fla"}),
+        "mask": "atlas_bet_t1c_mask.nii.gz"}),
 }
 
 
-def _subject(name: str, mask: Optional[str] = None) -> dict:
-    item = {"subject": name}
-    item.update({c: f"brain_mri/{name}/{name}{sfx}" for c, sfx in _CONTRASTS[name].items()})
-    if mask:
-        item["mask"] = f"brain_mri/{name}/{mask}"
-    return item
+def _subject(name: str) -> dict:
+    folder, files = _SUBJECTS[name]
+    return {"subject": name, **{key: f"{folder}/{file}" for key, file in files.items()}}
+
+
+def _freesurfer(folder: str, labels: str) -> dict:
+    return {"subject": folder, "image": f"registration/{folder}/norm.mgz", "label": f"registration/{folder}/{labels}"}
 
 
 def datalists() -> dict[str, dict]:
     """The datalists by file name; all paths are relative to the data root."""
     return {
         "brain_mri.json": {
-            "description": "Co-registered multi-contrast brain MRI; BraTS-MET (int16 raw units, RAS) for "
-                           "training, TCGA-DU-7294 (0..1 floats, LPS, with brain mask) held out.",
-            "contrasts": ["t1", "t1c", "t2", "flair"],
-            "training": [_subject("BraTS-MET-00110-000")],
-            "validation": [_subject("TCGA-DU-7294", "atlas_bet_t1c_mask.nii.gz")],
+            "description": "Multi-contrast brain MRI, contrasts co-registered within each subject. Training: "
+                           "BraTS-MET-00110-000 (int16 raw units, RAS), BraTS-GLI-00001-000 (int16 raw units, LPS) "
+                           "and CSTAR-stroke (8-bit, RAS; no T1c was acquired, so its entry has no 't1c' key); "
+                           "held out: TCGA-DU-7294 (0..1 floats, LPS, with brain mask). Intensity ranges and "
+                           "orientations differ between subjects.",
+            "contrasts": list(CONTRASTS),
+            "training": [_subject(s) for s in ("BraTS-MET-00110-000", "BraTS-GLI-00001-000", "CSTAR-stroke")],
+            "validation": [_subject("TCGA-DU-7294")],
         },
         "ct_unpaired.json": {
-            "description": "Unpaired CT: A = non-contrast, B = contrast-enhanced (different patients).",
-            "training": [{"A": "ct/example_ct.nii.gz", "B": "ct/aorta_report_test_result_models_ct_cropped.nii.gz"}],
+            "description": "Unpaired CT: A = non-contrast, B = contrast-enhanced (different patients). "
+                           "sub-spleen2_ct is the one contrast-enhanced abdomen, the body region of example_ct.",
+            "training": [{"A": "ct/example_ct.nii.gz", "B": "ct/aorta_report_test_result_models_ct_cropped.nii.gz"},
+                         {"A": "ct/example_ct.nii.gz", "B": "ct/sub-spleen2_ct.nii.gz"}],
             "validation": [{"A": "ct/example_ct_sm.nii.gz", "B": "ct/pulmonary_report_models_ct_cropped.nii.gz"}],
         },
         "registration.json": {
             "description": "Brain registration: Colin27 T1 (ch2bet) with AAL labels in MNI space; "
-                           "VoxelMorph test scan (npz: vol, seg) and its evaluated label ids.",
+                           "VoxelMorph test scan (npz: vol, seg) and its evaluated label ids; two FreeSurfer-"
+                           "processed brains (norm.mgz: 256^3, 1 mm, LIA, uint8) with aparc+aseg and "
+                           "aparc.a2009s+aseg labels, which share the aseg ids of the VoxelMorph scan's seg.",
             "training": [{"image": "registration/ch2bet.nii.gz", "label": "registration/aal.nii.gz"}],
             "testing": [{"npz": "registration/test_scan.npz", "labels": "registration/labels.npz"}],
+            "freesurfer": [_freesurfer("freesurfer-mrtrix3-sub-01", "aparc+aseg.mgz"),
+                           _freesurfer("freesurfer-niivue", "aparc.a2009s+aseg.mgz")],
         },
     }
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def load_datalist(
@@ -15,6 +18,7 @@ def load_datalist(
     keys: Mapping[str, str],
     base_dir: str | os.PathLike | None = None,
     optional_keys: Mapping[str, str] | None = None,
+    skip_incomplete: bool = False,
 ) -> list[dict]:
     """Reads ``section`` of a datalist and renames each entry's contrasts to the keys a bundle uses.
 
@@ -23,6 +27,9 @@ def load_datalist(
     uses ``{"A": "t1", "B": "t2"}``; ``optional_keys`` (e.g. ``{"mask": "mask"}``) are copied when present.
     Relative paths are joined to ``base_dir`` (default: the datalist's folder). Every problem a user can
     make here -- missing file, empty section, unknown contrast -- raises an error naming the file and key.
+    With ``skip_incomplete=True`` an entry that lacks one of the ``keys``' contrasts is left out with a warning
+    (training on every subject that has the pair asked for, e.g. T1c where one subject has none); it is an error
+    only when no entry is left.
 
     Returns: ``[{"A": "/abs/t1.nii.gz", "B": "/abs/t2.nii.gz", "subject": "..."}, ...]``.
     """
@@ -38,7 +45,19 @@ def load_datalist(
         found = sorted(k for k, v in content.items() if isinstance(v, list) and v) if isinstance(content, dict) else []
         raise ValueError(f"datalist '{datalist_file}' has no entries in section '{section}' (non-empty sections: {found}).")
     base = Path(base_dir) if base_dir is not None else datalist_file.parent
-    return [_resolve(entry, i, keys, optional_keys or {}, base, datalist_file, section) for i, entry in enumerate(entries)]
+    chosen = list(enumerate(entries))
+    if skip_incomplete:
+        has_all = [all(src in entry for src in keys.values()) for entry in entries]
+        skipped = [entry.get("subject", f"entry {i}") for (i, entry), ok in zip(chosen, has_all) if not ok]
+        chosen = [item for item, ok in zip(chosen, has_all) if ok]
+        if not chosen:
+            found = sorted({k for entry in entries for k in entry if k != "subject"})
+            raise ValueError(f"datalist '{datalist_file}': no entry of section '{section}' has all of "
+                             f"{sorted(keys.values())}; its entries have {found}.")
+        if skipped:
+            logger.warning(f"datalist '{datalist_file}', section '{section}': skipping {skipped}, which lack one of "
+                           f"{sorted(keys.values())}.")
+    return [_resolve(entry, i, keys, optional_keys or {}, base, datalist_file, section) for i, entry in chosen]
 
 
 def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping[str, str], base: Path, source: Path, section: str) -> dict:
