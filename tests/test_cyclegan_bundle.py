@@ -149,7 +149,21 @@ def test_resume_continues_at_the_saved_iteration(data_dir, tmp_path):
     assert resumed.state.iteration == 12 and resumed.state.epoch == 3  # continued to the end of the schedule
     final = torch.load(tmp_path / "models/checkpoints/checkpoint_12.pt", weights_only=True)
     assert final["optimizer_G"]["state"][0]["step"] == 12
-    assert final["scheduler_G"]["last_epoch"] == 3
+    assert final["scheduler_G"]["last_epoch"] == 12  # stepped per iteration
+
+
+def test_learning_rate_decays_from_the_first_decay_iteration(data_dir, tmp_path):
+    """2 constant + 2 decaying iterations: the rates the trainer actually used are 1, 1, 2/3, 1/3 of 2e-4 (the
+    per-epoch SequentialLR this replaced ran the whole first decay epoch at the full rate)."""
+    lrs = []
+    wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(tmp_path), iterations_per_epoch=2,
+                  n_epochs=1, n_epochs_decay=1, val_interval=100, **TRAIN_TEST_SIZE)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: lrs.append(
+        (e.optimizers["G"].param_groups[0]["lr"], e.optimizers["D"].param_groups[0]["lr"])))
+    wf.run()
+    expected = [2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3]
+    assert [g for g, _ in lrs] == pytest.approx(expected) and [d for _, d in lrs] == pytest.approx(expected)
 
 
 def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
@@ -207,7 +221,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
 
     with pytest.raises(Exception) as err:
         _train(data_dir, tmp_path / "b", iterations=1, target_contrast="pd")
-    assert "has no contrast ['pd']; it has ['flair', 't1', 't1c', 't2']" in error_chain(err.value)
+    assert "no entry of section 'training' has all of ['pd', 't1']; its entries have ['flair', 't1', 't1c', 't2']" in error_chain(err.value)
 
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"training": []}))

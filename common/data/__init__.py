@@ -1,6 +1,6 @@
 """Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data."""
 
 from .datalist import input_files, load_datalist
-from .transforms import CheckImaged, RandForegroundSliced, ScalePercentiled
+from .transforms import CheckImaged, CheckSameGridd, RandForegroundSliced, ScalePercentiled
 
-__all__ = ["CheckImaged", "RandForegroundSliced", "ScalePercentiled", "input_files", "load_datalist"]
+__all__ = ["CheckImaged", "CheckSameGridd", "RandForegroundSliced", "ScalePercentiled", "input_files", "load_datalist"]

@@ -46,12 +46,45 @@ class CheckImaged(MapTransform):
         return d
 
 
+class CheckSameGridd(MapTransform):
+    """Rejects paired images that do not share one voxel grid (shape and affine), naming both files.
+
+    Paired methods compare the source and the target voxel by voxel, so they must be co-registered and resampled
+    alike; resampling would hide a mismatch, so this runs on the images as loaded (after ``EnsureChannelFirstd``).
+    """
+
+    def __init__(self, keys: KeysCollection, atol: float = 1e-3, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.atol = atol
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        first = d[keys[0]] if keys else None
+        for key in keys[1:]:
+            img = d[key]
+            same_shape = tuple(img.shape[1:]) == tuple(first.shape[1:])
+            affines = [np.asarray(getattr(i, "affine", np.eye(4)), dtype=float) for i in (first, img)]
+            same_affine = np.allclose(*affines, atol=self.atol)
+            if not (same_shape and same_affine):
+                raise ValueError(
+                    f"'{_source(img)}' ('{key}') and '{_source(first)}' ('{keys[0]}') are not on the same voxel grid "
+                    f"(shapes {tuple(img.shape[1:])} and {tuple(first.shape[1:])}, affines "
+                    f"{'equal' if same_affine else 'differ'}): paired images must be "
+                    f"co-registered and resampled alike."
+                )
+        return d
+
+
 class ScalePercentiled(MapTransform, InvertibleTransform):
     """Maps the ``lower``..``upper`` percentiles of each image linearly onto ``b_min``..``b_max`` (optionally clipped).
 
     Scanners and preprocessing pipelines give very different ranges (raw int16 versus 0..1 floats), so the
     range is read from each image rather than assumed. With ``nonzero=True`` the percentiles ignore the zero
-    background of skull-stripped scans. The two values used are recorded in the image's transform stack,
+    background of skull-stripped scans: every voxel whose magnitude is at most ``background_tolerance`` times the
+    image's largest magnitude counts as background. Exact zeros are not enough: after resampling, interpolation
+    leaves values near 1e-13 all around the brain (measured: 2 % of the non-zero voxels of a 3 mm resampling),
+    which would pull the lower percentile to about 0 instead of the brain's darkest tissue. The two values used are recorded in the image's transform stack,
     so ``inverse`` (and ``Invertd`` at inference) maps a network's output back to the input's intensity scale.
     """
 
@@ -64,13 +97,14 @@ class ScalePercentiled(MapTransform, InvertibleTransform):
         b_max: float = 1.0,
         clip: bool = True,
         nonzero: bool = True,
+        background_tolerance: float = 1e-3,
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if not 0 <= lower < upper <= 100:
             raise ValueError(f"need 0 <= lower < upper <= 100, got lower={lower}, upper={upper}.")
         self.lower, self.upper, self.b_min, self.b_max = lower, upper, b_min, b_max
-        self.clip, self.nonzero = clip, nonzero
+        self.clip, self.nonzero, self.background_tolerance = clip, nonzero, background_tolerance
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -78,7 +112,8 @@ class ScalePercentiled(MapTransform, InvertibleTransform):
             img = d[key]
             values = torch.as_tensor(img).detach().float().cpu().numpy().ravel()
             if self.nonzero:
-                values = values[values != 0]
+                magnitude = np.abs(values)
+                values = values[magnitude > self.background_tolerance * magnitude.max(initial=0.0)]
             if values.size == 0:
                 raise ValueError(f"'{_source(img)}' ('{key}'): the image has no non-zero voxels to take percentiles from.")
             lo, hi = (float(v) for v in np.percentile(values, [self.lower, self.upper]))
