@@ -3,7 +3,8 @@
 from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_checkpoint, resume_path
 from .cyclegan import CycleGANStep
 from .image_pool import ImagePool
+from .medgan import MedGANStep
 from .schedules import LinearDecayLR
 from .trainer import MultiNetworkTrainer
 
-__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]
+__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]

@@ -6,12 +6,8 @@ import torch
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 
+from .gan import discriminator_adversarial_loss, generator_adversarial_loss
 from .image_pool import ImagePool
-
-
-def _logits(discriminator_output: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-    """MONAI's PatchDiscriminator returns every layer's output; the last one is the patch logits."""
-    return discriminator_output[-1] if isinstance(discriminator_output, (list, tuple)) else discriminator_output
 
 
 class CycleGANStep:
@@ -44,12 +40,10 @@ class CycleGANStep:
         self.pool_B = ImagePool(pool_size)  # history of G_A(A), shown to D_B
 
     def generator_loss(self, d_output) -> torch.Tensor:
-        return self.adversarial_loss(_logits(d_output), target_is_real=True, for_discriminator=False)
+        return generator_adversarial_loss(self.adversarial_loss, d_output)
 
     def discriminator_loss(self, d_real, d_fake) -> torch.Tensor:
-        real = self.adversarial_loss(_logits(d_real), target_is_real=True, for_discriminator=True)
-        fake = self.adversarial_loss(_logits(d_fake), target_is_real=False, for_discriminator=True)
-        return 0.5 * (real + fake)
+        return discriminator_adversarial_loss(self.adversarial_loss, d_real, d_fake)
 
     def __call__(self, engine, batch: dict) -> dict:
         real_a, real_b = batch["A"], batch["B"]

@@ -1,5 +1,8 @@
 """The papers' networks that MONAI lacks. Discriminators come from ``monai.networks.nets`` where they fit."""
 
+from .casnet import CasNet, UBlock
 from .resnet_generator import ResidualBlock, ResnetGenerator
+from .spectral_patch_discriminator import SpectralPatchDiscriminator, spectral_norms
+from .vgg import VGG19Features
 
-__all__ = ["ResidualBlock", "ResnetGenerator"]
+__all__ = ["CasNet", "ResidualBlock", "ResnetGenerator", "SpectralPatchDiscriminator", "UBlock", "VGG19Features", "spectral_norms"]

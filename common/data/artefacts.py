@@ -1,0 +1,90 @@
+"""MR acquisition artefacts simulated in k-space, to train and test artefact correction (e.g. MedGAN's motion task)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
+
+
+class RandKSpaceMotiond(RandomizableTransform, MapTransform):
+    """Rigid in-plane patient motion during a Cartesian acquisition: ghosting along the phase-encoding axis.
+
+    The k-space of every axial slice is filled line by line along ``phase_axis``, in order. The patient moves
+    ``num_moves`` times (drawn from 1..``max_moves``) at random moments between ``start`` and ``stop`` (fractions of
+    the acquisition): the lines acquired after a move see the object translated by a random in-plane (dy, dx) of at
+    most ``max_shift`` pixels, i.e. their k-space values carry the phase ramp ``exp(-2 pi i (ky dy + kx dx))``. The
+    image is the magnitude of the inverse transform: copies of the anatomy ("ghosts") spread along the phase axis.
+    Every slice of a volume gets the same motion (a 2D multi-slice acquisition). Intensities are taken relative to
+    ``background`` (the value of empty space: -1 for the bundles' -1..1 scaling), so empty space stays empty but for
+    the ghosts.
+
+    ``seed`` fixes the random stream (deterministic evaluation sets); ``prob`` is the chance of corrupting an image.
+    Images are (C, H, W) or (C, H, W, D) with the slices along the last axis.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        prob: float = 1.0,
+        max_shift: float = 4.0,
+        max_moves: int = 2,
+        start: float = 0.1,
+        stop: float = 0.9,
+        phase_axis: int = 0,
+        background: float = -1.0,
+        seed: int | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        if not 0 <= start < stop <= 1:
+            raise ValueError(f"need 0 <= start < stop <= 1, got start={start}, stop={stop}.")
+        if phase_axis not in (0, 1) or max_moves < 1:
+            raise ValueError(f"phase_axis must be 0 or 1 (in-plane) and max_moves >= 1, got {phase_axis}, {max_moves}.")
+        self.max_shift, self.max_moves, self.start, self.stop = max_shift, max_moves, start, stop
+        self.phase_axis, self.background = phase_axis, background
+        self.moves: list[tuple[float, float, float]] = []  # (when, dy, dx) of the last draw
+        if seed is not None:
+            self.set_random_state(seed)
+
+    def randomize(self, data=None) -> None:
+        super().randomize(None)
+        n = int(self.R.randint(1, self.max_moves + 1))
+        when = sorted(self.R.uniform(self.start, self.stop, size=n))
+        self.moves = [(float(t), *(float(s) for s in self.R.uniform(-self.max_shift, self.max_shift, size=2))) for t in when]
+
+    def corrupt(self, img: torch.Tensor) -> torch.Tensor:
+        """Applies the drawn ``moves`` to one (C, H, W[, D]) image."""
+        x = img.as_tensor() if hasattr(img, "as_tensor") else torch.as_tensor(img)
+        x = x.float() - self.background
+        slices = x.movedim(-1, 1) if x.ndim == 4 else x  # (C, H, W, D) -> (C, D, H, W): FFT over the in-plane axes
+        h, w = slices.shape[-2:]
+        k = torch.fft.fft2(slices)  # (..., H, W), unshifted frequencies
+        ky, kx = torch.fft.fftfreq(h)[:, None], torch.fft.fftfreq(w)[None, :]  # cycles per pixel, (H, 1) and (1, W)
+        order = torch.fft.fftshift(torch.arange(h if self.phase_axis == 0 else w))  # acquisition order: -N/2 .. N/2 - 1
+        phase = torch.zeros(h, w)
+        for when, dy, dx in self.moves:  # each move sets the position of every line acquired after it
+            later = order[int(round(when * len(order))):]
+            ramp = -2 * math.pi * (ky * dy + kx * dx)  # (H, W)
+            if self.phase_axis == 0:
+                phase[later, :] = ramp[later, :]
+            else:
+                phase[:, later] = ramp[:, later]
+        out = torch.fft.ifft2(k * torch.polar(torch.ones_like(phase), phase)).abs()
+        out = out.movedim(1, -1) if x.ndim == 4 else out
+        result = out + self.background
+        return img.new_tensor(result) if not hasattr(img, "meta") else type(img)(result, meta=img.meta)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = self.corrupt(d[key])
+        return d
+

@@ -1,0 +1,144 @@
+"""CasNet, the MedGAN generator (Armanious et al. 2020): a cascade of U-blocks, for 2D and 3D."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.blocks import Convolution
+from monai.networks.layers import SkipConnection
+from monai.networks.layers.factories import Act
+from monai.networks.layers.utils import get_act_layer
+from monai.networks.utils import normal_init
+from torch import nn
+
+__all__ = ["UBlock", "CasNet"]
+
+# pix2pix's CD512-CD1024-CD1024: dropout after the three deepest decoder layers only
+_DROPOUT_LEVELS = 3
+
+
+class UBlock(nn.Module):
+    """One U-block: a pix2pix U-Net (encoder-decoder with concatenated skips) mapping an image to an image in [-1, 1].
+
+    Every level halves (``strides``) the size with a ``kernel_size`` convolution and restores it with a transposed one;
+    the decoder layer of level ``i`` reads the concatenation of the level's encoder output and the deeper decoder's
+    output. As in pix2pix, the first and the innermost encoder convolutions and the last decoder convolution have no
+    normalisation (the innermost output can be 1x1, where batch or instance statistics do not exist), encoder layers
+    end with ``act`` and decoder layers start with ``up_act`` (so the skip features enter the decoder through it too).
+
+    MONAI's ``UNet`` cannot be used here: it rejects even kernels ("same padding"), its bottom layer does not
+    downsample and it normalises every layer; this block is built from the same MONAI ``Convolution`` and
+    ``SkipConnection`` pieces instead.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        channels: Sequence[int],
+        strides: Sequence[int] | int = 2,
+        kernel_size: int = 4,
+        norm: str | tuple | None = "BATCH",
+        act: str | tuple = (Act.LEAKYRELU, {"negative_slope": 0.2}),
+        up_act: str | tuple = Act.RELU,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        channels = tuple(channels)
+        strides = (strides,) * len(channels) if isinstance(strides, int) else tuple(strides)
+        if not channels or len(strides) != len(channels):
+            raise ValueError(f"need one stride per level: channels={channels}, strides={strides}.")
+        for s in strides:
+            if s < 1 or kernel_size < s or (kernel_size - s) % 2:
+                raise ValueError(f"kernel_size - stride must be even and >= 0 (size-preserving), got {kernel_size=}, {s=}.")
+        self.divisor = 1
+        for s in strides:
+            self.divisor *= s
+        n = len(channels)
+
+        def level(i: int) -> nn.Module:
+            c_in = in_channels if i == 0 else channels[i - 1]
+            c_out = channels[i]
+            pad = (kernel_size - strides[i]) // 2  # out = in / stride for both directions
+            innermost, outermost = i == n - 1, i == 0
+            down = Convolution(
+                spatial_dims, c_in, c_out, strides=strides[i], kernel_size=kernel_size, padding=pad,
+                norm=None if outermost or innermost else norm, act=None if innermost else act,
+                bias=outermost or innermost or norm is None,
+            )
+            up = nn.Sequential(
+                get_act_layer(up_act),
+                Convolution(
+                    spatial_dims, c_out if innermost else 2 * c_out, out_channels if outermost else c_in,
+                    strides=strides[i], kernel_size=kernel_size, padding=pad, output_padding=0, is_transposed=True,
+                    act=None, norm=None if outermost else norm, conv_only=outermost,
+                    dropout=dropout if (dropout and not outermost and i >= n - _DROPOUT_LEVELS) else None,
+                    bias=outermost or norm is None,
+                ),
+            )
+            if innermost:
+                return nn.Sequential(down, up)
+            # (B, c_out, ...) from `down`, concatenated with the deeper decoder's (B, c_out, ...): 2 * c_out into `up`
+            return nn.Sequential(down, SkipConnection(level(i + 1)), up)
+
+        self.model = nn.Sequential(level(0), nn.Tanh())
+        self.apply(normal_init)  # pix2pix: convolution weights ~ N(0, 0.02), norm scales ~ N(1, 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class CasNet(nn.Module):
+    """``num_ublocks`` U-blocks in series, each refining the previous one's output image; trained end to end.
+
+    The first block maps ``in_channels`` to ``out_channels``, the later ones ``out_channels`` to ``out_channels``;
+    every block ends with tanh, so each intermediate output is itself an image in [-1, 1] and so is the result.
+
+    Defaults are the paper's: 6 U-blocks, each the pix2pix 256x256 U-Net (encoder filters 64-128-256-512-512-512-512-512,
+    decoder inputs 512-1024-1024-1024-1024-512-256-128, 4x4 convolutions of stride 2, batch norm, LeakyReLU(0.2) in the
+    encoder, ReLU in the decoder). The paper does not say whether pix2pix's decoder dropout is kept, so ``dropout``
+    defaults to 0; pix2pix uses 0.5 (applied to the three deepest decoder layers). Each spatial size must be divisible
+    by ``divisor`` (the product of ``strides``: 256 for the defaults); use fewer ``channels`` levels for smaller inputs.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        num_ublocks: int = 6,
+        channels: Sequence[int] = (64, 128, 256, 512, 512, 512, 512, 512),
+        strides: Sequence[int] | int = 2,
+        kernel_size: int = 4,
+        norm: str | tuple | None = "BATCH",
+        act: str | tuple = (Act.LEAKYRELU, {"negative_slope": 0.2}),
+        up_act: str | tuple = Act.RELU,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        if num_ublocks < 1:
+            raise ValueError(f"num_ublocks must be at least 1, got {num_ublocks}.")
+        self.spatial_dims = spatial_dims
+        self.num_ublocks = num_ublocks
+        self.blocks = nn.ModuleList(
+            UBlock(spatial_dims, in_channels if i == 0 else out_channels, out_channels, channels, strides, kernel_size,
+                   norm, act, up_act, dropout)
+            for i in range(num_ublocks)
+        )
+        self.divisor = self.blocks[0].divisor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        # skipped while tracing: there the sizes are tensors and the check would be frozen in with a TracerWarning
+        if not torch.jit.is_tracing() and (len(spatial) != self.spatial_dims or any(s % self.divisor for s in spatial)):
+            raise ValueError(
+                f"CasNet expects a (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) input with sizes "
+                f"divisible by {self.divisor}, got shape {tuple(x.shape)}."
+            )
+        for block in self.blocks:
+            x = block(x)  # (B, out_channels, *spatial), in [-1, 1]
+        return x
