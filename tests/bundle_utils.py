@@ -12,6 +12,10 @@ BUNDLES = ROOT / "bundles"
 # small networks on 4 mm volumes (60x60x39): seconds per bundle run on two CPU cores
 TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
 TRAIN_TEST_SIZE = {**TEST_SIZE, "disc_filters": 8}
+# MedGAN: 2 U-blocks of 3 levels (sizes divisible by 8), the frozen VGG-19 randomly initialised (no weights file in
+# tests), one generator update per iteration
+MEDGAN_TEST_SIZE = {"num_ublocks": 2, "gen_channels": [8, 16, 32], "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
+MEDGAN_TRAIN_TEST_SIZE = {**MEDGAN_TEST_SIZE, "disc_filters": 8, "vgg_weights": "random", "generator_updates": 1}
 
 
 def configs(bundle: str, *names: str) -> list[str]:

@@ -31,11 +31,13 @@ import torch
 
 from bundle_utils import ROOT
 from tools import release
+from tools.bundles import BUNDLES
 
 pytestmark = pytest.mark.monailabel
 
 VENV = Path(os.environ.get("MONAILABEL_VENV", ROOT / ".venv-monailabel"))
 SUBJECT = "TCGA-DU-7294"
+SERVED = sorted(BUNDLES)  # every bundle of the release list, served from its test-size release zip
 STUDIES = {f"{SUBJECT}_t1": f"brain_mri/{SUBJECT}/{SUBJECT}_t1_bet_normalized.nii.gz",
            f"{SUBJECT}_t2": f"brain_mri/{SUBJECT}/{SUBJECT}_t2_bet_normalized.nii.gz"}
 
@@ -111,7 +113,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def folders(data_dir, release_build, tmp_path_factory):
-    """Folders of a served session: downloaded bundles, studies (real volumes), and the CycleGAN release."""
+    """Folders of a served session: downloaded bundles (the test-size release of every bundle in tools/bundles.py),
+    studies (real volumes), a weightless bundle and a two-input bundle."""
     if not (VENV / "bin" / "monailabel").exists():
         pytest.fail(f"no MONAI Label virtualenv at {VENV}: run `python3.11 -m tools.monailabel setup` "
                     "(or deselect these tests with -m 'not monailabel').")
@@ -120,9 +123,10 @@ def folders(data_dir, release_build, tmp_path_factory):
     studies.mkdir()
     for image_id, rel in STUDIES.items():
         shutil.copyfile(data_dir / rel, studies / f"{image_id}.nii.gz")
-    with zipfile.ZipFile(release_build("cyclegan")["zip"]) as zf:
-        release.check_archive(zf, "cyclegan")
-        zf.extractall(downloads)
+    for name in SERVED:
+        with zipfile.ZipFile(release_build(name)["zip"]) as zf:
+            release.check_archive(zf, name)
+            zf.extractall(downloads)
     # the repository's bundle as a fresh clone has it: no weights
     shutil.copytree(ROOT / "bundles/cyclegan", downloads / "cyclegan_untrained",
                     ignore=shutil.ignore_patterns("models", "eval", "logs"))
@@ -180,7 +184,7 @@ def test_info_lists_served_and_unavailable_bundles(server, folders):
     status, _, body = _request(f"{server}/info/")
     assert status == 200
     info = json.loads(body)
-    assert sorted(info["models"]) == ["cyclegan", "difference"]
+    assert sorted(info["models"]) == sorted([*SERVED, "difference"])
     cyclegan = info["models"]["cyclegan"]
     assert (cyclegan["type"], cyclegan["dimension"], cyclegan["labels"], cyclegan["result"]) == ("others", 3, {}, "image")
     assert cyclegan["version"] == json.loads((folders["downloads"] / "cyclegan/configs/metadata.json").read_text())["version"]
@@ -190,14 +194,15 @@ def test_info_lists_served_and_unavailable_bundles(server, folders):
     assert info["bundle_dirs"] == [str(folders["downloads"]), str(ROOT / "bundles")]
 
 
-def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path):
+@pytest.mark.parametrize("name", SERVED)
+def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, name):
     source = folders["studies"] / f"{SUBJECT}_t1.nii.gz"
-    status, ctype, body = _infer(server, "cyclegan", image=f"{SUBJECT}_t1")
+    status, ctype, body = _infer(server, name, image=f"{SUBJECT}_t1")
     assert status == 200, body[:2000]
     served = _nifti(body, tmp_path / "served.nii.gz")
 
     # the downloaded bundle's inference.json, run as its README says, in this project's environment
-    bundle = folders["downloads"] / "cyclegan"
+    bundle = folders["downloads"] / name
     env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
                           "--input", str(source), "--output_dir", str(tmp_path / "own")],
@@ -215,7 +220,7 @@ def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
     # the same volume uploaded as a file (what a viewer without access to the studies does) gives the same result
-    status, _, body = _infer(server, "cyclegan", upload=("t1.nii.gz", source.read_bytes()))
+    status, _, body = _infer(server, name, upload=("t1.nii.gz", source.read_bytes()))
     assert status == 200, body[:2000]
     np.testing.assert_array_equal(_nifti(body, tmp_path / "uploaded.nii.gz").get_fdata(), a)
 
@@ -234,7 +239,7 @@ def test_corrupt_uploads_are_clear_errors(server, folders):
 def test_unknown_models_and_images_are_clear_errors(server):
     status, _, body = _infer(server, "nosuch", image=f"{SUBJECT}_t1")
     assert status == 404
-    assert json.loads(body)["detail"] == ("no model 'nosuch'; this server serves ['cyclegan', 'difference'] "
+    assert json.loads(body)["detail"] == (f"no model 'nosuch'; this server serves {sorted([*SERVED, 'difference'])} "
                                           "(unavailable: ['cyclegan_untrained']).")
     status, _, body = _infer(server, "cyclegan_untrained", image=f"{SUBJECT}_t1")
     assert status == 503 and "is not available: no weights" in json.loads(body)["detail"]

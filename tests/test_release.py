@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from bundle_utils import BUNDLES as BUNDLES_DIR
-from bundle_utils import ROOT, TRAIN_TEST_SIZE, source_files, workflow
+from bundle_utils import MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, source_files, workflow
 from tools import release
 from tools.bundles import BUNDLES
 
@@ -60,6 +60,9 @@ def test_every_bundle_folder_is_in_the_release_list():
 
 def test_release_test_size_is_the_tests_size():
     assert BUNDLES["cyclegan"]["sizes"]["test"]["settings"] == TRAIN_TEST_SIZE
+    medgan = BUNDLES["medgan"]["sizes"]["test"]
+    assert {**medgan["settings"], **medgan["schedule"]} == {
+        **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
 
 
 def test_versions_bump_from_metadata_and_index():
@@ -129,7 +132,7 @@ def test_release_zip_layout_hashes_and_index(built, server):
     entry = index[name][version]
     assert (entry["url"], entry["sha256"], entry["size"]) == (built["url"], built["sha256"], built["size"])
     assert entry["metrics"] == built["metrics"] and set(entry["assets"]) == {e["path"] for e in listing}
-    if name == "cyclegan":  # PSNR / SSIM / MAE inside the held-out brain mask, on 0..1 intensities
+    if name in ("cyclegan", "medgan"):  # PSNR / SSIM / MAE inside the held-out brain mask, on 0..1 intensities
         assert 5 < entry["metrics"]["val_psnr"] < 40 and -1 < entry["metrics"]["val_ssim"] <= 1
         assert 0 < entry["metrics"]["val_mae"] < 1
 

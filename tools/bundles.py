@@ -48,4 +48,31 @@ BUNDLES: dict[str, dict] = {
             },
         },
     },
+    "medgan": {
+        "network_key": "G",
+        "train": ["train"],
+        "evaluate": ["train", "evaluate"],
+        "inference": "inference",
+        "metrics": ["val_psnr", "val_ssim", "val_mae", "val_ncc"],
+        "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
+        "image_key": "image",
+        "sizes": {
+            # 3 mm slices (81x81 padded to 96), 3 U-blocks of 5 levels with 32..256 filters; one generator update per
+            # iteration; the frozen VGG-19 is randomly initialised (no ImageNet file may be downloaded here): the
+            # model card says so
+            "release": {
+                "settings": {"num_ublocks": 3, "gen_channels": [32, 64, 128, 256, 256], "disc_filters": 32,
+                             "pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96]},
+                "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000,
+                             "generator_updates": 1, "vgg_weights": "random"},
+            },
+            # tests/bundle_utils.py's MEDGAN_TEST_SIZE: 4 mm slices, 2 U-blocks of 3 levels, 8 filters; 20 iterations
+            "test": {
+                "settings": {"num_ublocks": 2, "gen_channels": [8, 16, 32], "disc_filters": 8,
+                             "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
+                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000,
+                             "generator_updates": 1, "vgg_weights": "random"},
+            },
+        },
+    },
 }
