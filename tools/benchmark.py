@@ -1,19 +1,18 @@
-"""Speed and memory of the CycleGAN bundle, and what the framework costs over a hand-written PyTorch loop.
+"""Speed and memory of a GAN bundle, and what the framework costs over a hand-written PyTorch loop.
 
-    python -m tools.benchmark cyclegan [--sizes default,demo,test] [--iterations N] [--warmup K]
-                                       [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
-                                       [--json OUT]
+    python -m tools.benchmark {cyclegan,medgan} [--sizes default,...] [--iterations N] [--warmup K]
+                                                [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
+                                                [--json OUT]
 
 Run from the repository root. Per network size it reports:
 
-* **framework**: training iterations/s of the real bundle, built from ``bundles/cyclegan/configs/train.json``
+* **framework**: training iterations/s of the real bundle, built from ``bundles/<bundle>/configs/train.json``
   by ``monai.bundle.ConfigWorkflow`` exactly as a user runs it (only size, epoch length, validation interval
   and output folders overridden). An iteration is timed from one ``ITERATION_COMPLETED`` to the next, so it
   includes drawing the batch from the ``CacheDataset`` (random slice + flip), the step and every handler.
-* **plain**: the same step written by hand, as in the pytorch-CycleGAN-and-pix2pix reference
-  (``optimize_parameters``): the same networks and initialisation, Adam(2e-4, (0.5, 0.999)), LSGAN + L1 cycle
-  x10 + identity x5, image pools of 50, G_A+G_B with D frozen then D_A+D_B; a ``for`` loop over pre-sampled
-  uniform random tensors in [-1, 1] of the training shape (convolution cost does not depend on values).
+* **plain**: the same step written by hand in plain PyTorch, with the same networks and initialisation and
+  Adam(2e-4, (0.5, 0.999)); a ``for`` loop over pre-sampled uniform random tensors in [-1, 1] of the training
+  shape (convolution cost does not depend on values).
 * **overhead**: median framework seconds/iteration divided by median plain seconds/iteration.
 * **peak RSS**: ``VmHWM`` of a separate process per measurement, so the numbers do not contaminate each other:
   during the training loop (reset as it starts; the framework's holds its cached training and validation
@@ -25,8 +24,22 @@ preprocessing, slice-wise inference, inversion, saving), the time spent inside t
 run, and the plain generator time for the same number of 256x256 slices in batches of 8 under ``no_grad``
 (``--infer-batches`` batches timed and scaled to the volume, since a full pass takes minutes on a CPU).
 
-Sizes: ``default`` is the config as shipped (the paper's); ``test`` what the tests use; ``demo`` the quick start's.
-Without a GPU the default size runs at roughly 9 s/iteration on 2 cores: the whole benchmark takes ~6 minutes.
+Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
+
+* ``cyclegan``: the plain step is the pytorch-CycleGAN-and-pix2pix reference's ``optimize_parameters``: LSGAN
+  + L1 cycle x10 + identity x5, image pools of 50, G_A+G_B with D frozen then D_A+D_B. Sizes: ``default`` is the
+  config as shipped (the paper's); ``2mm`` the release size; ``demo`` the quick start's; ``test`` what the tests
+  use. Without a GPU the default size runs at roughly 9 s/iteration on 2 cores: the whole benchmark takes ~6
+  minutes.
+* ``medgan``: the plain step is ``MedGANStep`` written out: ``generator_updates`` updates of the CasNet (D
+  frozen; BCE adversarial + 20 x L1 of the image and D's hidden features + 1e-4 x VGG-19 style (Gram) and
+  content + ``lambda_pixel`` x pixel L1), then one of the spectrally normalised D. Sizes: ``default`` is the
+  config as shipped (the paper's: 6 U-blocks of 8 levels, 256x256, 3 generator updates per iteration);
+  ``release`` and ``test`` those of ``tools/bundles.py`` (with their schedules' ``generator_updates`` and
+  ``lambda_pixel`` where set). The frozen VGG-19 is always randomly initialised (``vgg_weights: "random"``):
+  no ImageNet weights file exists here, and its cost does not depend on its weights. A default-size iteration
+  (3 updates of a 326M-parameter generator, each through VGG-19 at 256x256) is ~1.2 TFLOP, against CycleGAN's
+  ~1.9, plus 3 Adam steps over those 326M parameters.
 
 Medians, not means: the machine may be shared. This is a measuring tool; it asserts nothing about speed.
 """
@@ -34,107 +47,81 @@ Medians, not means: the machine may be shared. This is a measuring tool; it asse
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = ROOT / "bundles" / "cyclegan"
-HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+from tools.bundles import BUNDLES
 
-SIZES = {  # overrides of the bundle's config; "default" is the config as shipped (the paper's setting)
-    "default": {"num_filters": 64, "num_res_blocks": 9, "disc_filters": 64, "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256]},
-    "2mm": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32, "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
-    "demo": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32, "pixdim": [3.0, 3.0, 3.0], "roi_size": [84, 84]},
-    "test": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
-}
-ITERATIONS = {"default": (2, 5), "2mm": (3, 20), "demo": (3, 40), "test": (10, 100)}  # (warmup, timed) unless given; ~9 s/it at default on 2 cores
-INFER_BATCH = 8  # the bundle's SliceInferer sw_batch_size
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
+ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}  # both bundles' optimisers
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
 
-# ---------------------------------------------------------------- measurements (each in its own process)
+@dataclass(frozen=True)
+class Benchmark:
+    """What one bundle contributes; the measurements, the driver and the report are shared.
+
+    Args:
+        title: the bundle's name in the report.
+        sizes: size name -> overrides of ``train.json``'s top-level keys. ``"default"`` is the config as shipped;
+            its network also runs the inference measurements (``inference.json`` as shipped).
+        iterations: size name -> (warm-up, timed) iterations unless given on the command line.
+        default_sizes: what ``--sizes`` measures when not given.
+        plain: a size's config -> ``step(source, target)``, one training iteration in plain PyTorch on networks
+            and optimisers it builds (after the caller's seed) as the bundle does.
+        generator: a size's config -> the deployable network, ``inference.json``'s ``network_def`` at that size.
+        overrides: ``train.json`` overrides at every size (not a size: e.g. a weights file that does not exist).
+    """
+
+    title: str
+    sizes: dict[str, dict]
+    iterations: dict[str, tuple[int, int]]
+    default_sizes: tuple[str, ...]
+    plain: Callable[[dict], Callable]
+    generator: Callable[[dict], object]
+    overrides: dict = field(default_factory=dict)
+
+    def config(self, size: str) -> dict:
+        """All that a size overrides in ``train.json``."""
+        return {**self.overrides, **self.sizes[size]}
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak resident set size (VmHWM) in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _released(bundle: str, size: str, schedule_keys: tuple[str, ...] = ()) -> dict:
+    """A size of ``tools/bundles.py``: its network settings and the named keys of its training schedule."""
+    entry = BUNDLES[bundle]["sizes"][size]
+    return {**entry["settings"], **{k: entry["schedule"][k] for k in schedule_keys if k in entry["schedule"]}}
 
 
-_PEAK_BEFORE_RESET = [0.0]
-
-
-def _reset_peak_rss() -> None:
-    """Start VmHWM afresh (Linux: ``5`` to clear_refs), so that the next reading covers only what follows."""
-    _PEAK_BEFORE_RESET[0] = max(_PEAK_BEFORE_RESET[0], _peak_rss_mib())
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # then the reading covers the whole process
+# ---------------------------------------------------------------- shared helpers
 
 
 def _device():
-    """Where the bundle puts everything (its config's ``device``)."""
+    """Where the bundles put everything (their configs' ``device``)."""
     import torch
 
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
-def _networks(size: str):
-    """G_A, G_B, D_A, D_B as the bundle builds them."""
-    from monai.networks.nets import PatchDiscriminator
-
-    from common.networks import ResnetGenerator
-
-    s = SIZES[size]
-    gens = [ResnetGenerator(2, 1, 1, num_filters=s["num_filters"], num_res_blocks=s["num_res_blocks"]) for _ in range(2)]
-    discs = [
-        PatchDiscriminator(2, channels=s["disc_filters"], in_channels=1, num_layers_d=3, norm="INSTANCE", bias=True)
-        for _ in range(2)
-    ]
-    return tuple(net.to(_device()) for net in (*gens, *discs))
+def _training(nets):
+    """The networks on the device, in train mode (as the trainer sets them each iteration)."""
+    return tuple(net.to(_device()).train() for net in nets)
 
 
-def measure_framework(size: str, warmup: int, iterations: int, data_dir: Path) -> dict:
-    """Run the bundle's trainer for warmup+iterations iterations (one epoch, no validation)."""
-    from ignite.engine import Events
-    from monai.bundle import ConfigWorkflow
+def _bce(logits, target: float):
+    """The BCE GAN loss on patch logits (``PatchAdversarialLoss(criterion="bce")``'s sigmoid + BCE, fused)."""
+    import torch.nn.functional as F
 
-    with tempfile.TemporaryDirectory() as tmp:
-        overrides = {
-            **SIZES[size],
-            "bundle_root": tmp,
-            "dataset_dir": str(data_dir),
-            "iterations_per_epoch": warmup + iterations,
-            "n_epochs": 1,
-            "n_epochs_decay": 1,
-            "train#trainer#max_epochs": 1,
-            "val_interval": 10**6,
-        }
-        wf = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train", **overrides)
-        wf.initialize()
-        trainer = wf.parser.get_parsed_content("train#trainer")  # the instance that "run" runs
-        completed, batch_start, batch_time, loop_peak = [], [], [], []
-        trainer.add_event_handler(Events.STARTED, lambda _: _reset_peak_rss())  # after the dataset is cached
-        trainer.add_event_handler(Events.COMPLETED, lambda _: loop_peak.append(_peak_rss_mib()))
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: completed.append(time.perf_counter()))
-        trainer.add_event_handler(Events.GET_BATCH_STARTED, lambda _: batch_start.append(time.perf_counter()))
-        trainer.add_event_handler(
-            Events.GET_BATCH_COMPLETED, lambda _: batch_time.append(time.perf_counter() - batch_start[-1])
-        )
-        wf.run()
-        wf.finalize()
-    periods = [b - a for a, b in zip(completed, completed[1:])][warmup - 1 :]
-    return {"seconds": periods, "data_seconds": batch_time[warmup : warmup + iterations], "loop_peak_rss_mib": loop_peak[0]}
+    return F.binary_cross_entropy_with_logits(logits, logits.new_full(logits.shape, target))
 
 
 def _lsgan(logits, target: float):
@@ -143,7 +130,28 @@ def _lsgan(logits, target: float):
     return F.mse_loss(logits, logits.new_full(logits.shape, target))
 
 
-def plain_step(nets, opt_g, opt_d, pools, real_a, real_b) -> tuple[float, float]:
+# ---------------------------------------------------------------- CycleGAN
+
+
+def _resnet_generator(config: dict):
+    from common.networks import ResnetGenerator
+
+    return ResnetGenerator(2, 1, 1, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"])
+
+
+def _cyclegan_networks(config: dict):
+    """G_A, G_B, D_A, D_B as the bundle builds them."""
+    from monai.networks.nets import PatchDiscriminator
+
+    gens = [_resnet_generator(config) for _ in range(2)]
+    discs = [
+        PatchDiscriminator(2, channels=config["disc_filters"], in_channels=1, num_layers_d=3, norm="INSTANCE", bias=True)
+        for _ in range(2)
+    ]
+    return _training((*gens, *discs))
+
+
+def cyclegan_plain_step(nets, opt_g, opt_d, pools, real_a, real_b) -> tuple[float, float]:
     """One CycleGAN iteration as the reference's ``optimize_parameters``; returns (loss_G, loss_D)."""
     import torch.nn.functional as F
 
@@ -172,46 +180,232 @@ def plain_step(nets, opt_g, opt_d, pools, real_a, real_b) -> tuple[float, float]
     return loss_g.item(), loss_d.item()
 
 
-def measure_plain(size: str, warmup: int, iterations: int) -> dict:
-    """The same iteration in a plain loop over pre-sampled tensors."""
+def _cyclegan_plain(config: dict) -> Callable:
     import itertools
 
     import torch
 
     from common.engines import ImagePool
 
+    nets = _cyclegan_networks(config)
+    opt_g = torch.optim.Adam(itertools.chain(nets[0].parameters(), nets[1].parameters()), **ADAM)
+    opt_d = torch.optim.Adam(itertools.chain(nets[2].parameters(), nets[3].parameters()), **ADAM)
+    return functools.partial(cyclegan_plain_step, nets, opt_g, opt_d, (ImagePool(50), ImagePool(50)))
+
+
+# ---------------------------------------------------------------- MedGAN
+
+
+def _casnet(config: dict):
+    from common.networks import CasNet
+
+    return CasNet(2, 1, 1, num_ublocks=config["num_ublocks"], channels=config["gen_channels"], norm="INSTANCE")
+
+
+def medgan_networks(config: dict):
+    """G (CasNet), D (conditional, spectrally normalised) and the frozen VGG-19 V as the bundle builds them."""
+    from common.networks import SpectralPatchDiscriminator, VGG19Features
+
+    disc = SpectralPatchDiscriminator(2, in_channels=2, channels=config["disc_filters"], num_layers_d=3)
+    return _training((_casnet(config), disc, VGG19Features("random")))
+
+
+def _gram(features):
+    """(B, C, *S) -> (B, C, C) channel correlations over the C * prod(S) elements, as MedGAN normalises them."""
+    b, c = features.shape[:2]
+    f = features.reshape(b, c, -1)  # (B, C, P)
+    return f @ f.transpose(1, 2) / (c * f.shape[-1])
+
+
+def medgan_plain_step(
+    nets, opt_g, opt_d, source, target, generator_updates: int = 3, lambda_pixel: float = 0.0
+) -> dict[str, float]:
+    """One MedGAN iteration as ``MedGANStep`` does it, on a source ``y`` and target ``x`` (B, 1, H, W).
+
+    ``generator_updates`` updates of G with D frozen, each on the same batch, then one of D on the last fake.
+    Returns the last generator update's weighted loss terms, their sum ``loss_G``, and ``loss_D``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    g, d, vgg = nets
+    real_pair = torch.cat([target, source], dim=1)  # (B, 2, H, W): the discriminator judges (image, source)
+    d.requires_grad_(False)
+    for _ in range(generator_updates):
+        fake = g(source)
+        d_fake = d(torch.cat([fake, source], dim=1))  # hidden feature maps, then the patch logits
+        with torch.no_grad():
+            d_real = d(real_pair)
+            v_real = vgg(target)
+        v_fake = vgg(fake)
+        style = [(_gram(a) - _gram(b)).pow(2).sum(dim=(1, 2)).mean() / (4 * a.shape[1] ** 2)
+                 for a, b in zip(v_fake, v_real)]
+        perceptual = [F.l1_loss(a, b) for a, b in zip([fake, *d_fake[:-1]], [target, *d_real[:-1]])]  # D_0: pixels
+        terms = {
+            "loss_G_adv": _bce(d_fake[-1], 1.0),
+            "loss_perceptual": 20.0 * sum(perceptual),
+            "loss_style": 1e-4 * sum(style),
+            "loss_content": 1e-4 * sum(F.mse_loss(a, b) for a, b in zip(v_fake, v_real)),
+            "loss_pixel": lambda_pixel * F.l1_loss(fake, target),
+        }
+        loss_g = sum(terms.values())
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    d.requires_grad_(True)
+    fake = fake.detach()
+    opt_d.zero_grad(set_to_none=True)
+    loss_d = 0.5 * (_bce(d(real_pair)[-1], 1.0) + _bce(d(torch.cat([fake, source], dim=1))[-1], 0.0))
+    loss_d.backward()
+    opt_d.step()
+    return {"loss_G": loss_g.item(), **{k: v.item() for k, v in terms.items()}, "loss_D": loss_d.item()}
+
+
+def _medgan_plain(config: dict) -> Callable:
+    import torch
+
+    nets = medgan_networks(config)
+    opt_g, opt_d = (torch.optim.Adam(net.parameters(), **ADAM) for net in nets[:2])
+    return functools.partial(medgan_plain_step, nets, opt_g, opt_d, generator_updates=config["generator_updates"],
+                             lambda_pixel=config["lambda_pixel"])
+
+
+_MEDGAN_LOSS = {"generator_updates": 3, "lambda_pixel": 0.0}  # train.json's; the plain step needs them at every size
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "cyclegan": Benchmark(
+        title="CycleGAN",
+        sizes={
+            "default": {"num_filters": 64, "num_res_blocks": 9, "disc_filters": 64,
+                        "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256]},
+            "2mm": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
+                    "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
+            "demo": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
+                     "pixdim": [3.0, 3.0, 3.0], "roi_size": [84, 84]},
+            "test": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8,
+                     "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
+        },
+        # ~9 s/it at default on 2 cores
+        iterations={"default": (2, 5), "2mm": (3, 20), "demo": (3, 40), "test": (10, 100)},
+        default_sizes=("default", "demo", "test"),
+        plain=_cyclegan_plain,
+        generator=_resnet_generator,
+    ),
+    "medgan": Benchmark(
+        title="MedGAN",
+        sizes={
+            "default": {"num_ublocks": 6, "gen_channels": [64, 128, 256, 512, 512, 512, 512, 512], "disc_filters": 64,
+                        "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256], **_MEDGAN_LOSS},
+            "release": {**_MEDGAN_LOSS, **_released("medgan", "release", tuple(_MEDGAN_LOSS))},
+            "test": {**_MEDGAN_LOSS, **_released("medgan", "test", tuple(_MEDGAN_LOSS))},
+        },
+        iterations={"default": (1, 2), "release": (2, 10), "test": (5, 30)},
+        default_sizes=("default", "release", "test"),
+        plain=_medgan_plain,
+        generator=_casnet,
+        overrides={"vgg_weights": "random"},
+    ),
+}
+
+
+# ---------------------------------------------------------------- measurements (each in its own process)
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_PEAK_BEFORE_RESET = [0.0]
+
+
+def _reset_peak_rss() -> None:
+    """Start VmHWM afresh (Linux: ``5`` to clear_refs), so that the next reading covers only what follows."""
+    _PEAK_BEFORE_RESET[0] = max(_PEAK_BEFORE_RESET[0], _peak_rss_mib())
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # then the reading covers the whole process
+
+
+def _config_file(bundle: str, name: str) -> str:
+    return str(ROOT / "bundles" / bundle / "configs" / f"{name}.json")
+
+
+def measure_framework(bundle: str, size: str, warmup: int, iterations: int, data_dir: Path) -> dict:
+    """Run the bundle's trainer for warmup+iterations iterations (one epoch, no validation)."""
+    from ignite.engine import Events
+    from monai.bundle import ConfigWorkflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = {
+            **BENCHMARKS[bundle].config(size),
+            "bundle_root": tmp,
+            "dataset_dir": str(data_dir),
+            "iterations_per_epoch": warmup + iterations,
+            "n_epochs": 1,
+            "n_epochs_decay": 1,
+            "train#trainer#max_epochs": 1,
+            "val_interval": 10**6,
+        }
+        wf = ConfigWorkflow(config_file=_config_file(bundle, "train"), workflow_type="train", **overrides)
+        wf.initialize()
+        trainer = wf.parser.get_parsed_content("train#trainer")  # the instance that "run" runs
+        completed, batch_start, batch_time, loop_peak = [], [], [], []
+        trainer.add_event_handler(Events.STARTED, lambda _: _reset_peak_rss())  # after the dataset is cached
+        trainer.add_event_handler(Events.COMPLETED, lambda _: loop_peak.append(_peak_rss_mib()))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: completed.append(time.perf_counter()))
+        trainer.add_event_handler(Events.GET_BATCH_STARTED, lambda _: batch_start.append(time.perf_counter()))
+        trainer.add_event_handler(
+            Events.GET_BATCH_COMPLETED, lambda _: batch_time.append(time.perf_counter() - batch_start[-1])
+        )
+        wf.run()
+        wf.finalize()
+    periods = [b - a for a, b in zip(completed, completed[1:])][warmup - 1 :]
+    return {"seconds": periods, "data_seconds": batch_time[warmup : warmup + iterations], "loop_peak_rss_mib": loop_peak[0]}
+
+
+def measure_plain(bundle: str, size: str, warmup: int, iterations: int) -> dict:
+    """The same iteration in a plain loop over pre-sampled (source, target) tensors."""
+    import torch
+
+    config = BENCHMARKS[bundle].config(size)
     torch.manual_seed(0)
-    nets = _networks(size)
-    for net in nets:
-        net.train()
-    adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
-    opt_g = torch.optim.Adam(itertools.chain(nets[0].parameters(), nets[1].parameters()), **adam)
-    opt_d = torch.optim.Adam(itertools.chain(nets[2].parameters(), nets[3].parameters()), **adam)
-    pools = (ImagePool(50), ImagePool(50))
-    shape = (1, 1, *SIZES[size]["roi_size"])
+    step = BENCHMARKS[bundle].plain(config)
+    shape = (1, 1, *config["roi_size"])
     batches = [(torch.rand(shape, device=_device()) * 2 - 1, torch.rand(shape, device=_device()) * 2 - 1) for _ in range(8)]
     seconds = []
     _reset_peak_rss()
     for i in range(warmup + iterations):
         start = time.perf_counter()
-        plain_step(nets, opt_g, opt_d, pools, *batches[i % len(batches)])
+        step(*batches[i % len(batches)])
         seconds.append(time.perf_counter() - start)
     return {"seconds": seconds[warmup:], "loop_peak_rss_mib": _peak_rss_mib()}
 
 
-def measure_bundle_inference(data_dir: Path) -> dict:
+def _default_generator(bundle: str):
+    """The deployable network at the default size (``inference.json`` as shipped), seeded."""
+    import torch
+
+    torch.manual_seed(0)
+    return BENCHMARKS[bundle].generator(BENCHMARKS[bundle].sizes["default"])
+
+
+def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     """``inference.json``'s ``run()`` on the held-out volume at the default size, and the generator's share."""
     import torch
     from monai.bundle import ConfigWorkflow
 
-    from common.networks import ResnetGenerator
-
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        torch.save(ResnetGenerator(2, 1, 1, num_filters=64, num_res_blocks=9).state_dict(), f"{tmp}/model.pt")
+        torch.save(_default_generator(bundle).state_dict(), f"{tmp}/model.pt")
         overrides = {"bundle_root": tmp, "ckpt_path": f"{tmp}/model.pt", "output_dir": f"{tmp}/out",
                      "dataset_dir": str(data_dir), "input": str(data_dir / HELD_OUT)}
-        wf = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "inference.json"), workflow_type="infer", **overrides)
+        wf = ConfigWorkflow(config_file=_config_file(bundle, "inference"), workflow_type="infer", **overrides)
         wf.initialize()
         network, inside, slices = wf.parser.get_parsed_content("network"), [], []
 
@@ -228,21 +422,19 @@ def measure_bundle_inference(data_dir: Path) -> dict:
     return {"seconds": seconds, "network_seconds": sum(inside), "slices": sum(slices)}
 
 
-def measure_network_inference(data_dir: Path, n_batches: int) -> dict:
-    """The default-size generator alone on 256x256 slices in batches of 8, scaled to the held-out volume's slices.
+def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> dict:
+    """The default-size generator alone on its 2D patches (256x256) in batches of 8, scaled to the held-out volume's
+    slices.
 
     ``n_batches`` full batches are timed (0: all the volume's slices, the last batch partial) to keep it short.
     """
     import nibabel as nib
     import torch
 
-    from common.networks import ResnetGenerator
-
     n_slices = nib.load(data_dir / HELD_OUT).shape[2]
-    torch.manual_seed(0)
-    net = ResnetGenerator(2, 1, 1, num_filters=64, num_res_blocks=9).to(_device()).eval()
+    net = _default_generator(bundle).to(_device()).eval()
     timed = min(n_slices, n_batches * INFER_BATCH) if n_batches > 0 else n_slices
-    slices = torch.rand(timed, 1, 256, 256, device=_device()) * 2 - 1
+    slices = torch.rand(timed, 1, *BENCHMARKS[bundle].sizes["default"]["roi_size"], device=_device()) * 2 - 1
     with torch.no_grad():
         net(slices[:INFER_BATCH]).sum().item()  # warm-up batch, not timed
         start = time.perf_counter()
@@ -259,13 +451,13 @@ def run_worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     kind, _, size = args.worker.partition(":")
     if kind == "framework":
-        result = measure_framework(size, args.warmup, args.iterations, args.data)
+        result = measure_framework(args.bundle, size, args.warmup, args.iterations, args.data)
     elif kind == "plain":
-        result = measure_plain(size, args.warmup, args.iterations)
+        result = measure_plain(args.bundle, size, args.warmup, args.iterations)
     elif kind == "bundle_inference":
-        result = measure_bundle_inference(args.data)
+        result = measure_bundle_inference(args.bundle, args.data)
     else:
-        result = measure_network_inference(args.data, args.infer_batches)
+        result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
     if torch.cuda.is_available():
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -277,8 +469,8 @@ def run_worker(args: argparse.Namespace) -> None:
 
 def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: int = 0) -> dict:
     """Run one measurement in a fresh interpreter and return its result."""
-    print(f"  measuring {worker} ...", file=sys.stderr, flush=True)
-    cmd = [sys.executable, "-m", "tools.benchmark", "cyclegan", "--_worker", worker, "--threads", str(args.threads)]
+    print(f"  measuring {args.bundle} {worker} ...", file=sys.stderr, flush=True)
+    cmd = [sys.executable, "-m", "tools.benchmark", args.bundle, "--_worker", worker, "--threads", str(args.threads)]
     cmd += ["--data", str(args.data), "--warmup", str(warmup), "--iterations", str(iterations)]
     cmd += ["--infer-batches", str(args.infer_batches)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -290,13 +482,14 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
 
 
 def benchmark_size(size: str, args: argparse.Namespace) -> dict:
-    warmup = max(1, args.warmup if args.warmup is not None else ITERATIONS[size][0])
-    iterations = args.iterations if args.iterations is not None else ITERATIONS[size][1]
+    spec = BENCHMARKS[args.bundle]
+    warmup = max(1, args.warmup if args.warmup is not None else spec.iterations[size][0])
+    iterations = args.iterations if args.iterations is not None else spec.iterations[size][1]
     framework = spawn(f"framework:{size}", args, warmup, iterations)
     plain = spawn(f"plain:{size}", args, warmup, iterations)
     fw_s, plain_s = statistics.median(framework["seconds"]), statistics.median(plain["seconds"])
     return {
-        "config": SIZES[size],
+        "config": spec.config(size),
         "warmup": warmup,
         "iterations": iterations,
         "framework": {**framework, "median_seconds": fw_s, "iterations_per_second": 1 / fw_s,
@@ -307,9 +500,10 @@ def benchmark_size(size: str, args: argparse.Namespace) -> dict:
 
 
 def print_table(report: dict) -> None:
+    spec = BENCHMARKS[report["bundle"]]
     cols = ("size", "framework it/s", "plain it/s", "overhead", "fw data ms/it", "loop RSS fw/plain", "process RSS fw/plain")
     head = f"{cols[0]:<8}" + "".join(f"{c:>{len(c) + 3}}" for c in cols[1:])
-    print(f"\nCycleGAN training, {report['threads']} CPU threads, device {report['device']}, medians over timed iterations;")
+    print(f"\n{spec.title} training, {report['threads']} CPU threads, device {report['device']}, medians over timed iterations;")
     print("overhead = framework s/it / plain s/it; peak RSS in MiB, during the training loop and over the whole process")
     print(head)
     print("-" * len(head))
@@ -325,7 +519,8 @@ def print_table(report: dict) -> None:
     inf = report.get("inference")
     if inf:
         b, n = inf["bundle"], inf["network"]
-        print(f"\nInference, default size, {HELD_OUT} ({b['slices']} slices of 256x256, batches of {INFER_BATCH})")
+        roi = "x".join(str(s) for s in spec.sizes["default"]["roi_size"])
+        print(f"\nInference, default size, {HELD_OUT} ({b['slices']} slices of {roi}, batches of {INFER_BATCH})")
         print(f"  inference.json run():          {b['seconds']:8.1f} s/volume  (peak RSS {b['peak_rss_mib']:.0f} MiB)")
         print(f"    of which inside the generator: {b['network_seconds']:6.1f} s")
         print(f"  plain generator, no_grad:      {n['seconds']:8.1f} s/volume  (peak RSS {n['peak_rss_mib']:.0f} MiB;"
@@ -335,9 +530,12 @@ def print_table(report: dict) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0])
-    p.add_argument("bundle", choices=["cyclegan"])
-    p.add_argument("--sizes", default="default,demo,test", help=f"comma-separated, of {', '.join(SIZES)}")
-    p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: per size, 5 at 'default')")
+    p.add_argument("bundle", choices=list(BENCHMARKS))
+    sizes = "; ".join(f"{name}: {', '.join(spec.sizes)}" for name, spec in BENCHMARKS.items())
+    defaults = "; ".join(f"{name}: {','.join(spec.default_sizes)}" for name, spec in BENCHMARKS.items())
+    p.add_argument("--sizes", default=None, help=f"comma-separated, of the bundle's ({sizes}); default {defaults}")
+    p.add_argument("--iterations", type=int, default=None, help="timed iterations (default: per bundle and size, "
+                   "e.g. 5 at CycleGAN's 'default', 2 at MedGAN's)")
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations first, at least 1 (default: per size)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every measurement")
     p.add_argument("--data", type=Path, default=ROOT / "data", help="dataset root with datalists/brain_mri.json")
@@ -348,9 +546,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.data = args.data.resolve()
-    unknown = [s for s in args.sizes.split(",") if s not in SIZES]
+    spec = BENCHMARKS[args.bundle]
+    args.sizes = args.sizes or ",".join(spec.default_sizes)
+    unknown = [s for s in args.sizes.split(",") if s not in spec.sizes]
     if unknown:
-        p.error(f"unknown sizes {unknown}; choose from {list(SIZES)}")
+        p.error(f"unknown {args.bundle} sizes {unknown}; choose from {list(spec.sizes)}")
     return args
 
 

@@ -1,0 +1,83 @@
+"""tools/benchmark.py without benchmarking: its bundle table and CLI, its networks, and the plain MedGAN step against
+MedGANStep."""
+
+import pytest
+import torch
+
+from common.engines import MedGANStep, MultiNetworkTrainer
+from tools import benchmark
+from tools.benchmark import BENCHMARKS
+
+
+def test_every_bundle_has_a_complete_spec():
+    assert set(BENCHMARKS) == {"cyclegan", "medgan"}
+    for spec in BENCHMARKS.values():
+        assert "default" in spec.sizes and set(spec.iterations) == set(spec.sizes)
+        assert set(spec.default_sizes) <= set(spec.sizes)
+    # the shipped config at "default"; the VGG-19 weights file does not exist here
+    assert BENCHMARKS["medgan"].config("default")["generator_updates"] == 3
+    assert all(BENCHMARKS["medgan"].config(s)["vgg_weights"] == "random" for s in BENCHMARKS["medgan"].sizes)
+
+
+def test_cli_bundles_and_sizes(monkeypatch):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["pix2pix"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["medgan", "--sizes", "demo"])  # a CycleGAN size
+    args = benchmark.parse_args(["medgan"])
+    assert args.sizes == "default,release,test"
+    # the child process measures the bundle asked for
+    calls = []
+
+    class Done:
+        returncode, stdout, stderr = 0, benchmark.RESULT_PREFIX + "{}", ""
+
+    monkeypatch.setattr(benchmark.subprocess, "run", lambda cmd, **_: calls.append(cmd) or Done())
+    benchmark.spawn("plain:test", args, 1, 2)
+    assert calls[0][3:6] == ["medgan", "--_worker", "plain:test"]
+
+
+def test_plain_medgan_step_matches_medgan_step():
+    """The hand-written step computes MedGANStep's losses and updates on the same networks, weights and batch."""
+    config = {**BENCHMARKS["medgan"].config("test"), "roi_size": [32, 32]}
+    torch.manual_seed(0)
+    g, d, vgg = benchmark.medgan_networks(config)
+    torch.manual_seed(1)
+    g2, d2, _ = benchmark.medgan_networks(config)
+    g2.load_state_dict(g.state_dict())
+    d2.load_state_dict(d.state_dict())  # spectral-norm power-iteration vectors included
+    source, target = torch.rand(2, 1, 1, 32, 32) * 2 - 1
+
+    adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
+    step = MedGANStep(vgg, lambda_pixel=5.0, generator_updates=2)
+    trainer = MultiNetworkTrainer(
+        device="cpu", max_epochs=1, data_loader=[{}], networks={"G": g, "D": d},
+        optimizers={"G": torch.optim.Adam(g.parameters(), **adam), "D": torch.optim.Adam(d.parameters(), **adam)},
+        step=step,
+    )
+    expected = step(trainer, {"image": source, "label": target})
+    got = benchmark.medgan_plain_step(
+        (g2, d2, vgg), torch.optim.Adam(g2.parameters(), **adam), torch.optim.Adam(d2.parameters(), **adam),
+        source, target, generator_updates=2, lambda_pixel=5.0,
+    )
+    assert set(got) <= set(expected)
+    for key, value in got.items():  # the second generator update's terms (after the first's Adam step), and D's
+        assert value == pytest.approx(expected[key], rel=1e-5, abs=0), key
+    assert all(got[k] > 0 for k in ("loss_style", "loss_content", "loss_pixel"))  # every term took part
+    for net, net2 in ((g, g2), (d, d2)):  # and both networks were updated alike
+        for (name, a), b in zip(net.state_dict().items(), net2.state_dict().values()):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("bundle", list(BENCHMARKS))
+def test_generator_is_the_inference_network(bundle):
+    """The network timed alone is ``inference.json``'s ``network_def`` (checked at the test size: same weights fit)."""
+    from monai.bundle import ConfigParser
+
+    config = BENCHMARKS[bundle].config("test")
+    parser = ConfigParser()
+    parser.read_config(str(benchmark.ROOT / "bundles" / bundle / "configs" / "inference.json"))
+    parser.update({k: v for k, v in config.items() if k in parser.get()})
+    expected, got = parser.get_parsed_content("network_def"), BENCHMARKS[bundle].generator(config)
+    assert type(got) is type(expected)
+    assert {k: v.shape for k, v in got.state_dict().items()} == {k: v.shape for k, v in expected.state_dict().items()}
