@@ -57,5 +57,6 @@ def test_comparison_writes_the_table_on_real_contrasts(data_dir, tmp_path):
     assert r < 0 and methods["linear"]["ncc"] == pytest.approx(abs(r), abs=1e-4)
     assert 5 < methods["histogram"]["psnr"] < 30 and 0 < methods["histogram"]["ncc"] < 1
     md = (tmp_path / "comparison.md").read_text()
-    assert "histogram matching" in md and md.count("\n") == 5
+    assert "histogram matching" in md and md.count("\n") == 6
+    assert methods["model_fitted"]["psnr"] == float("inf")  # the oracle line of a perfect output is the identity
     assert (tmp_path / "comparison.csv").read_text().splitlines()[0] == "method,psnr,ssim,mae,ncc"

@@ -117,7 +117,8 @@ def test_evaluate_writes_metrics_panel_and_the_baselines(trained, data_dir):
     assert 5 < psnr < 40 and -1 <= ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
     comparison = json.loads((root / "eval/comparison.json").read_text())
     methods = comparison["methods"]
-    assert set(methods) == {"model", "linear", "histogram"}
+    assert set(methods) == {"model", "model_fitted", "linear", "histogram"}
+    assert methods["model_fitted"]["psnr"] >= methods["model"]["psnr"] - 1e-6  # the oracle line can only help
     assert methods["model"]["psnr"] == pytest.approx(psnr, abs=1e-4)  # the same metric code scores all three
     assert comparison["histogram_direction"] == "decreasing"  # T1 -> T2 inverts the contrast
     assert methods["linear"]["ncc"] > 0.3 and methods["histogram"]["ncc"] > 0.3
@@ -240,7 +241,7 @@ def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_di
     ev = workflow(BUNDLE, ("train", "evaluate", "motion_correction"), "eval", **overrides)
     ev.run()
     comparison = json.loads((tmp_path / "eval_motion/comparison.json").read_text())["methods"]
-    assert set(comparison) == {"model", "source", "linear", "histogram"}
+    assert set(comparison) == {"model", "model_fitted", "source", "linear", "histogram"}
     corrupted = comparison["source"]
     assert 10 < corrupted["psnr"] < 40 and 0 < corrupted["ssim"] < 0.99  # motion ghosts, not a clean image
     assert (tmp_path / "eval_motion/TCGA-DU-7294_t1_bet_normalized_panel.png").is_file()
