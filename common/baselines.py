@@ -60,13 +60,14 @@ class HistogramMapping:
         self.target_q: np.ndarray | None = None
 
     def fit(self, pairs: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> HistogramMapping:
-        sources, targets = [], []
+        sources, targets, files = [], [], []
         for source, target, mask in pairs:
+            files.append(str(getattr(source, "meta", {}).get("filename_or_obj", "<in-memory image>")))
             fg = _foreground(source, mask, self.b_min) & _foreground(target, mask, self.b_min)
             sources.append(torch.as_tensor(source)[fg].double().numpy())
             targets.append(torch.as_tensor(target)[fg].double().numpy())
         if not sources or not sum(s.size for s in sources):
-            raise ValueError("HistogramMapping.fit: no foreground voxels in the reference images.")
+            raise ValueError(f"HistogramMapping.fit: no foreground voxels in the reference images {files}.")
         x, y = np.concatenate(sources), np.concatenate(targets)
         self.source_q = np.quantile(x, self.levels)
         increasing = np.quantile(y, self.levels)
@@ -115,11 +116,12 @@ class BaselineComparison:
 
     def predictions(self, image: torch.Tensor, pred: torch.Tensor, label: torch.Tensor, mask) -> dict[str, torch.Tensor]:
         """The model's output, as it is and after the oracle line, and each baseline's, for one image."""
-        fg = _foreground(label, mask, self.value_range[0]).expand_as(label)
-        preds = {"model": pred, "model_fitted": linear_fit(pred, label, fg)}
+        # the lines are fitted where the metrics are scored: inside the mask, else over the whole image
+        region = torch.ones_like(label, dtype=torch.bool) if mask is None else (torch.as_tensor(mask) > 0).expand_as(label)
+        preds = {"model": pred, "model_fitted": linear_fit(pred, label, region)}
         if self.score_source:
             preds["source"] = image
-        return {**preds, "linear": linear_fit(image, label, fg), "histogram": self.mapping(image)}
+        return {**preds, "linear": linear_fit(image, label, region), "histogram": self.mapping(image)}
 
     def score(self, engine: Engine) -> None:
         for item in engine.state.output:

@@ -58,3 +58,28 @@ def test_seeded_draws_repeat_and_volumes_move_slice_by_slice(volume):
     assert 1 <= len(motion.moves) <= 2 and all(0.1 <= t <= 0.9 and abs(dy) <= 4 and abs(dx) <= 4 for t, dy, dx in motion.moves)
     with pytest.raises(ValueError, match="start < stop"):
         RandKSpaceMotiond("image", start=0.9, stop=0.1)
+
+
+def test_the_lines_acquired_after_a_move_carry_its_phase():
+    """Sequential acquisition from -N/2 to N/2 - 1: a move half-way shifts exactly the lines with ky >= 0."""
+    motion = RandKSpaceMotiond("image")
+    motion.moves = [(0.5, 1.0, 0.0)]
+    phase = motion.phase_map(8, 6)
+    ky = torch.fft.fftfreq(8)
+    moved = (phase != 0).any(dim=1)
+    assert torch.equal(moved, ky > 0)  # the lines ky >= 0; the ky = 0 line has no phase for a shift along y
+    np.testing.assert_allclose(phase[ky > 0, 0].numpy(), (-2 * np.pi * ky[ky > 0]).numpy(), atol=1e-6)
+    motion.moves = [(0.25, 0.0, 1.0), (0.75, 0.0, 0.0)]  # moved at 1/4 and back at 3/4: the middle half of the lines
+    ky_rows = (motion.phase_map(8, 6) != 0).any(dim=1)
+    assert sorted(ky[ky_rows].tolist()) == [-0.25, -0.125, 0.0, 0.125]  # kx ramp on rows -N/4 .. N/4 - 1 (ky = 0 too)
+
+
+def test_seeded_motion_is_the_same_whatever_else_drew_random_numbers(volume):
+    """MONAI's DataLoader reseeds its dataset's random transforms; a seeded evaluation set must not change."""
+    motion = RandKSpaceMotiond("image", seed=0)
+    first = motion({"image": volume})["image"]
+    motion.set_random_state(1234)  # what a DataLoader does
+    np.random.rand(10)
+    again = motion({"image": volume})["image"]
+    assert torch.equal(first, again)
+    assert first.applied_operations == volume.applied_operations  # the transform history survives (Invertd needs it)

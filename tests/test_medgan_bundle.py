@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
+from monai.bundle import ConfigParser
 
 from bundle_utils import BUNDLES, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, configs, error_chain, workflow
 
@@ -68,7 +69,10 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 def test_default_sizes_and_weights_are_the_papers():
     train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
-    assert (train["num_ublocks"], train["gen_channels"]) == (6, [64, 128, 256, 512, 512, 512, 512, 512])
+    parser = ConfigParser(train)
+    assert (train["num_ublocks"], parser.get_parsed_content("gen_channels")) == (6, [64, 128, 256, 512, 512, 512, 512, 512])
+    parser["spatial_dims"] = 3  # 64^3 patches: 6 levels (each spatial size divisible by 64)
+    assert parser.get_parsed_content("gen_channels", lazy=False) == [64, 128, 256, 512, 512, 512]
     assert (train["disc_filters"], train["disc_layers"], train["roi_size"].startswith("$[256, 256]")) == (64, 3, True)
     assert (train["lambda_perceptual"], train["lambda_style"], train["lambda_content"], train["lambda_pixel"]) == (20.0, 1e-4, 1e-4, 0.0)
     assert (train["generator_updates"], train["lr"], train["batch_size"]) == (3, 2e-4, 1)
@@ -239,6 +243,13 @@ def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_di
     assert (tmp_path / "models/model_motion.pt").is_file() and not (tmp_path / "models/model.pt").exists()
 
     ev = workflow(BUNDLE, ("train", "evaluate", "motion_correction"), "eval", **overrides)
+    # the held-out volume is corrupted the same way whatever drew random numbers before (a DataLoader reseeds)
+    item = {k: v for k, v in ev.parser.get_parsed_content("validate#datalist")[0].items() if k != "subject"}
+    preprocessing = ev.parser.get_parsed_content("validate#preprocessing")
+    first = preprocessing(dict(item))["image"]
+    preprocessing.set_random_state(99)
+    torch.rand(100)
+    assert torch.equal(first, preprocessing(dict(item))["image"])
     ev.run()
     comparison = json.loads((tmp_path / "eval_motion/comparison.json").read_text())["methods"]
     assert set(comparison) == {"model", "model_fitted", "source", "linear", "histogram"}

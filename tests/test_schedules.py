@@ -43,3 +43,17 @@ def test_state_dict_resumes_the_schedule():
     assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - 4 / 5))  # step 6 of the schedule: k=6 -> 1 - 4/5
     with pytest.raises(ValueError, match="must be >= 0"):
         LinearDecayLR(opt, -1, 3)
+
+
+def test_resume_follows_the_configs_lengths_and_refuses_another_schedule():
+    _, sched = _lrs(constant=3, decay=4, steps=5)
+    state = sched.state_dict()
+    assert "constant_steps" not in state and state["last_epoch"] == 5
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    longer = LinearDecayLR(opt, 10, 10)  # the run extended on resume: the new lengths hold
+    longer.load_state_dict(state)
+    assert (longer.constant_steps, longer.decay_steps, longer.last_epoch) == (10, 10, 5)
+    legacy = torch.optim.lr_scheduler.SequentialLR(
+        opt, [torch.optim.lr_scheduler.ConstantLR(opt, 1.0, 2), torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, 2)], [2])
+    with pytest.raises(ValueError, match="not a LinearDecayLR's"):
+        LinearDecayLR(opt, 3, 4).load_state_dict(legacy.state_dict())

@@ -57,14 +57,15 @@ BUNDLES: dict[str, dict] = {
         "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
         "image_key": "image",
         "sizes": {
-            # 3 mm slices (81x81 padded to 96), 3 U-blocks of 5 levels with 32..256 filters; one generator update per
-            # iteration; the frozen VGG-19 is randomly initialised (no ImageNet file may be downloaded here): the
-            # model card says so
+            # the demo's settings (tools/demo.py, DEMOS["medgan"]), three times as long: 3 mm slices (81x81 padded to
+            # 96), 3 U-blocks of 5 levels with 32..256 filters, one generator update per iteration, learning rate 1e-3,
+            # source-only intensity augmentation, no style and content losses (no ImageNet VGG-19 file here)
             "release": {
                 "settings": {"num_ublocks": 3, "gen_channels": [32, 64, 128, 256, 256], "disc_filters": 32,
                              "pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96]},
-                "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000,
-                             "generator_updates": 1, "vgg_weights": "random"},
+                "schedule": {"iterations_per_epoch": 1500, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000,
+                             "generator_updates": 1, "lr": 0.001, "lambda_style": 0.0, "lambda_content": 0.0,
+                             "source_augmentation": "@intensity_augmentation"},
             },
             # tests/bundle_utils.py's MEDGAN_TEST_SIZE: 4 mm slices, 2 U-blocks of 3 levels, 8 filters; 20 iterations
             "test": {

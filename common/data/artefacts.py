@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Hashable, Mapping
 
+import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type, convert_to_tensor
 
 
 class RandKSpaceMotiond(RandomizableTransform, MapTransform):
@@ -22,8 +25,11 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
     ``background`` (the value of empty space: -1 for the bundles' -1..1 scaling), so empty space stays empty but for
     the ghosts.
 
-    ``seed`` fixes the random stream (deterministic evaluation sets); ``prob`` is the chance of corrupting an image.
-    Images are (C, H, W) or (C, H, W, D) with the slices along the last axis.
+    With ``seed`` every image's motion is drawn from a generator seeded by ``seed`` and the image's file name, so an
+    evaluation set is corrupted the same way in every run, whatever else drew random numbers before (MONAI's
+    ``DataLoader`` reseeds the random transforms of its dataset); without it the draws follow the transform's random
+    state, as MONAI's random transforms do. ``prob`` is the chance of corrupting an image. Images are (C, H, W) or
+    (C, H, W, D) with the slices along the last axis.
     """
 
     def __init__(
@@ -47,9 +53,8 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
             raise ValueError(f"phase_axis must be 0 or 1 (in-plane) and max_moves >= 1, got {phase_axis}, {max_moves}.")
         self.max_shift, self.max_moves, self.start, self.stop = max_shift, max_moves, start, stop
         self.phase_axis, self.background = phase_axis, background
+        self.seed = seed
         self.moves: list[tuple[float, float, float]] = []  # (when, dy, dx) of the last draw
-        if seed is not None:
-            self.set_random_state(seed)
 
     def randomize(self, data=None) -> None:
         super().randomize(None)
@@ -57,13 +62,8 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
         when = sorted(self.R.uniform(self.start, self.stop, size=n))
         self.moves = [(float(t), *(float(s) for s in self.R.uniform(-self.max_shift, self.max_shift, size=2))) for t in when]
 
-    def corrupt(self, img: torch.Tensor) -> torch.Tensor:
-        """Applies the drawn ``moves`` to one (C, H, W[, D]) image."""
-        x = img.as_tensor() if hasattr(img, "as_tensor") else torch.as_tensor(img)
-        x = x.float() - self.background
-        slices = x.movedim(-1, 1) if x.ndim == 4 else x  # (C, H, W, D) -> (C, D, H, W): FFT over the in-plane axes
-        h, w = slices.shape[-2:]
-        k = torch.fft.fft2(slices)  # (..., H, W), unshifted frequencies
+    def phase_map(self, h: int, w: int) -> torch.Tensor:
+        """(H, W) phase of every k-space sample (unshifted FFT layout) for the drawn ``moves``: 0 before the first."""
         ky, kx = torch.fft.fftfreq(h)[:, None], torch.fft.fftfreq(w)[None, :]  # cycles per pixel, (H, 1) and (1, W)
         order = torch.fft.fftshift(torch.arange(h if self.phase_axis == 0 else w))  # acquisition order: -N/2 .. N/2 - 1
         phase = torch.zeros(h, w)
@@ -74,13 +74,23 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
                 phase[later, :] = ramp[later, :]
             else:
                 phase[:, later] = ramp[:, later]
-        out = torch.fft.ifft2(k * torch.polar(torch.ones_like(phase), phase)).abs()
+        return phase
+
+    def corrupt(self, img: torch.Tensor) -> torch.Tensor:
+        """Applies the drawn ``moves`` to one (C, H, W[, D]) image; the result keeps its type, metadata and device."""
+        x = convert_to_tensor(img, track_meta=False).float() - self.background
+        slices = x.movedim(-1, 1) if x.ndim == 4 else x  # (C, H, W, D) -> (C, D, H, W): FFT over the in-plane axes
+        phase = self.phase_map(*slices.shape[-2:]).to(x.device)
+        out = torch.fft.ifft2(torch.fft.fft2(slices) * torch.polar(torch.ones_like(phase), phase)).abs()
         out = out.movedim(1, -1) if x.ndim == 4 else out
-        result = out + self.background
-        return img.new_tensor(result) if not hasattr(img, "meta") else type(img)(result, meta=img.meta)
+        return convert_to_dst_type(out + self.background, img)[0]
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
+        if self.seed is not None:
+            first = next(iter(self.key_iterator(d)), None)
+            name = str(getattr(d[first], "meta", {}).get("filename_or_obj", "")) if first is not None else ""
+            self.R = np.random.RandomState([self.seed, zlib.crc32(name.encode())])
         self.randomize()
         if not self._do_transform:
             return d

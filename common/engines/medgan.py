@@ -16,7 +16,9 @@ class MedGANStep:
 
     Networks: ``G`` (CasNet) maps y to x_hat; ``D`` is a conditional discriminator on the pair (image, y) that
     returns its hidden feature maps D_i and, last, its patch logits. Optimisers ``"G"`` and ``"D"``. The VGG-19
-    ``feature_extractor`` V is frozen and held here, not among the trained networks.
+    ``feature_extractor`` V is frozen and held here, not among the trained networks (``None`` when the style and
+    content weights are 0: VGG-19 is then neither built nor run). D learns from the output of G's last update
+    before that update was applied, as pix2pix does, which saves a forward pass of G.
 
     Generator loss = L_cGAN(D(x_hat, y)) + lambda_perceptual * sum_i lambda_pi |D_i(x_hat, y) - D_i(x, y)|_1 (means)
     + lambda_style * style(V(x_hat), V(x)) + lambda_content * content(V(x_hat), V(x)) + lambda_pixel * |x_hat - x|_1.
@@ -32,7 +34,7 @@ class MedGANStep:
 
     def __init__(
         self,
-        feature_extractor: nn.Module,
+        feature_extractor: nn.Module | None,
         lambda_perceptual: float = 20.0,
         lambda_style: float = 1e-4,
         lambda_content: float = 1e-4,
@@ -45,6 +47,8 @@ class MedGANStep:
     ):
         if generator_updates < 1:
             raise ValueError(f"generator_updates must be at least 1, got {generator_updates}.")
+        if feature_extractor is None and (lambda_style or lambda_content):
+            raise ValueError("the style and content losses need a feature_extractor (VGG-19); none was given.")
         self.feature_extractor = feature_extractor
         self.lambda_perceptual, self.lambda_style = lambda_perceptual, lambda_style
         self.lambda_content, self.lambda_pixel = lambda_content, lambda_pixel

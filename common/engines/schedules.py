@@ -29,8 +29,14 @@ class LinearDecayLR(LambdaLR):
         return max(0.0, 1.0 - (step - self.constant_steps + 1) / (self.decay_steps + 1))
 
     def state_dict(self) -> dict:
-        # LambdaLR would try to store ``self.factor``; the bound method carries no state of its own
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        """``LambdaLR``'s state (the step count) without the schedule's lengths: those come from the config, so a
+        resumed run that extends the schedule follows the new one."""
+        return {k: v for k, v in super().state_dict().items() if k not in ("constant_steps", "decay_steps")}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
+        if "_schedulers" in state_dict or "last_epoch" not in state_dict:
+            raise ValueError(
+                f"the checkpoint's learning-rate scheduler state is not a LinearDecayLR's (keys {sorted(state_dict)[:6]}); "
+                "it was written by another schedule (e.g. the per-epoch SequentialLR of earlier versions): start afresh."
+            )
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in ("constant_steps", "decay_steps")})

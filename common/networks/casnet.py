@@ -137,7 +137,8 @@ class CasNet(nn.Module):
         if not torch.jit.is_tracing() and (len(spatial) != self.spatial_dims or any(s % self.divisor for s in spatial)):
             raise ValueError(
                 f"CasNet expects a (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) input with sizes "
-                f"divisible by {self.divisor}, got shape {tuple(x.shape)}."
+                f"divisible by {self.divisor}, got shape {tuple(x.shape)}: make the patch size (a bundle's `roi_size`) a "
+                f"multiple of {self.divisor}, or give the U-blocks fewer levels (`gen_channels`; each level halves)."
             )
         for block in self.blocks:
             x = block(x)  # (B, out_channels, *spatial), in [-1, 1]
