@@ -218,11 +218,13 @@ def _gram(features):
 
 
 def medgan_plain_step(
-    nets, opt_g, opt_d, source, target, generator_updates: int = 3, lambda_pixel: float = 0.0
+    nets, opt_g, opt_d, source, target, generator_updates: int = 3, lambda_pixel: float = 0.0,
+    lambda_style: float = 1e-4, lambda_content: float = 1e-4,
 ) -> dict[str, float]:
     """One MedGAN iteration as ``MedGANStep`` does it, on a source ``y`` and target ``x`` (B, 1, H, W).
 
-    ``generator_updates`` updates of G with D frozen, each on the same batch, then one of D on the last fake.
+    ``generator_updates`` updates of G with D frozen, each on the same batch, then one of D on the last fake; VGG-19
+    runs only when the style or the content weight is non-zero, as in ``MedGANStep``.
     Returns the last generator update's weighted loss terms, their sum ``loss_G``, and ``loss_D``.
     """
     import torch
@@ -236,18 +238,22 @@ def medgan_plain_step(
         d_fake = d(torch.cat([fake, source], dim=1))  # hidden feature maps, then the patch logits
         with torch.no_grad():
             d_real = d(real_pair)
-            v_real = vgg(target)
-        v_fake = vgg(fake)
-        style = [(_gram(a) - _gram(b)).pow(2).sum(dim=(1, 2)).mean() / (4 * a.shape[1] ** 2)
-                 for a, b in zip(v_fake, v_real)]
         perceptual = [F.l1_loss(a, b) for a, b in zip([fake, *d_fake[:-1]], [target, *d_real[:-1]])]  # D_0: pixels
         terms = {
             "loss_G_adv": _bce(d_fake[-1], 1.0),
             "loss_perceptual": 20.0 * sum(perceptual),
-            "loss_style": 1e-4 * sum(style),
-            "loss_content": 1e-4 * sum(F.mse_loss(a, b) for a, b in zip(v_fake, v_real)),
+            "loss_style": fake.new_zeros(()),
+            "loss_content": fake.new_zeros(()),
             "loss_pixel": lambda_pixel * F.l1_loss(fake, target),
         }
+        if lambda_style or lambda_content:
+            with torch.no_grad():
+                v_real = vgg(target)
+            v_fake = vgg(fake)
+            style = [(_gram(a) - _gram(b)).pow(2).sum(dim=(1, 2)).mean() / (4 * a.shape[1] ** 2)
+                     for a, b in zip(v_fake, v_real)]
+            terms["loss_style"] = lambda_style * sum(style)
+            terms["loss_content"] = lambda_content * sum(F.mse_loss(a, b) for a, b in zip(v_fake, v_real))
         loss_g = sum(terms.values())
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -266,11 +272,12 @@ def _medgan_plain(config: dict) -> Callable:
 
     nets = medgan_networks(config)
     opt_g, opt_d = (torch.optim.Adam(net.parameters(), **ADAM) for net in nets[:2])
-    return functools.partial(medgan_plain_step, nets, opt_g, opt_d, generator_updates=config["generator_updates"],
-                             lambda_pixel=config["lambda_pixel"])
+    return functools.partial(medgan_plain_step, nets, opt_g, opt_d,
+                             **{k: config[k] for k in ("generator_updates", "lambda_pixel", "lambda_style", "lambda_content")})
 
 
-_MEDGAN_LOSS = {"generator_updates": 3, "lambda_pixel": 0.0}  # train.json's; the plain step needs them at every size
+# train.json's; the plain step needs them at every size (the release schedule turns the VGG-19 losses off)
+_MEDGAN_LOSS = {"generator_updates": 3, "lambda_pixel": 0.0, "lambda_style": 1e-4, "lambda_content": 1e-4}
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
