@@ -30,9 +30,11 @@ def test_given_folders_come_before_the_repositorys_and_the_first_holding_a_name_
     b = _bundle(second, "other", weights="model.ts")
     dirs = bd.bundle_dirs(f"{first},{second}")
     assert dirs == [first, second, BUNDLES]
-    assert bd.find_bundles(dirs) == {"cyclegan": a, "other": b}
-    assert [(e.name, e.path, e.problem) for e in bd.select_bundles("all", dirs)] == [("cyclegan", a, None),
-                                                                                     ("other", b, None)]
+    repository = {p.parent.parent.name: p.parent.parent for p in BUNDLES.glob("*/configs/metadata.json")}
+    assert "medgan" in repository  # the repository's other bundles are found after the given folders'
+    assert bd.find_bundles(dirs) == {**repository, "cyclegan": a, "other": b}
+    chosen = [(e.name, e.path, e.problem) for e in bd.select_bundles("all", dirs) if e.name in ("cyclegan", "other")]
+    assert chosen == [("cyclegan", a, None), ("other", b, None)]
     # without bundle_dirs: the repository's bundles/ (cyclegan has no weights in a fresh clone or in CI)
     assert bd.bundle_dirs(None) == [BUNDLES]
     assert bd.find_bundles([BUNDLES])["cyclegan"] == BUNDLES / "cyclegan"
