@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from monai.utils import LossReduction
-from torch import nn
 
 from .gram import gram_matrix
-from .utils import as_feature_list, check_feature_lists, layer_weights, reduce_batch
+from .utils import LayerwiseFeatureLoss
 
 __all__ = ["StyleLoss"]
 
 
-class StyleLoss(nn.Module):
+class StyleLoss(LayerwiseFeatureLoss):
     """Matches the textures of the prediction to the target's through the Gram matrices of their features.
 
     ``L_style = sum_j lambda_sj * 1 / (4 d_j^2) * || Gr_j(pred) - Gr_j(target) ||_F^2``
@@ -27,24 +23,8 @@ class StyleLoss(nn.Module):
         reduction: ``"mean"`` (default) or ``"sum"`` over the batch, or ``"none"`` for the (B,) per-item losses.
     """
 
-    def __init__(self, weights: Sequence[float] | None = None, reduction: LossReduction | str = LossReduction.MEAN):
-        super().__init__()
-        self.weights = None if weights is None else [float(w) for w in weights]
-        self.reduction = LossReduction(reduction).value
+    min_ndim = 3  # a Gram matrix needs spatial positions
 
-    def forward(
-        self, pred: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor]
-    ) -> torch.Tensor:
-        """
-        Args:
-            pred: the feature maps of the prediction, each (B, C_j, *spatial_j); or one such tensor.
-            target: the target's, same shapes.
-        """
-        pred, target = as_feature_list(pred), as_feature_list(target)
-        check_feature_lists(pred, target)
-        loss = 0
-        for w, p, t in zip(layer_weights(self.weights, len(pred)), pred, target):
-            channels = p.shape[1]
-            diff = gram_matrix(p) - gram_matrix(t)  # (B, C_j, C_j)
-            loss = loss + w * diff.pow(2).sum(dim=(1, 2)) / (4 * channels**2)  # (B,)
-        return reduce_batch(loss, self.reduction)
+    def layer_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        diff = gram_matrix(pred) - gram_matrix(target)  # (B, C_j, C_j)
+        return diff.pow(2).sum(dim=(1, 2)) / (4 * pred.shape[1] ** 2)  # (B,)

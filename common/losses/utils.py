@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 from monai.utils import LossReduction
 
-__all__ = ["as_feature_list", "check_feature_lists", "layer_weights", "reduce_batch"]
+from torch import nn
+
+__all__ = ["LayerwiseFeatureLoss", "as_feature_list", "check_feature_lists", "layer_weights", "reduce_batch"]
 
 
 def as_feature_list(features: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -47,3 +49,36 @@ def reduce_batch(loss: torch.Tensor, reduction: LossReduction | str) -> torch.Te
     if reduction == LossReduction.SUM:
         return loss.sum()
     return loss
+
+
+class LayerwiseFeatureLoss(nn.Module):
+    """A weighted sum over layers of a per-item distance between two lists of feature maps, reduced over the batch.
+
+    Subclasses define ``layer_loss(pred_j, target_j) -> (B,)``; this class checks the two lists, applies the
+    per-layer weights (1 for every layer when None) and the batch ``reduction`` (``"mean"``, ``"sum"`` or ``"none"``).
+    """
+
+    min_ndim = 2  # (B, C, ...) at least
+
+    def __init__(self, weights: Sequence[float] | None = None, reduction: LossReduction | str = LossReduction.MEAN):
+        super().__init__()
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.reduction = LossReduction(reduction).value
+
+    def layer_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, pred: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        """
+        Args:
+            pred: the feature maps of the prediction, each (B, C_j, *spatial_j); or one such tensor.
+            target: the target's, same shapes.
+        """
+        pred, target = as_feature_list(pred), as_feature_list(target)
+        check_feature_lists(pred, target, min_ndim=self.min_ndim)
+        loss = 0
+        for w, p, t in zip(layer_weights(self.weights, len(pred)), pred, target):
+            loss = loss + w * self.layer_loss(p, t)  # (B,)
+        return reduce_batch(loss, self.reduction)
