@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +36,32 @@ def workflow(bundle: str, names: tuple[str, ...], workflow_type: str = "train", 
     )
     wf.initialize()
     return wf
+
+
+def train(bundle: str, data_dir, bundle_root, iterations: int, size: dict, epochs: int = 1, **overrides):
+    """Trains ``bundle`` at ``size`` for ``iterations`` x ``epochs`` (no decay epoch run, no validation); returns the
+    workflow and each iteration's output (the step's losses)."""
+    wf = workflow(bundle, ("train",), dataset_dir=str(data_dir), bundle_root=str(bundle_root),
+                  iterations_per_epoch=iterations, n_epochs=epochs, n_epochs_decay=1, val_interval=100,
+                  **{"train#trainer#max_epochs": epochs, **size, **overrides})
+    outputs = []
+    wf.train_trainer = wf.parser.get_parsed_content("train#trainer")
+    wf.train_trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    wf.run()
+    return wf, outputs
+
+
+def check_metadata_and_network(bundle: str, *size_args: str) -> None:
+    """The model zoo's checks: ``verify_metadata`` against the shipped schema and ``verify_net_in_out`` of
+    ``network_def`` (at the size ``size_args`` give on the command line)."""
+    meta = str(BUNDLES / bundle / "configs/metadata.json")
+    for cmd in (
+        ["verify_metadata", "--meta_file", meta, "--filepath", str(ROOT / "tools/schema/bundle_metadata.schema.json")],
+        ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", configs(bundle, "inference")[0], *size_args],
+    ):
+        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "verified with no error" in result.stdout + result.stderr
 
 
 def error_chain(exc: BaseException) -> str:

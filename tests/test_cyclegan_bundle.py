@@ -17,7 +17,9 @@ import torch
 from ignite.engine import Events
 from PIL import Image
 
-from bundle_utils import BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE, configs, error_chain, workflow
+from bundle_utils import (
+    BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE, check_metadata_and_network, configs, error_chain, train, workflow,
+)
 
 BUNDLE = "cyclegan"
 TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
@@ -25,15 +27,7 @@ BRATS_T1 = "brain_mri/BraTS-MET-00110-000/BraTS-MET-00110-000-t1n.nii.gz"
 
 
 def _train(data_dir, bundle_root, iterations, epochs=1, **overrides):
-    """Trains at test size; returns the workflow and each iteration's output (losses)."""
-    wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(bundle_root),
-                  iterations_per_epoch=iterations, n_epochs=epochs, n_epochs_decay=1, val_interval=100,
-                  **{"train#trainer#max_epochs": epochs, **TRAIN_TEST_SIZE, **overrides})
-    outputs = []
-    wf.train_trainer = wf.parser.get_parsed_content("train#trainer")
-    wf.train_trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
-    wf.run()
-    return wf, outputs
+    return train(BUNDLE, data_dir, bundle_root, iterations, TRAIN_TEST_SIZE, epochs, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +39,7 @@ def trained(data_dir, tmp_path_factory):
 
 
 def test_metadata_and_network_checks():
-    meta = str(BUNDLES / BUNDLE / "configs/metadata.json")
-    schema = str(ROOT / "tools/schema/bundle_metadata.schema.json")
-    for cmd in (
-        ["verify_metadata", "--meta_file", meta, "--filepath", schema],
-        ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", configs(BUNDLE, "inference")[0],
-         "--num_filters", "8", "--num_res_blocks", "1"],
-    ):
-        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "verified with no error" in result.stdout + result.stderr
+    check_metadata_and_network(BUNDLE, "--num_filters", "8", "--num_res_blocks", "1")
 
 
 @pytest.mark.parametrize("names, workflow_type", [(("train",), "train"), (("train", "evaluate"), "eval"),

@@ -17,7 +17,10 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigParser
 
-from bundle_utils import BUNDLES, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, configs, error_chain, workflow
+from bundle_utils import (
+    BUNDLES, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, check_metadata_and_network, configs, error_chain, train,
+    workflow,
+)
 
 BUNDLE = "medgan"
 TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
@@ -25,15 +28,7 @@ GLI_T1 = "brain_mri/BraTS-GLI-00001-000/BraTS-GLI-00001-000-t1n.nii.gz"
 
 
 def _train(data_dir, bundle_root, iterations, epochs=1, **overrides):
-    """Trains at test size; returns the workflow and each iteration's output (losses)."""
-    wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(bundle_root),
-                  iterations_per_epoch=iterations, n_epochs=epochs, n_epochs_decay=1, val_interval=100,
-                  **{"train#trainer#max_epochs": epochs, **MEDGAN_TRAIN_TEST_SIZE, **overrides})
-    outputs = []
-    wf.train_trainer = wf.parser.get_parsed_content("train#trainer")
-    wf.train_trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
-    wf.run()
-    return wf, outputs
+    return train(BUNDLE, data_dir, bundle_root, iterations, MEDGAN_TRAIN_TEST_SIZE, epochs, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +40,7 @@ def trained(data_dir, tmp_path_factory):
 
 
 def test_metadata_and_network_checks():
-    meta = str(BUNDLES / BUNDLE / "configs/metadata.json")
-    schema = str(ROOT / "tools/schema/bundle_metadata.schema.json")
-    for cmd in (
-        ["verify_metadata", "--meta_file", meta, "--filepath", schema],
-        ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", configs(BUNDLE, "inference")[0],
-         "--num_ublocks", "1", "--gen_channels", "[4,4,4,4,4,4,4,4]"],
-    ):
-        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "verified with no error" in result.stdout + result.stderr
+    check_metadata_and_network(BUNDLE, "--num_ublocks", "1", "--gen_channels", "[4,4,4,4,4,4,4,4]")
 
 
 @pytest.mark.parametrize("names, workflow_type", [(("train",), "train"), (("train", "evaluate"), "eval"),
