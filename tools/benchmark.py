@@ -276,8 +276,14 @@ def _medgan_plain(config: dict) -> Callable:
                              **{k: config[k] for k in ("generator_updates", "lambda_pixel", "lambda_style", "lambda_content")})
 
 
-# train.json's; the plain step needs them at every size (the release schedule turns the VGG-19 losses off)
-_MEDGAN_LOSS = {"generator_updates": 3, "lambda_pixel": 0.0, "lambda_style": 1e-4, "lambda_content": 1e-4}
+def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
+    """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
+    config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
+    return {k: config[k] for k in keys}
+
+
+# the plain step needs these at every size (the release schedule turns the VGG-19 losses off)
+_MEDGAN_LOSS = _shipped("medgan", ("generator_updates", "lambda_pixel", "lambda_style", "lambda_content"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
