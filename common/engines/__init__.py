@@ -1,5 +1,6 @@
 """The shared adversarial trainer, per-method steps, and the handlers around them."""
 
+from .ae_gan import AEGANStep
 from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_checkpoint, resume_path
 from .cyclegan import CycleGANStep
 from .image_pool import ImagePool
@@ -7,4 +8,4 @@ from .medgan import MedGANStep
 from .schedules import LinearDecayLR
 from .trainer import MultiNetworkTrainer
 
-__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]

@@ -21,6 +21,33 @@ def _init_normal(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def encoder_layers(spatial_dims: int, in_channels: int, num_filters: int, num_downsamplings: int,
+                   norm: str | tuple = "INSTANCE") -> list[nn.Module]:
+    """c7s1-F then ``num_downsamplings`` stride-2 3x3 convolutions doubling the filters:
+    (B, in_channels, *S) -> (B, F * 2**num_downsamplings, *S / 2**num_downsamplings)."""
+    layers: list[nn.Module] = [
+        _reflection_pad(spatial_dims)(3),
+        Convolution(spatial_dims, in_channels, num_filters, kernel_size=7, padding=0, act="RELU", norm=norm),
+    ]
+    channels = num_filters
+    for _ in range(num_downsamplings):
+        layers.append(Convolution(spatial_dims, channels, channels * 2, strides=2, kernel_size=3, padding=1, act="RELU", norm=norm))
+        channels *= 2
+    return layers
+
+
+def upsampling(spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE") -> nn.Module:
+    """Stride-2 3x3 transposed convolution halving the filters: (B, C, *S) -> (B, C / 2, *2S)."""
+    return Convolution(spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1, output_padding=1,
+                       is_transposed=True, act="RELU", norm=norm)
+
+
+def output_layers(spatial_dims: int, channels: int, out_channels: int) -> list[nn.Module]:
+    """c7s1-out and tanh: an image in [-1, 1]."""
+    return [_reflection_pad(spatial_dims)(3),
+            Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True), Act["TANH"]()]
+
+
 class ResidualBlock(nn.Module):
     """Two reflection-padded 3x3 convolutions with instance norm, added to the input (shape preserved)."""
 
@@ -62,25 +89,13 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         self.spatial_dims = spatial_dims
         self.divisor = 2**num_downsamplings
-        pad = _reflection_pad(spatial_dims)
-        layers: list[nn.Module] = [
-            pad(3),
-            Convolution(spatial_dims, in_channels, num_filters, kernel_size=7, padding=0, act="RELU", norm=norm),
-        ]
-        channels = num_filters
-        for _ in range(num_downsamplings):
-            layers.append(Convolution(spatial_dims, channels, channels * 2, strides=2, kernel_size=3, padding=1, act="RELU", norm=norm))
-            channels *= 2
+        layers = encoder_layers(spatial_dims, in_channels, num_filters, num_downsamplings, norm)
+        channels = num_filters * 2**num_downsamplings
         layers += [ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)]
         for _ in range(num_downsamplings):
-            layers.append(
-                Convolution(
-                    spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1, output_padding=1,
-                    is_transposed=True, act="RELU", norm=norm,
-                )
-            )
+            layers.append(upsampling(spatial_dims, channels, norm))
             channels //= 2
-        layers += [pad(3), Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True), Act["TANH"]()]
+        layers += output_layers(spatial_dims, channels, out_channels)
         self.model = nn.Sequential(*layers)
         self.apply(_init_normal)
 
