@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,11 @@ class HistogramMapping:
         return torch.where(src > self.b_min + 1e-6, mapped, torch.full_like(src, self.b_min))
 
 
+def single_source(item: Mapping) -> dict[str, torch.Tensor]:
+    """The default sources of an evaluated item: its ``image``, the one source contrast of a translation."""
+    return {"source": item["image"]}
+
+
 class BaselineComparison:
     """Evaluator handler: scores the model's prediction and both baselines on every evaluated image and writes
     ``comparison.json``, ``comparison.csv`` and ``comparison.md`` (one row per method, the mean over images) to
@@ -96,14 +101,21 @@ class BaselineComparison:
     optionally, ``eval_mask`` (as for ``MaskedImageMetric``). With ``score_source`` the source itself is a third
     baseline (``source``): for restoration tasks, where source and target are the same contrast (a corrupted and a
     clean T1), it is the corrupted-versus-clean score that a model must improve on.
+
+    Several inputs (a multi-contrast model): ``sources(item)`` returns the item's single source images by name
+    (default: ``{"source": item["image"]}``); one histogram mapping is fitted per name, and each baseline row is the
+    best single source for that image (lowest squared error inside the mask: an oracle choice, like the line).
+    ``group_key`` names an output item's key (e.g. ``eval_inputs``, the input combination) by which rows are
+    grouped: the tables then have one block of rows per group.
     """
 
     def __init__(self, output_dir: str | os.PathLike, reference: Iterable[Mapping], value_range: Sequence[float] = (-1.0, 1.0),
-                 names: Sequence[str] = METRICS, score_source: bool = False):
+                 names: Sequence[str] = METRICS, score_source: bool = False,
+                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] = single_source, group_key: str | None = None):
         self.output_dir, self.reference, self.score_source = Path(output_dir), reference, score_source
-        self.value_range, self.names = tuple(value_range), tuple(names)
-        self.mapping = HistogramMapping(b_min=self.value_range[0])
-        self.rows: dict[str, list[dict]] = {}
+        self.value_range, self.names, self.sources, self.group_key = tuple(value_range), tuple(names), sources, group_key
+        self.mappings: dict[str, HistogramMapping] = {}
+        self.rows: dict[str, dict[str, list[dict]]] = {}
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.fit)
@@ -111,48 +123,75 @@ class BaselineComparison:
         engine.add_event_handler(Events.COMPLETED, self.write)
 
     def fit(self, engine: Engine | None = None) -> None:
-        self.rows = {m: [] for m in ("model", "model_fitted", *(("source",) if self.score_source else ()), *BASELINES)}
-        self.mapping.fit((item["image"], item["label"], item.get("mask")) for item in self.reference)
+        self.rows = {}
+        pairs: dict[str, list] = {}
+        for item in self.reference:
+            for name, source in self.sources(item).items():
+                pairs.setdefault(name, []).append((source, item["label"], item.get("mask")))
+        self.mappings = {name: HistogramMapping(b_min=self.value_range[0]).fit(p) for name, p in pairs.items()}
 
-    def predictions(self, image: torch.Tensor, pred: torch.Tensor, label: torch.Tensor, mask) -> dict[str, torch.Tensor]:
+    def _best(self, candidates: Iterable[torch.Tensor], label: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        return min(candidates, key=lambda c: float(((c - label)[region] ** 2).mean()))
+
+    def predictions(self, sources: Mapping[str, torch.Tensor], pred: torch.Tensor, label: torch.Tensor, mask) -> dict[str, torch.Tensor]:
         """The model's output, as it is and after the oracle line, and each baseline's, for one image."""
         # the lines are fitted where the metrics are scored: inside the mask, else over the whole image
         region = torch.ones_like(label, dtype=torch.bool) if mask is None else (torch.as_tensor(mask) > 0).expand_as(label)
         preds = {"model": pred, "model_fitted": linear_fit(pred, label, region)}
         if self.score_source:
-            preds["source"] = image
-        return {**preds, "linear": linear_fit(image, label, region), "histogram": self.mapping(image)}
+            preds["source"] = self._best(sources.values(), label, region)
+        unknown = sorted(set(sources) - set(self.mappings))
+        if unknown:
+            raise ValueError(f"no reference image had the sources {unknown}, so no histogram mapping was fitted for them.")
+        preds["linear"] = self._best((linear_fit(s, label, region) for s in sources.values()), label, region)
+        preds["histogram"] = self._best((self.mappings[n](s) for n, s in sources.items()), label, region)
+        return preds
 
     def score(self, engine: Engine) -> None:
         for item in engine.state.output:
-            image, label, pred = (torch.as_tensor(item[k]).detach().cpu().float() for k in ("image", "label", "pred"))
+            label, pred = (torch.as_tensor(item[k]).detach().cpu().float() for k in ("label", "pred"))
+            sources = {n: torch.as_tensor(s).detach().cpu().float() for n, s in self.sources(item).items()}
             mask = None if item.get("eval_mask") is None else torch.as_tensor(item["eval_mask"]).cpu()
-            for method, prediction in self.predictions(image, pred, label, mask).items():
-                self.rows[method].append(masked_image_metrics(prediction, label, mask, self.value_range, names=self.names))
+            group = self.rows.setdefault(str(item[self.group_key]) if self.group_key else "", {})
+            for method, prediction in self.predictions(sources, pred, label, mask).items():
+                group.setdefault(method, []).append(masked_image_metrics(prediction, label, mask, self.value_range, names=self.names))
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        return {m: {n: float(np.mean([r[n] for r in rows])) for n in self.names} for m, rows in self.rows.items() if rows}
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """group -> method -> metric: the mean over the group's images (one group, "", without ``group_key``)."""
+        return {g: {m: {n: float(np.mean([r[n] for r in rows])) for n in self.names} for m, rows in methods.items()}
+                for g, methods in self.rows.items()}
 
-    def write(self, engine: Engine | None = None) -> dict[str, dict[str, float]]:
+    def write(self, engine: Engine | None = None) -> dict:
         table = self.summary()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "comparison.json").write_text(
-            json.dumps({"histogram_direction": self.mapping.direction, "methods": table}, indent=2) + "\n")
+        directions = {n: m.direction for n, m in self.mappings.items()}
+        result = {"histogram_direction": directions.get("source", directions)}
+        result.update({"groups": table} if self.group_key else {"methods": table.get("", {})})
+        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
         with open(self.output_dir / "comparison.csv", "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["method", *self.names])
-            writer.writerows([m, *(f"{v[n]:.4f}" for n in self.names)] for m, v in table.items())
-        (self.output_dir / "comparison.md").write_text(comparison_markdown(table))
+            writer.writerow([*(["inputs"] if self.group_key else []), "method", *self.names])
+            for g, methods in table.items():
+                writer.writerows([*([g] if self.group_key else []), m, *(f"{v[n]:.4f}" for n in self.names)]
+                                 for m, v in methods.items())
+        (self.output_dir / "comparison.md").write_text(comparison_markdown(table, self.group_key is not None))
         return table
 
 
-def comparison_markdown(table: Mapping[str, Mapping[str, float]]) -> str:
-    """The model and the baselines as a Markdown table (PSNR in dB, the others unitless on the 0..1 scale)."""
-    names = list(next(iter(table.values())))
+def comparison_markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], grouped: bool = False) -> str:
+    """The model and the baselines as a Markdown table (PSNR in dB, the others unitless on the 0..1 scale); with
+    ``grouped``, a first column names each row's group (e.g. the input combination)."""
+    names = list(next(iter(next(iter(table.values())).values())))
     labels = {"model": "model", "model_fitted": "model, least-squares line (oracle fit in the mask)",
               "source": "source as it is", "linear": "source, least-squares line (oracle fit in the mask)",
               "histogram": "source, histogram matching fitted on the training subjects"}
-    lines = ["| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {labels.get(m, m)} | " + " | ".join(f"{v[n]:.3f}" if n != "psnr" else f"{v[n]:.2f}" for n in names) + " |"
-              for m, v in table.items()]
+    if grouped:
+        labels.update({"source": "best single input as it is", "linear": "best single input, least-squares line (oracle fit)",
+                       "histogram": "best single input, histogram matching fitted on the training subjects"})
+    head = (["inputs"] if grouped else []) + ["method", *names]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for g, methods in table.items():
+        lines += ["| " + (f"{g} | " if grouped else "") + f"{labels.get(m, m)} | "
+                  + " | ".join(f"{v[n]:.3f}" if n != "psnr" else f"{v[n]:.2f}" for n in names) + " |"
+                  for m, v in methods.items()]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +25,18 @@ def pick_slice(volume, mask=None) -> int:
 
 
 def save_panel(path: str | os.PathLike, volumes: Sequence, titles: Sequence[str], index: int,
-               value_range: Sequence[float] = (-1.0, 1.0)) -> Path:
-    """Writes axial slice ``index`` of each (C, H, W, D) RAS volume side by side, anterior up, with titles."""
+               value_range: Sequence[float] = (-1.0, 1.0), min_height: int = 256) -> Path:
+    """Writes axial slice ``index`` of each (C, H, W, D) RAS volume side by side, anterior up, with titles.
+
+    Tiles smaller than ``min_height`` pixels are enlarged by a whole factor (nearest neighbour, so every voxel stays
+    a visible square): a 3 mm or 4 mm slice is 60 to 80 voxels, too small to read at screen resolution.
+    """
     tiles = []
     for vol in volumes:
         img = torch.as_tensor(vol).detach().cpu().float().numpy()[0, :, :, index]  # (H=R-L, W=P-A)
-        tiles.append(_to_uint8(np.rot90(img), value_range))  # anterior up, patient's right on the left
+        tile = _to_uint8(np.rot90(img), value_range)  # anterior up, patient's right on the left
+        factor = max(1, -(-min_height // tile.shape[0]))  # ceil(min_height / height)
+        tiles.append(np.kron(tile, np.ones((factor, factor), dtype=np.uint8)))  # (H, W) -> (factor H, factor W)
     height, bar = tiles[0].shape[0], 16
     canvas = Image.new("L", (sum(t.shape[1] for t in tiles), height + bar), 0)
     draw, x = ImageDraw.Draw(canvas), 0
@@ -46,10 +52,16 @@ def save_panel(path: str | os.PathLike, volumes: Sequence, titles: Sequence[str]
 
 class PanelSaver:
     """Evaluator handler: for each evaluated volume, writes ``<output_dir>/<name>_panel.png`` showing the input,
-    the prediction and the target at the slice with the most brain (the mask's, when one is given)."""
+    the prediction and the target at the slice with the most brain (the mask's, when one is given).
 
-    def __init__(self, output_dir: str | os.PathLike, titles: Sequence[str] = ("input", "synthetic", "real")):
-        self.output_dir, self.titles = Path(output_dir), tuple(titles)
+    Several inputs (a multi-contrast model): ``sources(item)`` gives the input images by name, each shown as a tile
+    titled with its name (upper case) before the prediction and the target; ``name_key`` names an item's key (e.g.
+    the input combination) appended to the file name, so that each evaluated combination keeps its panel.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, titles: Sequence[str] = ("input", "synthetic", "real"),
+                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None, name_key: str | None = None):
+        self.output_dir, self.titles, self.sources, self.name_key = Path(output_dir), tuple(titles), sources, name_key
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
@@ -58,4 +70,8 @@ class PanelSaver:
         for item in engine.state.output:
             image, pred, label, mask = item["image"], item["pred"], item["label"], item.get("eval_mask")
             name = Path(str(image.meta.get("filename_or_obj", "volume"))).name.split(".")[0]
-            save_panel(self.output_dir / f"{name}_panel.png", [image, pred, label], self.titles, pick_slice(label, mask))
+            if self.name_key:
+                name += "_" + str(item[self.name_key]).replace("+", "_")
+            inputs = {self.titles[0]: image} if self.sources is None else {n.upper(): v for n, v in self.sources(item).items()}
+            save_panel(self.output_dir / f"{name}_panel.png", [*inputs.values(), pred, label],
+                       [*inputs, *self.titles[1:]], pick_slice(label, mask))

@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from ignite.engine import Events
 from PIL import Image
 
 from bundle_utils import (
-    BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE, check_metadata_and_network, configs, error_chain, train, workflow,
+    BUNDLES, TEST_SIZE, TRAIN_TEST_SIZE, check_metadata_and_network, check_resume, check_torchrun, error_chain, train,
+    workflow,
 )
 
 BUNDLE = "cyclegan"
@@ -77,8 +74,10 @@ def test_evaluate_writes_metrics_and_panel(trained, data_dir):
     assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
     panel = Image.open(root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png")
     # three axial slices side by side under a 16-pixel title bar; 240 mm at 4 mm gives 61 voxels (MONAI's
-    # Spacing keeps the last voxel of the field of view)
-    assert panel.size == (3 * 61, 61 + 16)
+    # Spacing keeps the last voxel of the field of view), each shown as 5x5 pixels to be readable (>= 256 pixels)
+    assert panel.size == (3 * 61 * 5, 61 * 5 + 16)
+    pixels = np.asarray(panel)[16:, :305]
+    assert (pixels[::5, ::5] == pixels[4::5, 4::5]).all()  # nearest-neighbour blocks: no invented detail
     assert wf.evaluator.state.metrics["val_psnr"] == pytest.approx(psnr)  # the file holds the evaluator's result
 
 
@@ -104,37 +103,7 @@ def test_inference_keeps_geometry_and_intensity_scale(trained, data_dir, tmp_pat
 
 
 def test_resume_continues_at_the_saved_iteration(data_dir, tmp_path):
-    overrides = dict(dataset_dir=str(data_dir), bundle_root=str(tmp_path), iterations_per_epoch=4, n_epochs=2,
-                     n_epochs_decay=1, val_interval=100, **TRAIN_TEST_SIZE)
-    first = workflow(BUNDLE, ("train",), **overrides)
-    trainer = first.parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "stop after N = 4"
-    first.run()
-    assert trainer.state.iteration == 4
-    saved = torch.load(tmp_path / "models/checkpoints/checkpoint_4.pt", weights_only=True)
-    assert saved["trainer"]["iteration"] == 4 and saved["optimizer_G"]["state"][0]["step"] == 4
-
-    second = workflow(BUNDLE, ("train",), resume="true", **overrides)
-    resumed = second.parser.get_parsed_content("train#trainer")
-    seen = {}
-
-    @resumed.on(Events.STARTED)
-    def _after_loading(engine):  # registered after the checkpoint loader, so it runs after it
-        seen["iteration"] = engine.state.iteration
-        seen["optimizer"] = copy.deepcopy(engine.optimizers["G"].state_dict())  # live tensors: copy them now
-        seen["G_A"] = {k: v.clone() for k, v in second.parser.get_parsed_content("G_A").state_dict().items()}
-
-    second.run()
-    assert seen["iteration"] == 4
-    for param_id, state in saved["optimizer_G"]["state"].items():
-        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg"], state["exp_avg"])
-        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg_sq"], state["exp_avg_sq"])
-    for k, v in saved["G_A"].items():
-        assert torch.equal(seen["G_A"][k], v)
-    assert resumed.state.iteration == 12 and resumed.state.epoch == 3  # continued to the end of the schedule
-    final = torch.load(tmp_path / "models/checkpoints/checkpoint_12.pt", weights_only=True)
-    assert final["optimizer_G"]["state"][0]["step"] == 12
-    assert final["scheduler_G"]["last_epoch"] == 12  # stepped per iteration
+    check_resume(BUNDLE, data_dir, tmp_path, TRAIN_TEST_SIZE, optimizer="G", network="G_A", per_epoch=4)
 
 
 def test_learning_rate_decays_from_the_first_decay_iteration(data_dir, tmp_path):
@@ -166,20 +135,7 @@ def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
 
 
 def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-           "--config_file", str(configs(BUNDLE, "train", "multi_gpu_train")),
-           "--dataset_dir", str(data_dir), "--bundle_root", str(tmp_path), "--iterations_per_epoch", "3",
-           "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
-    for k, v in TRAIN_TEST_SIZE.items():
-        cmd += [f"--{k}", json.dumps(v).replace(" ", "")]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "val_psnr" in result.stdout + result.stderr  # rank 0 validated
-    ckpt = torch.load(tmp_path / "models/checkpoints/checkpoint_6.pt", weights_only=True)
-    assert ckpt["trainer"]["iteration"] == 6
-    assert not any(k.startswith("module.") for k in ckpt["G_A"])  # unwrapped: loads without DDP too
-    model = torch.load(tmp_path / "models/model.pt", weights_only=True)
-    assert torch.equal(model["model.1.conv.weight"], ckpt["G_A"]["model.1.conv.weight"])
+    check_torchrun(BUNDLE, data_dir, tmp_path, TRAIN_TEST_SIZE, network="G_A", per_epoch=3)
 
 
 def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
