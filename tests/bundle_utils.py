@@ -19,6 +19,8 @@ TRAIN_TEST_SIZE = {**TEST_SIZE, "disc_filters": 8}
 # tests), one generator update per iteration
 MEDGAN_TEST_SIZE = {"num_ublocks": 2, "gen_channels": [8, 16, 32], "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
 MEDGAN_TRAIN_TEST_SIZE = {**MEDGAN_TEST_SIZE, "disc_filters": 8, "vgg_weights": "random", "generator_updates": 1}
+# AE-GAN: 8 filters, 2 residual blocks (the autoencoder-discriminator is sized with the synthesis network)
+AE_GAN_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
 
 
 def configs(bundle: str, *names: str) -> list[str]:
@@ -77,3 +79,67 @@ def source_files(*dirs: Path) -> set[str]:
     """Every file under ``dirs`` but Python caches, as paths relative to the repository."""
     return {p.relative_to(ROOT).as_posix() for d in dirs for p in d.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+
+
+def check_resume(bundle: str, data_dir, bundle_root, size: dict, optimizer: str, network: str, per_epoch: int = 3) -> None:
+    """Trains ``per_epoch`` iterations and stops (as after a crash), then resumes with ``--resume true``: the resumed
+    run starts from the saved iteration with the saved optimiser state (``optimizer``'s Adam moments) and network
+    (``network``'s tensors), and continues to the end of the schedule (two epochs: one constant, one decaying) with
+    the per-iteration scheduler stepped throughout."""
+    import copy
+
+    import torch
+
+    overrides = dict(dataset_dir=str(data_dir), bundle_root=str(bundle_root), iterations_per_epoch=per_epoch,
+                     n_epochs=1, n_epochs_decay=1, val_interval=100, **size)
+    first = workflow(bundle, ("train",), **overrides)
+    trainer = first.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # "stop after N"
+    first.run()
+    saved = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{per_epoch}.pt", weights_only=True)
+    assert saved["trainer"]["iteration"] == per_epoch and saved[f"optimizer_{optimizer}"]["state"][0]["step"] == per_epoch
+
+    second = workflow(bundle, ("train",), resume="true", **overrides)
+    resumed = second.parser.get_parsed_content("train#trainer")
+    seen = {}
+
+    @resumed.on(Events.STARTED)
+    def _after_loading(engine):  # registered after the checkpoint loader, so it runs after it
+        seen["iteration"] = engine.state.iteration
+        seen["optimizer"] = copy.deepcopy(engine.optimizers[optimizer].state_dict())  # live tensors: copy them now
+        seen["network"] = {k: v.clone() for k, v in second.parser.get_parsed_content(network).state_dict().items()}
+
+    second.run()
+    assert seen["iteration"] == per_epoch
+    for param_id, state in saved[f"optimizer_{optimizer}"]["state"].items():
+        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg"], state["exp_avg"])
+        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg_sq"], state["exp_avg_sq"])
+    for k, v in saved[network].items():  # buffers too (e.g. spectral-norm power-iteration vectors)
+        assert torch.equal(seen["network"][k], v)
+    assert resumed.state.iteration == 2 * per_epoch and resumed.state.epoch == 2
+    final = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{2 * per_epoch}.pt", weights_only=True)
+    assert final[f"optimizer_{optimizer}"]["state"][0]["step"] == 2 * per_epoch
+    assert final[f"scheduler_{optimizer}"]["last_epoch"] == 2 * per_epoch  # stepped per iteration
+
+
+def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str, per_epoch: int = 2) -> None:
+    """``train.json`` + ``multi_gpu_train.json`` under ``torchrun --nproc_per_node=2`` on the CPU (gloo): both
+    processes train, rank 0 validates, and the checkpoint and ``model.pt`` hold ``network`` unwrapped (no
+    ``module.`` prefix: they load without DistributedDataParallel)."""
+    import json
+
+    import torch
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+           "--config_file", str(configs(bundle, "train", "multi_gpu_train")),
+           "--dataset_dir", str(data_dir), "--bundle_root", str(bundle_root), "--iterations_per_epoch", str(per_epoch),
+           "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
+    for k, v in size.items():
+        cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val_psnr" in result.stdout + result.stderr  # rank 0 validated
+    ckpt = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{2 * per_epoch}.pt", weights_only=True)
+    assert ckpt["trainer"]["iteration"] == 2 * per_epoch and not any(k.startswith("module.") for k in ckpt[network])
+    model = torch.load(Path(bundle_root) / "models/model.pt", weights_only=True)
+    assert model.keys() == ckpt[network].keys() and all(torch.equal(model[k], ckpt[network][k]) for k in model)

@@ -3,23 +3,19 @@ the baselines, inference, 3D mode, multi-process training and bad input, at smal
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
 from monai.bundle import ConfigParser
 
 from bundle_utils import (
-    BUNDLES, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, check_metadata_and_network, configs, error_chain, train,
-    workflow,
+    BUNDLES, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, check_metadata_and_network, check_resume, check_torchrun,
+    error_chain, train, workflow,
 )
 
 BUNDLE = "medgan"
@@ -135,33 +131,7 @@ def test_inference_keeps_geometry_and_intensity_scale(trained, data_dir, tmp_pat
 
 
 def test_resume_continues_with_the_same_optimiser_state(data_dir, tmp_path):
-    overrides = dict(dataset_dir=str(data_dir), bundle_root=str(tmp_path), iterations_per_epoch=3, n_epochs=1,
-                     n_epochs_decay=1, val_interval=100, **MEDGAN_TRAIN_TEST_SIZE)
-    first = workflow(BUNDLE, ("train",), **overrides)
-    trainer = first.parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())
-    first.run()
-    saved = torch.load(tmp_path / "models/checkpoints/checkpoint_3.pt", weights_only=True)
-    assert saved["trainer"]["iteration"] == 3 and saved["optimizer_G"]["state"][0]["step"] == 3
-
-    second = workflow(BUNDLE, ("train",), resume="true", **overrides)
-    resumed = second.parser.get_parsed_content("train#trainer")
-    seen = {}
-
-    @resumed.on(Events.STARTED)
-    def _after_loading(engine):
-        seen["iteration"] = engine.state.iteration
-        seen["optimizer"] = copy.deepcopy(engine.optimizers["D"].state_dict())
-        seen["D"] = {k: v.clone() for k, v in second.parser.get_parsed_content("D").state_dict().items()}
-
-    second.run()
-    assert seen["iteration"] == 3
-    for param_id, state in saved["optimizer_D"]["state"].items():
-        assert torch.equal(seen["optimizer"]["state"][param_id]["exp_avg"], state["exp_avg"])
-    for k, v in saved["D"].items():  # spectral-norm power-iteration vectors included
-        assert torch.equal(seen["D"][k], v)
-    final = torch.load(tmp_path / "models/checkpoints/checkpoint_6.pt", weights_only=True)
-    assert final["optimizer_G"]["state"][0]["step"] == 6 and final["scheduler_G"]["last_epoch"] == 6
+    check_resume(BUNDLE, data_dir, tmp_path, MEDGAN_TRAIN_TEST_SIZE, optimizer="D", network="D")
 
 
 def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
@@ -177,19 +147,7 @@ def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
 
 
 def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-           "--config_file", str(configs(BUNDLE, "train", "multi_gpu_train")),
-           "--dataset_dir", str(data_dir), "--bundle_root", str(tmp_path), "--iterations_per_epoch", "2",
-           "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
-    for k, v in MEDGAN_TRAIN_TEST_SIZE.items():
-        cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "val_psnr" in result.stdout + result.stderr
-    ckpt = torch.load(tmp_path / "models/checkpoints/checkpoint_4.pt", weights_only=True)
-    assert ckpt["trainer"]["iteration"] == 4 and not any(k.startswith("module.") for k in ckpt["G"])
-    model = torch.load(tmp_path / "models/model.pt", weights_only=True)
-    assert all(torch.equal(model[k], ckpt["G"][k]) for k in model)
+    check_torchrun(BUNDLE, data_dir, tmp_path, MEDGAN_TRAIN_TEST_SIZE, network="G")
 
 
 def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path):
