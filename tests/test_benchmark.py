@@ -10,7 +10,7 @@ from tools.benchmark import BENCHMARKS
 
 
 def test_every_bundle_has_a_complete_spec():
-    assert set(BENCHMARKS) == {"cyclegan", "medgan"}
+    assert set(BENCHMARKS) == {"cyclegan", "medgan", "ae_gan"}
     for spec in BENCHMARKS.values():
         assert "default" in spec.sizes and set(spec.iterations) == set(spec.sizes)
         assert set(spec.default_sizes) <= set(spec.sizes)
@@ -81,3 +81,41 @@ def test_generator_is_the_inference_network(bundle):
     expected, got = parser.get_parsed_content("network_def"), BENCHMARKS[bundle].generator(config)
     assert type(got) is type(expected)
     assert {k: v.shape for k, v in got.state_dict().items()} == {k: v.shape for k, v in expected.state_dict().items()}
+
+
+def test_plain_ae_gan_step_matches_ae_gan_step():
+    """The hand-written AE-GAN step computes AEGANStep's losses and updates on the same networks, weights and batch."""
+    from common.engines import AEGANStep
+
+    config = {**BENCHMARKS["ae_gan"].config("test"), "num_filters": 4, "num_res_blocks": 1}
+    torch.manual_seed(0)
+    s, a = benchmark.ae_gan_networks(config)
+    s2, a2 = benchmark.ae_gan_networks(config)
+    s2.load_state_dict(s.state_dict())
+    a2.load_state_dict(a.state_dict())
+    for net in (s, s2):  # dropout off: the two runs draw different masks
+        for m in net.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+    source = torch.cat([torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 3, 32, 32)], dim=1)
+    target = torch.rand(2, 1, 32, 32) * 2 - 1
+    # SGD, not the bundle's Adam: Adam turns the float noise of gradients that are zero in exact arithmetic (the
+    # biases before instance norm) into full-size steps, which would differ between two equal computations
+    sgd = {"lr": 1e-2}
+    step = AEGANStep(input_subsets="random")
+    trainer = MultiNetworkTrainer(
+        device="cpu", max_epochs=1, data_loader=[{}], networks={"S": s, "A": a},
+        optimizers={"S": torch.optim.SGD(s.parameters(), **sgd), "A": torch.optim.SGD(a.parameters(), **sgd)},
+        step=step,
+    )
+    trainer.state.iteration = 1
+    torch.manual_seed(5)  # the same input subsets drawn
+    expected = step(trainer, {"image": source, "label": target})
+    torch.manual_seed(5)
+    got = benchmark.ae_gan_plain_step((s2, a2), torch.optim.SGD(s2.parameters(), **sgd),
+                                      torch.optim.SGD(a2.parameters(), **sgd), source, target)
+    for key, value in got.items():
+        assert value == pytest.approx(expected[key], rel=1e-5, abs=0), key
+    for net, net2 in ((s, s2), (a, a2)):
+        for (name, p), q in zip(net.state_dict().items(), net2.state_dict().values()):
+            torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)

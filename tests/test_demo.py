@@ -35,7 +35,8 @@ def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
     served_parser.read_config(str(bundle / "configs" / "inference.json"))
     served = served_parser.get_parsed_content("network_def")
     served.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))  # strict: the size fits
-    x = torch.randn(1, 1, *size["roi_size"])
+    channels = json.loads((BUNDLES / name / "configs/metadata.json").read_text())["network_data_format"]["inputs"]["image"]["num_channels"]
+    x = torch.randn(1, channels, *size["roi_size"])
     net.eval(), served.eval()
     with torch.no_grad():
         assert torch.equal(served(x), net(x))

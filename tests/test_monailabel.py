@@ -38,8 +38,8 @@ pytestmark = pytest.mark.monailabel
 VENV = Path(os.environ.get("MONAILABEL_VENV", ROOT / ".venv-monailabel"))
 SUBJECT = "TCGA-DU-7294"
 SERVED = sorted(BUNDLES)  # every bundle of the release list, served from its test-size release zip
-STUDIES = {f"{SUBJECT}_t1": f"brain_mri/{SUBJECT}/{SUBJECT}_t1_bet_normalized.nii.gz",
-           f"{SUBJECT}_t2": f"brain_mri/{SUBJECT}/{SUBJECT}_t2_bet_normalized.nii.gz"}
+STUDIES = {f"{SUBJECT}_{c}": f"brain_mri/{SUBJECT}/{SUBJECT}_{f}_bet_normalized.nii.gz"
+           for c, f in (("t1", "t1"), ("t2", "t2"), ("flair", "fla"))}
 
 
 def _difference_bundle(path: Path) -> None:
@@ -205,7 +205,7 @@ def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, n
     bundle = folders["downloads"] / name
     env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-                          "--input", str(source), "--output_dir", str(tmp_path / "own")],
+                          f"--{BUNDLES[name]['input_arg']}", str(source), "--output_dir", str(tmp_path / "own")],
                          cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     (own_file,) = (tmp_path / "own").glob("*.nii.gz")
@@ -264,3 +264,26 @@ def test_a_second_image_comes_as_an_image_id_parameter(server, folders, tmp_path
                                                             "an image id.")
     status, _, body = _infer(server, "difference", image=f"{SUBJECT}_t1", params={"moving": "nosuch"})
     assert status == 404 and json.loads(body)["detail"] == "moving: no image 'nosuch' in the studies folder."
+
+
+def test_further_contrasts_come_as_optional_image_id_parameters(server, folders, tmp_path):
+    """AE-GAN: the request's image is its first input contrast (T1), FLAIR an image id in a parameter, T1c left out;
+    the result equals the downloaded bundle's own inference on the same two contrasts, and differs from T1 alone."""
+    info = json.loads(_request(f"{server}/info/")[2])["models"]["ae_gan"]["inputs"]
+    assert info["flair"] == "request parameter 'flair': an image id (optional)"
+    status, _, body = _infer(server, "ae_gan", image=f"{SUBJECT}_t1", params={"flair": f"{SUBJECT}_flair"})
+    assert status == 200, body[:2000]
+    served = _nifti(body, tmp_path / "served.nii.gz")
+    bundle, studies = folders["downloads"] / "ae_gan", folders["studies"]
+    env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+                          "--t1", str(studies / f"{SUBJECT}_t1.nii.gz"), "--flair", str(studies / f"{SUBJECT}_flair.nii.gz"),
+                          "--output_dir", str(tmp_path / "own")], cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (own_file,) = (tmp_path / "own").glob("*.nii.gz")
+    np.testing.assert_allclose(served.get_fdata(), nib.load(own_file).get_fdata(), atol=1e-4)
+    status, _, body = _infer(server, "ae_gan", image=f"{SUBJECT}_t1")
+    assert status == 200, body[:2000]
+    assert np.abs(_nifti(body, tmp_path / "t1_only.nii.gz").get_fdata() - served.get_fdata()).max() > 1e-3
+    status, _, body = _infer(server, "ae_gan", image=f"{SUBJECT}_t1", params={"flair": "nosuch"})
+    assert status == 404 and json.loads(body)["detail"] == "flair: no image 'nosuch' in the studies folder."

@@ -42,7 +42,10 @@ def test_given_folders_come_before_the_repositorys_and_the_first_holding_a_name_
 
 def test_extra_inputs_and_what_keeps_a_bundle_from_serving(tmp_path):
     pair = bd.inspect_bundle("pair", _bundle(tmp_path, "pair", inputs=("image", "moving")))
-    assert (pair.extra_inputs, pair.problem) == (["moving"], None)
+    assert (pair.extra_inputs, pair.optional_inputs, pair.problem) == (["moving"], [], None)
+    # the repository's AE-GAN: T1 is the request's image, T1c and FLAIR optional image ids
+    ae_gan = bd.inspect_bundle("ae_gan", BUNDLES / "ae_gan")
+    assert ae_gan.extra_inputs == ae_gan.optional_inputs == ["t1c", "flair"]
     bare = bd.inspect_bundle("bare", _bundle(tmp_path, "bare", weights=None))
     assert bare.problem.startswith(f"no weights: neither {tmp_path / 'bare/models/model.pt'} nor model.ts exists.")
     odd = bd.inspect_bundle("odd", _bundle(tmp_path, "odd", inputs=("fixed", "moving")))

@@ -221,7 +221,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     common_file, not_found = probe.stdout.split("\n")[:2]
     assert Path(common_file).resolve().is_relative_to(bundle.resolve()) and not_found == "None None"
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", f"configs/{spec['inference']}.json",
-                          "--input", str(sample), "--output_dir", str(out_dl)],
+                          f"--{spec['input_arg']}", str(sample), "--output_dir", str(out_dl)],
                          cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
 
@@ -234,7 +234,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        workflow(name, (spec["inference"],), "infer", bundle_root=str(repo_root), input=str(sample),
+        workflow(name, (spec["inference"],), "infer", bundle_root=str(repo_root), **{spec["input_arg"]: str(sample)},
                  output_dir=str(out_repo), **{k: v for k, v in settings.items() if k in inference_keys}).run()
     finally:
         torch.set_num_threads(threads)

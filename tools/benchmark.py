@@ -1,6 +1,6 @@
 """Speed and memory of a GAN bundle, and what the framework costs over a hand-written PyTorch loop.
 
-    python -m tools.benchmark {cyclegan,medgan} [--sizes default,...] [--iterations N] [--warmup K]
+    python -m tools.benchmark {cyclegan,medgan,ae_gan} [--sizes default,...] [--iterations N] [--warmup K]
                                                 [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
                                                 [--json OUT]
 
@@ -40,6 +40,11 @@ Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
   no ImageNet weights file exists here, and its cost does not depend on its weights. A default-size iteration
   (3 updates of a 326M-parameter generator, each through VGG-19 at 256x256) is ~1.2 TFLOP, against CycleGAN's
   ~1.9, plus 3 Adam steps over those 326M parameters.
+* ``ae_gan``: the plain step is ``AEGANStep`` written out (the authors' ``optimize_parameters``): a random
+  non-empty subset of the three inputs, then the autoencoder-discriminator A (BCE real against synthesised and
+  reconstructed + 100 x reconstruction L1), then the synthesis network S with A frozen (BCE + 100 x L1 + 0.1 x
+  the KL between A's and S's decoder features), Adam(1e-4). Sizes: ``default`` the paper's (64 filters, 6 residual
+  blocks, 256x256, three input branches); ``release`` and ``test`` those of ``tools/bundles.py``.
 
 Medians, not means: the machine may be shared. This is a measuring tool; it asserts nothing about speed.
 """
@@ -63,7 +68,7 @@ from tools.bundles import BUNDLES
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
 INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
-ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}  # both bundles' optimisers
+ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}  # the CycleGAN and MedGAN optimisers
 RESULT_PREFIX = "BENCHMARK_RESULT "
 
 
@@ -81,6 +86,7 @@ class Benchmark:
             and optimisers it builds (after the caller's seed) as the bundle does.
         generator: a size's config -> the deployable network, ``inference.json``'s ``network_def`` at that size.
         overrides: ``train.json`` overrides at every size (not a size: e.g. a weights file that does not exist).
+        source_channels: channels of the network's input (1; AE-GAN's stack of three contrasts and flags: 6).
     """
 
     title: str
@@ -90,6 +96,7 @@ class Benchmark:
     plain: Callable[[dict], Callable]
     generator: Callable[[dict], object]
     overrides: dict = field(default_factory=dict)
+    source_channels: int = 1
 
     def config(self, size: str) -> dict:
         """All that a size overrides in ``train.json``."""
@@ -276,6 +283,70 @@ def _medgan_plain(config: dict) -> Callable:
                              **{k: config[k] for k in ("generator_updates", "lambda_pixel", "lambda_style", "lambda_content")})
 
 
+# ---------------------------------------------------------------- AE-GAN
+
+
+def _ae_gan_synthesis(config: dict):
+    from common.networks import MultiContrastSynthesisNet
+
+    return MultiContrastSynthesisNet(2, num_inputs=3, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"])
+
+
+def ae_gan_networks(config: dict):
+    """S (three input branches, T2 as the target) and A (autoencoder; its encoder and head are D) as the bundle builds them."""
+    from common.networks import ContrastAutoencoder
+
+    return _training((_ae_gan_synthesis(config), ContrastAutoencoder(2, num_filters=config["num_filters"],
+                                                                     num_res_blocks=config["num_res_blocks"])))
+
+
+def ae_gan_plain_step(nets, opt_s, opt_a, source, target, lambda_sr: float = 0.1, random_subsets: bool = True) -> dict[str, float]:
+    """One AE-GAN iteration as ``AEGANStep`` does it (and the authors' ``optimize_parameters``), on a stack ``source``
+    (B, 6, H, W: three contrasts and their missing flags) and a target (B, 1, H, W).
+
+    With ``random_subsets`` a non-empty subset of the given inputs is drawn per item and the others zero-filled and
+    flagged. Then A (autoencoder and discriminator) is updated on BCE(real) and BCE(synthesised, reconstructed) +
+    100 x reconstruction L1, and S, with A frozen, on BCE + 100 x L1 + ``lambda_sr`` x the KL between A's and S's
+    decoder features (softmax over channels). Returns the losses.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    s, a = nets
+    n = source.shape[1] // 2
+    if random_subsets:  # the bundle's two tensor helpers: a uniform non-empty subset per item, zero-filled and flagged
+        from common.data import random_input_subsets, with_inputs
+
+        source = with_inputs(source, random_input_subsets(source[:, n:].flatten(2).amax(2) < 0.5))
+    fake, features_s = s(source, return_features=True)
+
+    opt_a.zero_grad(set_to_none=True)
+    recon, features_a, d_real = a(target)
+    loss_ad = 0.5 * (_bce(d_real, 1.0) + 0.5 * (_bce(a(fake.detach(), decode=False), 0.0)
+                                                + _bce(a(recon.detach(), decode=False), 0.0)))
+    loss_a = loss_ad + 100.0 * F.l1_loss(recon, target)
+    loss_a.backward()
+    opt_a.step()
+
+    a.requires_grad_(False)
+    opt_s.zero_grad(set_to_none=True)
+    kl = sum((F.softmax(t, 1) * (F.log_softmax(t, 1) - F.log_softmax(f, 1))).sum(1).mean()
+             for f, t in zip(features_s, [t.detach() for t in features_a]))
+    loss_s = _bce(a(fake, decode=False), 1.0) + 100.0 * F.l1_loss(fake, target) + lambda_sr * kl
+    loss_s.backward()
+    opt_s.step()
+    a.requires_grad_(True)
+    return {"loss_S": loss_s.item(), "loss_A": loss_a.item(), "loss_AD": loss_ad.item()}
+
+
+def _ae_gan_plain(config: dict) -> Callable:
+    import torch
+
+    nets = ae_gan_networks(config)
+    opt_s, opt_a = (torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.5, 0.999)) for net in nets)
+    return functools.partial(ae_gan_plain_step, nets, opt_s, opt_a, random_subsets=config.get("input_subsets", "random") == "random")
+
+
 def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
     """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
     config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
@@ -317,6 +388,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         plain=_medgan_plain,
         generator=_casnet,
         overrides={"vgg_weights": "random"},
+    ),
+    "ae_gan": Benchmark(
+        title="AE-GAN",
+        sizes={
+            "default": {"num_filters": 64, "num_res_blocks": 6, "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256]},
+            "release": _released("ae_gan", "release"),
+            "test": _released("ae_gan", "test"),
+        },
+        # ~17 s/it at default on 2 cores
+        iterations={"default": (1, 3), "release": (3, 20), "test": (10, 50)},
+        default_sizes=("default", "release", "test"),
+        plain=_ae_gan_plain,
+        generator=_ae_gan_synthesis,
+        source_channels=6,
     ),
 }
 
@@ -391,7 +476,11 @@ def measure_plain(bundle: str, size: str, warmup: int, iterations: int) -> dict:
     torch.manual_seed(0)
     step = BENCHMARKS[bundle].plain(config)
     shape = (1, 1, *config["roi_size"])
-    batches = [(torch.rand(shape, device=_device()) * 2 - 1, torch.rand(shape, device=_device()) * 2 - 1) for _ in range(8)]
+    source_shape = (1, BENCHMARKS[bundle].source_channels, *config["roi_size"])
+    batches = [(torch.rand(source_shape, device=_device()) * 2 - 1, torch.rand(shape, device=_device()) * 2 - 1) for _ in range(8)]
+    if BENCHMARKS[bundle].source_channels > 1:  # a stack of contrasts and their missing flags: every contrast given
+        for source, _ in batches:
+            source[:, source.shape[1] // 2 :] = 0.0
     seconds = []
     _reset_peak_rss()
     for i in range(warmup + iterations):
@@ -417,7 +506,7 @@ def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(_default_generator(bundle).state_dict(), f"{tmp}/model.pt")
         overrides = {"bundle_root": tmp, "ckpt_path": f"{tmp}/model.pt", "output_dir": f"{tmp}/out",
-                     "dataset_dir": str(data_dir), "input": str(data_dir / HELD_OUT)}
+                     "dataset_dir": str(data_dir), BUNDLES[bundle]["input_arg"]: str(data_dir / HELD_OUT)}
         wf = ConfigWorkflow(config_file=_config_file(bundle, "inference"), workflow_type="infer", **overrides)
         wf.initialize()
         network, inside, slices = wf.parser.get_parsed_content("network"), [], []
@@ -447,7 +536,8 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
     n_slices = nib.load(data_dir / HELD_OUT).shape[2]
     net = _default_generator(bundle).to(_device()).eval()
     timed = min(n_slices, n_batches * INFER_BATCH) if n_batches > 0 else n_slices
-    slices = torch.rand(timed, 1, *BENCHMARKS[bundle].sizes["default"]["roi_size"], device=_device()) * 2 - 1
+    slices = torch.rand(timed, BENCHMARKS[bundle].source_channels, *BENCHMARKS[bundle].sizes["default"]["roi_size"],
+                        device=_device()) * 2 - 1
     with torch.no_grad():
         net(slices[:INFER_BATCH]).sum().item()  # warm-up batch, not timed
         start = time.perf_counter()

@@ -10,7 +10,9 @@ by adding one entry here. Keys of an entry:
   evaluate run must leave ``metrics.csv`` (MONAI's ``MetricsSaver``) in ``output_dir``.
 * ``metrics``: the names in that ``metrics.csv`` reported in the model card, the metadata and the index.
 * ``sample_input``: a held-out image under the dataset root, used for the export checks and the end-to-end
-  test; ``image_key``: the key that the inference ``preprocessing`` reads and returns it under.
+  test; ``image_key``: the key that the inference ``preprocessing`` reads and returns it under; ``input_arg``: the
+  ``inference.json`` value that takes it on the command line (``--input FILE``; ``--t1 FILE`` for a bundle that
+  names each input contrast).
 * ``sizes``: ``settings`` are config values baked into the released configs (top-level keys of
   ``train.json`` / ``inference.json``: the weights only fit a network of that size); ``schedule`` are the
   training-only overrides of that run (recorded in the metadata, not baked).
@@ -30,6 +32,7 @@ BUNDLES: dict[str, dict] = {
         "metrics": ["val_psnr", "val_ssim", "val_mae", "val_ncc"],
         "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
         "image_key": "image",
+        "input_arg": "input",
         "sizes": {
             # 2 mm slices (120x120 padded to 128), half the paper's filters, 6 residual blocks (the paper's choice
             # for 128x128): 2000 iterations (6 epochs constant + 2 decaying, 250 each), 18 min on 2 CPU cores
@@ -56,6 +59,7 @@ BUNDLES: dict[str, dict] = {
         "metrics": ["val_psnr", "val_ssim", "val_mae", "val_ncc"],
         "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
         "image_key": "image",
+        "input_arg": "input",
         "sizes": {
             # the demo's settings (tools/demo.py, DEMOS["medgan"]), three times as long: 3 mm slices (81x81 padded to
             # 96), 3 U-blocks of 5 levels with 32..256 filters, one generator update per iteration, learning rate 1e-3,
@@ -73,6 +77,30 @@ BUNDLES: dict[str, dict] = {
                              "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
                 "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000,
                              "generator_updates": 1, "vgg_weights": "random"},
+            },
+        },
+    },
+    "ae_gan": {
+        "network_key": "S",
+        "train": ["train"],
+        "evaluate": ["train", "evaluate"],
+        "inference": "inference",
+        "metrics": ["val_psnr", "val_ssim", "val_mae", "val_ncc"],
+        "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz",
+        "image_key": "image",
+        "input_arg": "t1",
+        "sizes": {
+            # the demo's settings (tools/demo.py, DEMOS["ae_gan"]), three times as long: 3 mm slices padded to 96x96,
+            # a quarter of the paper's filters (16), its 6 residual blocks
+            "release": {
+                "settings": {"num_filters": 16, "num_res_blocks": 6, "pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96]},
+                "schedule": {"iterations_per_epoch": 1125, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000,
+                             "lr": 0.001},
+            },
+            # tests/bundle_utils.py's AE_GAN_TEST_SIZE: 4 mm slices, 8 filters, 2 residual blocks; 20 iterations
+            "test": {
+                "settings": {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
+                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },
     },

@@ -6,7 +6,7 @@ beside the two trivial baselines (``common.baselines``), having trained on the t
 sample data. The demo schedules are small enough for two CPU cores (about 10 minutes); the papers' schedules are the
 bundles' defaults (``configs/train.json``).
 
-    python -m tools.demo [cyclegan|medgan]        # downloads the sample data (pinned commits, SHA-256 checked)
+    python -m tools.demo [cyclegan|medgan|ae_gan]        # downloads the sample data (pinned commits, SHA-256 checked)
     python -m tools.demo medgan --data-from ../shared/data   # or takes it from a local copy
 """
 
@@ -25,7 +25,8 @@ from pathlib import Path
 from tools import sample_data
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_{}_bet_normalized.nii.gz"
+HELD_OUT_T1 = HELD_OUT.format("t1")
 
 DEMOS = {
     "cyclegan": {
@@ -57,6 +58,19 @@ DEMOS = {
         "iterations": 2000,
         "output": "synthetic_t2",
         "titles": "T1 | synthetic T2 | real T2",
+    },
+    "ae_gan": {
+        # 3 mm slices padded to 96x96, a quarter of the paper's filters (16) and its 6 residual blocks: tools/bundles.py's
+        # release size. Every iteration S sees a random non-empty subset of T1, T1c and FLAIR (one model for all
+        # combinations); the learning rate 1e-3 (the authors: 1e-4 over 300 epochs) for a run of minutes
+        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96], "num_filters": 16, "num_res_blocks": 6},
+        "training": {"lr": 0.001},
+        "iterations": 1500,
+        "output": "synthetic_t2",
+        "titles": "T1 | T1c | FLAIR | synthetic T2 | real T2",
+        # inference from the three contrasts; the evaluation scores all seven combinations
+        "inputs": {"t1": HELD_OUT.format("t1"), "t1c": HELD_OUT.format("t1c"), "flair": HELD_OUT.format("fla")},
+        "panel": "TCGA-DU-7294_t1_bet_normalized_t1_t1c_flair_panel.png",
     },
 }
 
@@ -127,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                                           "n_epochs_decay": 1, "val_interval": epochs})
     run_bundle([configs / "train.json", configs / "evaluate.json"], common)
     keys = inference_keys(name)
-    run_bundle([configs / "inference.json"], {**{k: v for k, v in common.items() if k in keys},
-                                              "input": str(data_dir / HELD_OUT_T1), "output_dir": str(out / "eval")})
+    inputs = {k: str(data_dir / v) for k, v in demo.get("inputs", {"input": HELD_OUT_T1}).items()}
+    run_bundle([configs / "inference.json"], {**{k: v for k, v in common.items() if k in keys}, **inputs,
+                                              "output_dir": str(out / "eval")})
 
     served = write_servable_bundle(name, out / "models" / "model.pt", out.parent / "bundles", demo["size"])
     metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv"))}
     nifti = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", f"_{demo['output']}.nii.gz")
-    panel = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", "_panel.png")
+    panel = out / "eval" / demo.get("panel", Path(HELD_OUT_T1).name.replace(".nii.gz", "_panel.png"))
     print(f"\nHeld-out subject TCGA-DU-7294, inside the brain mask, intensities scaled to 0..1 ({name}, {iterations} "
           f"training iterations on the three training subjects, {time.time() - start:.0f} s in all):")
     print(f"  PSNR {metrics['val_psnr']:.2f} dB   SSIM {metrics['val_ssim']:.3f}   MAE {metrics['val_mae']:.3f}   "

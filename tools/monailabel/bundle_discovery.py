@@ -7,7 +7,8 @@ repository's ``bundles/``), and the first folder holding a name wins. A bundle c
 
 Inputs: the first entry of the metadata's ``network_data_format.inputs`` must be ``image`` (MONAI Label passes the
 request's image under that key); every further entry (the moving image of a registration bundle, more contrasts)
-is a request parameter of that name holding an image id of the studies folder.
+is a request parameter of that name holding an image id of the studies folder; an input marked ``"optional": true``
+(the further contrasts of a multi-contrast bundle) may be left out of a request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class BundleEntry:
     name: str
     path: Path
     extra_inputs: list[str] = field(default_factory=list)
+    optional_inputs: list[str] = field(default_factory=list)
     problem: str | None = None
 
 
@@ -54,7 +56,8 @@ def inspect_bundle(name: str, path: Path) -> BundleEntry:
     entry = BundleEntry(name, path)
     meta_file = path / "configs" / "metadata.json"
     try:
-        inputs = list(json.loads(meta_file.read_text())["network_data_format"]["inputs"])
+        formats = dict(json.loads(meta_file.read_text())["network_data_format"]["inputs"])
+        inputs = list(formats)
     except (OSError, ValueError, KeyError, TypeError) as e:
         entry.problem = f"{meta_file}: no readable network_data_format.inputs ({type(e).__name__}: {e})."
         return entry
@@ -62,6 +65,7 @@ def inspect_bundle(name: str, path: Path) -> BundleEntry:
         entry.problem = f"{meta_file}: the first network_data_format input must be 'image', got {inputs}."
         return entry
     entry.extra_inputs = inputs[1:]
+    entry.optional_inputs = [k for k in inputs[1:] if isinstance(formats[k], dict) and formats[k].get("optional") is True]
     if not any((path / "models" / w).is_file() for w in WEIGHTS):
         entry.problem = (
             f"no weights: neither {path / 'models' / WEIGHTS[0]} nor {WEIGHTS[1]} exists. Train the bundle "

@@ -41,13 +41,15 @@ class ImageBundleInferTask(BundleInferTask):
         super().__init__(str(entry.path), conf, type=InferType.OTHERS, add_post_restore=False, post_filter=[SaveImaged])
         self.model_name = entry.name
         self.extra_inputs = list(entry.extra_inputs)
+        self.optional_inputs = list(entry.optional_inputs)
         self.labels = {}  # an image, not classes (BundleInferTask took the output's channel names as labels)
         self.dimension = 3
 
     def info(self) -> dict[str, Any]:
         i = super().info()
         i["result"] = "image"
-        i["inputs"] = {"image": "the request's image", **{k: f"request parameter '{k}': an image id" for k in self.extra_inputs}}
+        i["inputs"] = {"image": "the request's image", **{
+            k: f"request parameter '{k}': an image id{' (optional)' if k in self.optional_inputs else ''}" for k in self.extra_inputs}}
         return i
 
     def run_pre_transforms(self, data: dict[str, Any], transforms):

@@ -94,6 +94,9 @@ class BundleServingApp(MONAILabelApp):
             self._image_file(image, datastore, "image")
         for key in task.extra_inputs:  # e.g. the moving image of a registration bundle: ids only, never paths
             if not request.get(key):
+                if key in task.optional_inputs:  # e.g. a contrast the user does not have
+                    request.pop(key, None)
+                    continue
                 raise HTTPException(422, f"model '{model}' needs the request parameter '{key}': an image id.")
             request[key] = self._image_file(str(request[key]), datastore, key)
         try:
