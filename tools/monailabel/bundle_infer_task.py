@@ -10,7 +10,9 @@ what an image result needs, so that ``inference.json`` stays the one definition 
 * the bundle's ``SaveImaged`` is dropped from the post-transforms and its ``SaveImage`` (writer, dtype,
   extension) writes the result file, so the server returns what ``inference.json`` would write;
 * images beyond ``image`` named in the metadata's inputs (``extra_inputs``) come as request parameters; the app
-  resolves them from image ids to files before the task runs;
+  resolves them from image ids to files before the task runs; optional ones may be absent, so the bundle's own
+  ``LoadImaged`` (which may allow missing keys) replaces MONAI Label's ``LoadImageTensord`` wrapper (which reads
+  every key) where the bundle's allows missing keys;
 * a request whose input cannot be read or checked raises :class:`InputImageError` naming the file.
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 from monai.transforms import Compose, SaveImage, SaveImaged
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.bundle import BundleInferTask
+from monailabel.transform.pre import LoadImageTensord
 
 from bundle_discovery import BundleEntry
 
@@ -51,6 +54,10 @@ class ImageBundleInferTask(BundleInferTask):
         i["inputs"] = {"image": "the request's image", **{
             k: f"request parameter '{k}': an image id{' (optional)' if k in self.optional_inputs else ''}" for k in self.extra_inputs}}
         return i
+
+    def pre_transforms(self, data=None):
+        return [t.load_image_d if isinstance(t, LoadImageTensord) and getattr(t.load_image_d, "allow_missing_keys", False)
+                else t for t in super().pre_transforms(data)]
 
     def run_pre_transforms(self, data: dict[str, Any], transforms):
         # MONAI's Spacingd updates every `<key>_*` entry as a meta dict; MONAI Label's request has `image_path`
