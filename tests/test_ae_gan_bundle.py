@@ -55,6 +55,7 @@ def test_default_sizes_and_weights_are_the_authors():
     assert (train_cfg["sr_decay"], train_cfg["sr_decay_interval"]) == (0.05, 5000)
     assert (train_cfg["lr"], train_cfg["batch_size"], train_cfg["n_epochs"], train_cfg["n_epochs_decay"]) == (1e-4, 1, 300, 0)
     assert train_cfg["roi_size"].startswith("$[256, 256]") and train_cfg["target_contrast"] == "t2"
+    assert train_cfg["input_subsets"] == "all"  # the paper trains with only the target missing
     parser = ConfigParser(train_cfg)
     assert parser.get_parsed_content("input_contrasts") == ["t1", "t1c", "flair"]
 

@@ -45,7 +45,7 @@ class AEGANStep:
         lambda_sr: float = 0.1,
         sr_decay: float = 0.05,
         sr_decay_interval: int = 5000,
-        input_subsets: str = "random",
+        input_subsets: str = "all",
         adversarial_loss: nn.Module | None = None,
         self_representation_loss: nn.Module | None = None,
     ):
