@@ -4,8 +4,8 @@ their missing flags, the input combinations of an evaluation, and random input s
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 from monai.config import KeysCollection
@@ -14,8 +14,18 @@ from monai.transforms import MapTransform
 
 from .transforms import _source
 
-__all__ = ["InvertStackd", "StackContrastsd", "contrast_inputs", "given_contrasts", "input_contrasts", "input_subsets", "expand_input_subsets", "random_input_subsets",
-           "with_inputs"]
+__all__ = ["InvertStackd", "StackContrastsd", "contrast_inputs", "expand_input_subsets", "given_contrasts",
+           "input_contrasts", "input_subsets", "missing_flags", "random_input_subsets", "with_inputs"]
+
+
+def missing_flags(x: torch.Tensor, num_inputs: int) -> torch.Tensor:
+    """The modality mask vector (B, N) of a network input (B, 2N, *S): 1 where input i is missing.
+
+    The flags are constant channels N..2N-1 of the input, so that the network stays a one-tensor function
+    (sliding-window and slice inferers, TorchScript, ONNX, MONAI Label). They are read as each channel's maximum,
+    which ignores the constant padding an inferer may add (-1) around a patch.
+    """
+    return x[:, num_inputs:].flatten(2).amax(dim=2).clamp(0.0, 1.0)  # (B, N, *S) -> (B, N)
 
 
 class StackContrastsd(MapTransform):
@@ -84,7 +94,7 @@ def given_contrasts(item: Mapping, names: Sequence[str], key: str = "image") -> 
     image, n = item[key], len(names)
     if image.shape[0] != 2 * n:
         raise ValueError(f"a stack of the {n} contrasts {list(names)} has {2 * n} channels, got shape {tuple(image.shape)}.")
-    flags = torch.as_tensor(image[n:]).flatten(1).amax(dim=1)  # (N, *S) -> (N,)
+    flags = missing_flags(torch.as_tensor(image)[None], n)[0]  # (N,)
     return {name: image[i : i + 1] for i, name in enumerate(names) if flags[i] < 0.5}
 
 

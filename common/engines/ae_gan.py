@@ -6,9 +6,8 @@ import torch
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 
-from ..data.contrasts import random_input_subsets, with_inputs
+from ..data.contrasts import missing_flags, random_input_subsets, with_inputs
 from ..losses import SelfRepresentationLoss
-from ..networks.ae_gan import missing_flags
 from .gan import generator_adversarial_loss
 
 INPUT_SUBSETS = ("all", "random")
