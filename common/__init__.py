@@ -4,6 +4,6 @@ Configs say ``"$import common"`` (MONAI's config imports bind only a top-level n
 imported here.
 """
 
-from . import baselines, data, engines, losses, metrics, networks, panels
+from . import baselines, ct_evaluation, data, engines, losses, metrics, networks, panels
 
-__all__ = ["baselines", "data", "engines", "losses", "metrics", "networks", "panels"]
+__all__ = ["baselines", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels"]

@@ -50,14 +50,31 @@ class HistogramMapping:
 
     ``fit`` pools the foreground voxels of every pair and takes ``num_quantiles`` quantiles of each contrast; the
     map sends the source quantile ``q`` to the target quantile ``q`` (increasing) or ``1 - q`` (decreasing), the
-    direction with the lower squared error on the training voxels. Background (``<= b_min``) stays ``b_min``.
+    direction with the lower squared error on the training voxels. Background (``<= b_min``) becomes ``b_min``, or
+    keeps its value with ``keep_background``. ``fit_unpaired`` fits it on unpaired images instead.
     """
 
-    def __init__(self, num_quantiles: int = 1001, b_min: float = -1.0):
+    def __init__(self, num_quantiles: int = 1001, b_min: float = -1.0, keep_background: bool = False):
         self.levels = np.linspace(0.0, 1.0, num_quantiles)
-        self.b_min = b_min
+        self.b_min, self.keep_background = b_min, keep_background
         self.source_q: np.ndarray | None = None
         self.target_q: np.ndarray | None = None
+
+    def fit_unpaired(self, sources: Iterable[torch.Tensor], targets: Iterable[torch.Tensor]) -> HistogramMapping:
+        """Unpaired images (e.g. non-contrast and contrast CT of different people): the foreground (``> b_min``)
+        quantiles of all sources pooled are matched to those of all targets pooled, increasing (the same tissue
+        order in both domains)."""
+        pooled = []
+        for images in (sources, targets):
+            values = [torch.as_tensor(i).detach().cpu().double().flatten() for i in images]
+            values = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+            values = values[values > self.b_min].numpy()
+            if values.size == 0:
+                raise ValueError("HistogramMapping.fit_unpaired: no foreground voxels in the reference images.")
+            pooled.append(np.quantile(values, self.levels))
+        self.source_q, self.target_q = pooled
+        self.direction = "increasing"
+        return self
 
     def fit(self, pairs: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> HistogramMapping:
         sources, targets, files = [], [], []
@@ -82,7 +99,7 @@ class HistogramMapping:
             raise RuntimeError("HistogramMapping: call fit() first.")
         src = torch.as_tensor(source)
         mapped = torch.from_numpy(np.interp(src.double().numpy(), self.source_q, self.target_q)).to(src.dtype)
-        return torch.where(src > self.b_min + 1e-6, mapped, torch.full_like(src, self.b_min))
+        return torch.where(src > self.b_min + 1e-6, mapped, src if self.keep_background else torch.full_like(src, self.b_min))
 
 
 def single_source(item: Mapping) -> dict[str, torch.Tensor]:

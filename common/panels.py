@@ -57,21 +57,27 @@ class PanelSaver:
     Several inputs (a multi-contrast model): ``sources(item)`` gives the input images by name, each shown as a tile
     titled with its name (upper case) before the prediction and the target; ``name_key`` names an item's key (e.g.
     the input combination) appended to the file name, so that each evaluated combination keeps its panel.
+    ``keys`` are the item's images shown after the input (default the prediction and the target; a CT translation
+    without a target shows its prediction and cycle reconstruction), ``value_range`` the intensities mapped to
+    black..white (e.g. a soft-tissue window), and the slice is the one where ``slice_key``'s image (or the mask) has
+    the most foreground.
     """
 
     def __init__(self, output_dir: str | os.PathLike, titles: Sequence[str] = ("input", "synthetic", "real"),
-                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None, name_key: str | None = None):
+                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None, name_key: str | None = None,
+                 keys: Sequence[str] = ("pred", "label"), value_range: Sequence[float] = (-1.0, 1.0), slice_key: str = "label"):
         self.output_dir, self.titles, self.sources, self.name_key = Path(output_dir), tuple(titles), sources, name_key
+        self.keys, self.value_range, self.slice_key = tuple(keys), tuple(value_range), slice_key
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
         for item in engine.state.output:
-            image, pred, label, mask = item["image"], item["pred"], item["label"], item.get("eval_mask")
+            image, mask = item["image"], item.get("eval_mask")
             name = Path(str(image.meta.get("filename_or_obj", "volume"))).name.split(".")[0]
             if self.name_key:
                 name += "_" + str(item[self.name_key]).replace("+", "_")
             inputs = {self.titles[0]: image} if self.sources is None else {n.upper(): v for n, v in self.sources(item).items()}
-            save_panel(self.output_dir / f"{name}_panel.png", [*inputs.values(), pred, label],
-                       [*inputs, *self.titles[1:]], pick_slice(label, mask))
+            save_panel(self.output_dir / f"{name}_panel.png", [*inputs.values(), *(item[k] for k in self.keys)],
+                       [*inputs, *self.titles[1:]], pick_slice(item[self.slice_key], mask), self.value_range)

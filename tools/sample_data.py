@@ -343,10 +343,15 @@ def datalists() -> dict[str, dict]:
         },
         "ct_unpaired.json": {
             "description": "Unpaired CT: A = non-contrast, B = contrast-enhanced (different patients). "
-                           "sub-spleen2_ct is the one contrast-enhanced abdomen, the body region of example_ct.",
-            "training": [{"A": "ct/example_ct.nii.gz", "B": "ct/aorta_report_test_result_models_ct_cropped.nii.gz"},
-                         {"A": "ct/example_ct.nii.gz", "B": "ct/sub-spleen2_ct.nii.gz"}],
-            "validation": [{"A": "ct/example_ct_sm.nii.gz", "B": "ct/pulmonary_report_models_ct_cropped.nii.gz"}],
+                           "sub-spleen2_ct is the one contrast-enhanced abdomen, the body region of example_ct; the "
+                           "aorta crop is an arterial-phase chest. Each training entry pairs a non-contrast and a "
+                           "contrast scan for co-located patch sampling. Validation: example_ct_sm, 30 slices of the "
+                           "same non-contrast scan (not a held-out patient: the sample data has one non-contrast scan), "
+                           "with its TotalSegmentator v2 organ labels (example_seg) for scoring the enhancement.",
+            "training": [{"subject": "example_ct+aorta_crop", "A": "ct/example_ct.nii.gz",
+                          "B": "ct/aorta_report_test_result_models_ct_cropped.nii.gz"},
+                         {"subject": "example_ct+sub-spleen2", "A": "ct/example_ct.nii.gz", "B": "ct/sub-spleen2_ct.nii.gz"}],
+            "validation": [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}],
         },
         "registration.json": {
             "description": "Brain registration: Colin27 T1 (ch2bet) with AAL labels in MNI space; "

@@ -7,5 +7,6 @@ from .image_pool import ImagePool
 from .medgan import MedGANStep
 from .schedules import LinearDecayLR
 from .trainer import MultiNetworkTrainer
+from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "UNITGMMStep", "latest_checkpoint", "resume_path"]

@@ -1,0 +1,153 @@
+"""CT in Hounsfield units: the unit check, an invertible HU window, and co-located patches of two unpaired scans."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import InvertibleTransform, MapTransform, Randomizable
+
+from .transforms import _source
+
+
+class CheckHUd(MapTransform):
+    """Rejects an image that is not CT in Hounsfield units, naming the file.
+
+    CT in HU holds air (about -1000 HU) somewhere in its field of view and soft tissue near 0..100 HU; an image whose
+    lowest value is above ``air_below`` (an MR image, a CT rescaled to 0..1 or 8 bits, or stored without the DICOM
+    rescale intercept) would be windowed into nonsense without a word, so it stops here. Runs on the image as loaded.
+    """
+
+    def __init__(self, keys: KeysCollection, air_below: float = -500.0, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.air_below = air_below
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            values = torch.as_tensor(d[key])
+            lo, hi = float(values.min()), float(values.max())
+            if lo > self.air_below or hi <= lo:
+                raise ValueError(
+                    f"'{_source(d[key])}' ('{key}'): intensities {lo:g}..{hi:g} are not CT in Hounsfield units (expected "
+                    f"air near -1000 HU, i.e. values below {self.air_below:g}); give a CT in HU (DICOM: apply "
+                    "RescaleSlope/RescaleIntercept), not an MR image or a rescaled CT."
+                )
+        return d
+
+
+def hu_to_window(hu: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0), clip: bool = True) -> torch.Tensor:
+    """HU in ``window`` (lowest, highest) linearly onto ``value_range`` (clipped to it with ``clip``)."""
+    (h0, h1), (v0, v1) = window, value_range
+    out = (torch.as_tensor(hu).float() - h0) / (h1 - h0) * (v1 - v0) + v0
+    return out.clamp(v0, v1) if clip else out
+
+
+def window_to_hu(values: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
+    """The inverse of ``hu_to_window`` (values the window clipped stay at its edges)."""
+    (h0, h1), (v0, v1) = window, value_range
+    return (torch.as_tensor(values) - v0) / (v1 - v0) * (h1 - h0) + h0
+
+
+class HUWindowd(MapTransform, InvertibleTransform):
+    """Maps the HU window ``hu_min``..``hu_max`` linearly onto ``b_min``..``b_max`` (clipped), and back.
+
+    CT is calibrated, so unlike MR the range is fixed rather than read from each image. ``inverse`` (and ``Invertd``
+    at inference) maps a network's output back to HU; values the window clipped stay at its edges.
+    """
+
+    def __init__(self, keys: KeysCollection, hu_min: float = -1024.0, hu_max: float = 2048.0, b_min: float = -1.0,
+                 b_max: float = 1.0, clip: bool = True, allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if hu_max <= hu_min:
+            raise ValueError(f"need hu_min < hu_max, got {hu_min} and {hu_max}.")
+        self.hu_min, self.hu_max, self.b_min, self.b_max, self.clip = hu_min, hu_max, b_min, b_max, clip
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = hu_to_window(d[key], (self.hu_min, self.hu_max), (self.b_min, self.b_max), self.clip)
+            self.push_transform(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            self.pop_transform(d[key])
+            d[key] = window_to_hu(d[key], (self.hu_min, self.hu_max), (self.b_min, self.b_max))
+        return d
+
+
+def _crop(img: torch.Tensor, center: Sequence[int], size: Sequence[int], value: float) -> torch.Tensor:
+    """The (C, *size) box of ``img`` (C, *S) centred on voxel ``center`` (start ``center - size // 2``), padded with
+    ``value`` where it leaves the image."""
+    starts = [c - s // 2 for c, s in zip(center, size)]
+    inside = tuple(slice(max(0, a), min(n, a + s)) for a, s, n in zip(starts, size, img.shape[1:]))
+    patch = torch.as_tensor(img)[(slice(None), *inside)]
+    pad: list[int] = []
+    for a, s, n in reversed(list(zip(starts, size, img.shape[1:]))):  # F.pad wants the last axis first
+        pad += [max(0, -a), max(0, a + s - n)]
+    return F.pad(patch, pad, value=value) if any(pad) else patch
+
+
+class RandColocatedPatchd(Randomizable, MapTransform):
+    """Random patches at the same place in every key's volume: the patch-based UNIT's training samples.
+
+    The volumes (C, X, Y, Z) must share a voxel spacing (``Spacingd`` first). The domains are unpaired scans of
+    different people, so "the same place" is taken in a frame where their centres coincide: one offset ``o`` (voxels,
+    i.e. ``o * spacing`` mm) from each volume's centre voxel ``shape // 2`` is drawn such that the patch lies inside
+    every volume (along an axis where some volume is smaller than the patch: such that its centre does), and each key
+    gets the patch centred on ``shape // 2 + o``, padded with ``pad_value`` where it leaves its volume (padding the
+    discriminator could learn to expect from one domain only: keep patches smaller than the smallest scan). With a 2D ``roi_size`` the patch is 2D, from the axial slice (last axis) at that offset.
+    An offset whose first key's patch has less than ``min_fraction`` of voxels above ``threshold`` (air, for CT
+    windowed to -1..1) is redrawn, up to ``max_tries`` times. ``meta["patch_offset_mm"]`` records the offset in mm.
+    """
+
+    def __init__(self, keys: KeysCollection, roi_size: Sequence[int], threshold: float = -0.6, min_fraction: float = 0.3,
+                 max_tries: int = 10, pad_value: float = -1.0, allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if len(roi_size) not in (2, 3):
+            raise ValueError(f"roi_size must have 2 (axial patches) or 3 entries, got {roi_size}.")
+        self.roi_size = [int(r) for r in roi_size]
+        self.threshold, self.min_fraction, self.max_tries, self.pad_value = threshold, min_fraction, max_tries, pad_value
+
+    def offset_range(self, shapes: Sequence[Sequence[int]], size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest offsets (per axis, voxels): the whole patch inside every volume along the axes where each
+        volume is at least the patch's size, else the patch centre inside every volume."""
+        shapes, size = np.asarray(shapes), np.asarray(size)  # (keys, 3), (3,)
+        centres = shapes // 2
+        low, high = (-centres).max(0), (shapes - 1 - centres).min(0)
+        fits = (shapes >= size).all(0)
+        low_in, high_in = (size // 2 - centres).max(0), (shapes - size + size // 2 - centres).min(0)
+        return np.where(fits, low_in, low), np.where(fits, high_in, high)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        shapes = [tuple(d[k].shape[1:]) for k in keys]
+        if any(len(s) != 3 for s in shapes):
+            raise ValueError(f"RandColocatedPatchd expects (C, X, Y, Z) volumes, got shapes {shapes} for {keys}.")
+        spacings = [tuple(np.round(np.asarray(d[k].pixdim, dtype=float), 4)) for k in keys if isinstance(d[k], MetaTensor)]
+        if len(set(spacings)) > 1:
+            raise ValueError(f"RandColocatedPatchd: the volumes {keys} have spacings {spacings}; resample them to one "
+                             "spacing (Spacingd) first.")
+        size = self.roi_size if len(self.roi_size) == 3 else [*self.roi_size, 1]
+        low, high = self.offset_range(shapes, size)
+        for _ in range(self.max_tries):
+            offset = np.array([self.R.randint(lo, hi + 1) for lo, hi in zip(low, high)])
+            first = _crop(d[keys[0]], np.asarray(shapes[0]) // 2 + offset, size, self.pad_value)
+            if float((first > self.threshold).float().mean()) >= self.min_fraction:
+                break
+        spacing = np.asarray(spacings[0] if spacings else (1.0, 1.0, 1.0))
+        for key, shape in zip(keys, shapes):
+            patch = _crop(d[key], np.asarray(shape) // 2 + offset, size, self.pad_value)
+            if len(self.roi_size) == 2:
+                patch = patch[..., 0]  # (C, X, Y, 1) -> (C, X, Y): the axial slice
+            meta = dict(d[key].meta) if isinstance(d[key], MetaTensor) else {}
+            meta["patch_offset_mm"] = (offset * spacing).tolist()
+            d[key] = MetaTensor(patch.contiguous(), meta=meta)
+        return d
