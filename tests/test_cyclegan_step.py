@@ -26,6 +26,11 @@ def test_lsgan_losses_by_hand():
     # discriminator: 0.5 * (mean((0.8 - 1)^2) + mean(0.3^2))
     real, fake = Const(0.8)(torch.zeros(1, 1, 4, 4)), Const(0.3)(torch.zeros(1, 1, 4, 4))
     assert step.discriminator_loss(real, fake).item() == pytest.approx(0.5 * (0.04 + 0.09))
+    # negative logits count in full: the squared error of the raw logits (MONAI's default LeakyReLU(0.05) before the
+    # MSE would give 0.5 * ((0.05 * -0.5 - 1)^2 + (0.05 * -0.5)^2) instead)
+    negative = Const(-0.5)(torch.zeros(1, 1, 4, 4))
+    assert step.discriminator_loss(negative, negative).item() == pytest.approx(0.5 * (1.5**2 + 0.5**2))
+    assert step.generator_loss(negative).item() == pytest.approx(1.5**2)
 
 
 def _tiny_trainer(step, lr=0.1):

@@ -18,7 +18,9 @@ class CycleGANStep:
     Optimisers: ``"G"`` over both generators, ``"D"`` over both discriminators.
     Generator loss = LSGAN(D_B(G_A(A))) + LSGAN(D_A(G_B(B))) + lambda_cycle * (|G_B(G_A(A)) - A| + |G_A(G_B(B)) - B|)
     + lambda_cycle * lambda_identity * (|G_A(B) - B| + |G_B(A) - A|); each discriminator loss is the mean of the
-    real and (pooled) fake terms, i.e. halved, as in the paper.
+    real and (pooled) fake terms, i.e. halved, as in the paper. LSGAN is the mean squared error of the raw patch
+    logits (MONAI's ``PatchAdversarialLoss`` with ``no_activation_leastsq=True``: by default it puts a LeakyReLU of
+    slope 0.05 on the logits first, which shrinks the push on negative logits twentyfold and is not the paper's loss).
     """
 
     required_networks = ("G_A", "G_B", "D_A", "D_B")
@@ -34,7 +36,8 @@ class CycleGANStep:
     ):
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
-        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(criterion="least_squares", reduction="mean")
+        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(
+            criterion="least_squares", reduction="mean", no_activation_leastsq=True)
         self.cycle_loss = cycle_loss or nn.L1Loss()
         self.pool_A = ImagePool(pool_size)  # history of G_B(B), shown to D_A
         self.pool_B = ImagePool(pool_size)  # history of G_A(A), shown to D_B
