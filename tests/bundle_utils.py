@@ -21,6 +21,9 @@ MEDGAN_TEST_SIZE = {"num_ublocks": 2, "gen_channels": [8, 16, 32], "pixdim": [4.
 MEDGAN_TRAIN_TEST_SIZE = {**MEDGAN_TEST_SIZE, "disc_filters": 8, "vgg_weights": "random", "generator_updates": 1}
 # AE-GAN: 8 filters, 2 residual blocks (the autoencoder-discriminator is sized with the synthesis network)
 AE_GAN_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
+# patch-based GMM UNIT: 32x32 axial patches of the CT at 4 mm (the contrast abdomen is 33 voxels across there)
+UNIT_GMM_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]}
+UNIT_GMM_TRAIN_TEST_SIZE = {**UNIT_GMM_TEST_SIZE, "disc_filters": 8}
 
 
 def configs(bundle: str, *names: str) -> list[str]:
@@ -122,7 +125,8 @@ def check_resume(bundle: str, data_dir, bundle_root, size: dict, optimizer: str,
     assert final[f"scheduler_{optimizer}"]["last_epoch"] == 2 * per_epoch  # stepped per iteration
 
 
-def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str, per_epoch: int = 2) -> None:
+def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str, per_epoch: int = 2,
+                   metric: str = "val_psnr") -> None:
     """``train.json`` + ``multi_gpu_train.json`` under ``torchrun --nproc_per_node=2`` on the CPU (gloo): both
     processes train, rank 0 validates, and the checkpoint and ``model.pt`` hold ``network`` unwrapped (no
     ``module.`` prefix: they load without DistributedDataParallel)."""
@@ -138,7 +142,7 @@ def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str,
         cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "val_psnr" in result.stdout + result.stderr  # rank 0 validated
+    assert metric in result.stdout + result.stderr  # rank 0 validated
     ckpt = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{2 * per_epoch}.pt", weights_only=True)
     assert ckpt["trainer"]["iteration"] == 2 * per_epoch and not any(k.startswith("module.") for k in ckpt[network])
     model = torch.load(Path(bundle_root) / "models/model.pt", weights_only=True)

@@ -10,7 +10,7 @@ from tools.benchmark import BENCHMARKS
 
 
 def test_every_bundle_has_a_complete_spec():
-    assert set(BENCHMARKS) == {"cyclegan", "medgan", "ae_gan"}
+    assert set(BENCHMARKS) == {"cyclegan", "medgan", "ae_gan", "unit_gmm"}
     for spec in BENCHMARKS.values():
         assert "default" in spec.sizes and set(spec.iterations) == set(spec.sizes)
         assert set(spec.default_sizes) <= set(spec.sizes)
@@ -117,5 +117,39 @@ def test_plain_ae_gan_step_matches_ae_gan_step():
     for key, value in got.items():
         assert value == pytest.approx(expected[key], rel=1e-5, abs=0), key
     for net, net2 in ((s, s2), (a, a2)):
+        for (name, p), q in zip(net.state_dict().items(), net2.state_dict().values()):
+            torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_plain_unit_gmm_step_matches_unit_gmm_step():
+    """The hand-written UNIT step (its KL written out too) computes UNITGMMStep's losses and updates on the same
+    networks, weights, batch and random draws."""
+    from common.engines import UNITGMMStep
+
+    config = {**BENCHMARKS["unit_gmm"].config("test"), "num_filters": 4, "num_res_blocks": 2, "disc_filters": 4}
+    torch.manual_seed(0)
+    nets = benchmark.unit_gmm_networks(config)
+    nets2 = benchmark.unit_gmm_networks(config)
+    for net, net2 in zip(nets, nets2):
+        net2.load_state_dict(net.state_dict())
+    x1, x2 = torch.rand(2, 1, 1, 32, 32) * 2 - 1
+    sgd = {"lr": 1e-2}  # SGD, not Adam: see the AE-GAN test above
+    g, prior, d1, d2 = nets
+    trainer = MultiNetworkTrainer(
+        device="cpu", max_epochs=1, data_loader=[{}], networks={"G": g, "prior": prior, "D1": d1, "D2": d2},
+        optimizers={"G": torch.optim.SGD([*g.parameters(), *prior.parameters()], **sgd),
+                    "D": torch.optim.SGD([*d1.parameters(), *d2.parameters()], **sgd)},
+        step=UNITGMMStep(),
+    )
+    torch.manual_seed(5)  # the same noise and Monte-Carlo draws
+    expected = trainer.step(trainer, {"A": x1, "B": x2})
+    torch.manual_seed(5)
+    g2, prior2, d12, d22 = nets2
+    got = benchmark.unit_gmm_plain_step(nets2, torch.optim.SGD([*g2.parameters(), *prior2.parameters()], **sgd),
+                                        torch.optim.SGD([*d12.parameters(), *d22.parameters()], **sgd), x1, x2)
+    assert set(got) <= set(expected)
+    for key, value in got.items():
+        assert value == pytest.approx(expected[key], rel=1e-5, abs=0), key
+    for net, net2 in zip(nets, nets2):
         for (name, p), q in zip(net.state_dict().items(), net2.state_dict().values()):
             torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)

@@ -40,6 +40,9 @@ SUBJECT = "TCGA-DU-7294"
 SERVED = sorted(BUNDLES)  # every bundle of the release list, served from its test-size release zip
 STUDIES = {f"{SUBJECT}_{c}": f"brain_mri/{SUBJECT}/{SUBJECT}_{f}_bet_normalized.nii.gz"
            for c, f in (("t1", "t1"), ("t2", "t2"), ("flair", "fla"))}
+STUDIES["example_ct_sm"] = "ct/example_ct_sm.nii.gz"  # a non-contrast CT in HU, for the CT bundle
+# the study each bundle translates: its release's sample input (the MRI bundles' T1, the CT bundle's CT)
+STUDY_OF = {name: next(i for i, rel in STUDIES.items() if rel == spec["sample_input"]) for name, spec in BUNDLES.items()}
 
 
 def _difference_bundle(path: Path) -> None:
@@ -196,8 +199,8 @@ def test_info_lists_served_and_unavailable_bundles(server, folders):
 
 @pytest.mark.parametrize("name", SERVED)
 def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, name):
-    source = folders["studies"] / f"{SUBJECT}_t1.nii.gz"
-    status, ctype, body = _infer(server, name, image=f"{SUBJECT}_t1")
+    source = folders["studies"] / f"{STUDY_OF[name]}.nii.gz"
+    status, ctype, body = _infer(server, name, image=STUDY_OF[name])
     assert status == 200, body[:2000]
     served = _nifti(body, tmp_path / "served.nii.gz")
 
@@ -211,7 +214,7 @@ def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, n
     (own_file,) = (tmp_path / "own").glob("*.nii.gz")
     own, src = nib.load(own_file), nib.load(source)
 
-    assert served.shape == own.shape == src.shape == (240, 240, 155)
+    assert served.shape == own.shape == src.shape
     np.testing.assert_allclose(served.affine, src.affine, atol=1e-5)
     assert served.get_data_dtype() == own.get_data_dtype() == np.float32
     a, b = served.get_fdata(), own.get_fdata()
@@ -234,6 +237,13 @@ def test_corrupt_uploads_are_clear_errors(server, folders):
         detail = json.loads(body)["detail"]
         assert detail.startswith("model 'cyclegan' cannot use the input /") and ".nii.gz" in detail, detail
         assert "Traceback" not in detail and len(detail) < 1000, detail
+
+
+def test_an_mr_image_sent_to_the_ct_bundle_is_a_clear_error(server):
+    status, ctype, body = _infer(server, "unit_gmm", image=f"{SUBJECT}_t1")
+    assert status == 422 and ctype.startswith("application/json"), (status, body[:500])
+    detail = json.loads(body)["detail"]
+    assert f"{SUBJECT}_t1.nii.gz" in detail and "not CT in Hounsfield units" in detail, detail
 
 
 def test_unknown_models_and_images_are_clear_errors(server):

@@ -24,7 +24,9 @@ import torch
 import yaml
 
 from bundle_utils import BUNDLES as BUNDLES_DIR
-from bundle_utils import AE_GAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, source_files, workflow
+from bundle_utils import (
+    AE_GAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, UNIT_GMM_TRAIN_TEST_SIZE, source_files, workflow,
+)
 from tools import release
 from tools.bundles import BUNDLES
 
@@ -64,6 +66,7 @@ def test_release_test_size_is_the_tests_size():
     assert {**medgan["settings"], **medgan["schedule"]} == {
         **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
     assert BUNDLES["ae_gan"]["sizes"]["test"]["settings"] == AE_GAN_TEST_SIZE
+    assert BUNDLES["unit_gmm"]["sizes"]["test"]["settings"] == UNIT_GMM_TRAIN_TEST_SIZE
 
 
 def test_versions_bump_from_metadata_and_index():

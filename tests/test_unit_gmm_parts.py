@@ -189,24 +189,56 @@ def real_ct():
     return torch.as_tensor(np.asarray(image.dataobj, dtype=np.float32))[None], image.header.get_zooms()
 
 
-def test_colocated_patches_share_the_offset_and_the_content(real_ct):
-    """B is A cropped symmetrically (the same centre voxel), so co-located patches must hold the same voxels."""
+def test_colocated_patches_centred_alike_share_the_offset_and_the_content(real_ct):
+    """alignment="center": B is A cropped symmetrically (the same centre voxel), so co-located patches must hold the
+    same voxels."""
     volume, zooms = real_ct  # (1, 122, 101, 112)
     affine = np.diag([*map(float, zooms), 1.0])
     a = MetaTensor(volume, affine=affine)
     b = MetaTensor(volume[:, 11:-11, 10:-10, 20:-20].clone(), affine=affine)  # sizes 100, 81, 72 keep shape // 2 in place
     assert (np.array(a.shape[1:]) // 2 - [11, 10, 20] == np.array(b.shape[1:]) // 2).all()
     for roi in ([32, 32], [16, 16, 16]):
-        sampler = RandColocatedPatchd(keys=["A", "B"], roi_size=roi, threshold=-600, min_fraction=0.3)
+        sampler = RandColocatedPatchd(keys=["A", "B"], roi_size=roi, alignment="center", threshold=-600,
+                                      min_fraction=0.3, background_probability=0)
         for seed in range(5):
             sampler.set_random_state(seed)
             out = sampler({"A": a, "B": b})
             assert out["A"].shape == out["B"].shape == (1, *roi)
-            assert out["A"].meta["patch_offset_mm"] == out["B"].meta["patch_offset_mm"]
+            ca, cb = (np.array(out[k].meta["patch_center"]) for k in "AB")
+            assert (ca - np.array(a.shape[1:]) // 2 == cb - np.array(b.shape[1:]) // 2).all()  # one offset
             torch.testing.assert_close(out["A"].as_tensor(), out["B"].as_tensor())  # same voxels: no padding needed
             assert float((out["A"] > -600).float().mean()) >= 0.3  # drawn on the body, not in the air
     with pytest.raises(ValueError, match="spacings"):
         RandColocatedPatchd(keys=["A", "B"], roi_size=[8, 8])({"A": a, "B": MetaTensor(volume, affine=np.diag([1.0, 1, 1, 1]))})
+
+
+def test_colocated_patches_at_the_same_relative_position(real_ct):
+    """alignment="relative" (the default): both patches at the same fraction of their volume's extent, inside each
+    volume, and the whole of the larger volume is reached (not only the part overlapping the smaller one)."""
+    volume, zooms = real_ct
+    affine = np.diag([*map(float, zooms), 1.0])
+    a, b = MetaTensor(volume, affine=affine), MetaTensor(volume[:, 30:70, 20:60, 40:60].clone(), affine=affine)
+    sampler = RandColocatedPatchd(keys=["A", "B"], roi_size=[32, 32], threshold=-600, background_probability=0)
+    slices = []
+    for seed in range(40):
+        sampler.set_random_state(seed)
+        out = sampler({"A": a, "B": b})
+        ca, cb = (np.array(out[k].meta["patch_center"]) for k in "AB")
+        for c, shape in ((ca, a.shape[1:]), (cb, b.shape[1:])):
+            assert (c[:2] - 16 >= 0).all() and (c[:2] + 16 <= np.array(shape[:2])).all()  # the patch inside its volume
+        assert abs(ca[2] / 111 - cb[2] / 19) <= 0.5 / 19 + 1e-9  # the same relative slice
+        slices.append(ca[2])
+    assert min(slices) < 40 and max(slices) > 60  # beyond B's overlap with A's centre (slices 46..65)
+    # B = A: co-located patches are the same voxels
+    out = sampler({"A": a, "B": MetaTensor(volume.clone(), affine=affine)})
+    torch.testing.assert_close(out["A"].as_tensor(), out["B"].as_tensor())
+    # a share of the samples is taken wherever it falls, air included (inference tiles the air too)
+    anywhere = RandColocatedPatchd(keys=["A"], roi_size=[32, 32], threshold=-600, min_fraction=0.3, background_probability=1)
+    fractions = []
+    for seed in range(30):
+        anywhere.set_random_state(seed)
+        fractions.append(float((anywhere({"A": a})["A"] > -600).float().mean()))
+    assert min(fractions) < 0.3
 
 
 def test_enhancement_figures_by_hand():

@@ -1,6 +1,6 @@
 """Speed and memory of a GAN bundle, and what the framework costs over a hand-written PyTorch loop.
 
-    python -m tools.benchmark {cyclegan,medgan,ae_gan} [--sizes default,...] [--iterations N] [--warmup K]
+    python -m tools.benchmark {cyclegan,medgan,ae_gan,unit_gmm} [--sizes default,...] [--iterations N] [--warmup K]
                                                 [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
                                                 [--json OUT]
 
@@ -18,11 +18,12 @@ Run from the repository root. Per network size it reports:
   during the training loop (reset as it starts; the framework's holds its cached training and validation
   volumes) and over the whole process (the framework's includes loading and resampling those volumes).
 
-And, at the default network size, seconds per 240x240x155 volume for ``inference.json`` on the held-out
-TCGA-DU-7294 T1 (randomly initialised weights: timing does not depend on them): the whole ``run()`` (load,
-preprocessing, slice-wise inference, inversion, saving), the time spent inside the generator during that
-run, and the plain generator time for the same number of 256x256 slices in batches of 8 under ``no_grad``
-(``--infer-batches`` batches timed and scaled to the volume, since a full pass takes minutes on a CPU).
+And, at the default network size, seconds per volume for ``inference.json`` on the bundle's sample input
+(``tools/bundles.py``: the held-out TCGA-DU-7294 T1, 240x240x155, for the MRI bundles; the 30-slice non-contrast
+CT for ``unit_gmm``), with randomly initialised weights (timing does not depend on them): the whole ``run()`` (load,
+preprocessing, slice-wise inference, inversion, saving), the time spent inside the generator during that run, and
+the plain generator time for the same number of patches (256x256 slices; UNIT's 64x64 tiles) in batches of 8 under
+``no_grad`` (``--infer-batches`` batches timed and scaled to the volume, since a full pass takes minutes on a CPU).
 
 Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
 
@@ -46,6 +47,12 @@ Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
   the KL between A's and S's decoder features), Adam(1e-4). Sizes: ``default`` the paper's (64 filters, 6 residual
   blocks, 256x256, three input branches); ``release`` and ``test`` those of ``tools/bundles.py``.
 
+* ``unit_gmm``: the plain step is ``UNITGMMStep`` written out: D1 and D2 (LSGAN, x10) on real patches against
+  translations from the other domain, then the two VAEs with shared layers and the Gaussian-mixture prior (x10
+  adversarial, 0.1 x KL + 100 x L1 reconstruction, 0.1 x KL of real and re-encoded translations + 100 x L1 cycle,
+  the KL a one-draw Monte-Carlo estimate), Adam(1e-4, weight decay 1e-4). Sizes: ``default`` the paper's (64 filters,
+  4 residual blocks per side, 64x64 patches); ``release`` and ``test`` those of ``tools/bundles.py``.
+
 Medians, not means: the machine may be shared. This is a measuring tool; it asserts nothing about speed.
 """
 
@@ -66,7 +73,6 @@ from pathlib import Path
 from tools.bundles import BUNDLES
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
 INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
 ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}  # the CycleGAN and MedGAN optimisers
 RESULT_PREFIX = "BENCHMARK_RESULT "
@@ -347,6 +353,100 @@ def _ae_gan_plain(config: dict) -> Callable:
     return functools.partial(ae_gan_plain_step, nets, opt_s, opt_a, random_subsets=config["input_subsets"] == "random")
 
 
+# ---------------------------------------------------------------- patch-based GMM UNIT
+
+
+def _shared_latent_vaes(config: dict):
+    from common.networks import SharedLatentVAEs
+
+    return SharedLatentVAEs(2, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"])
+
+
+def unit_gmm_networks(config: dict):
+    """G (the two VAEs with shared layers), the Gaussian-mixture prior, D1 and D2 as the bundle builds them."""
+    from monai.networks.nets import PatchDiscriminator
+
+    from common.losses import GaussianMixturePrior
+
+    g = _shared_latent_vaes(config)
+    prior = GaussianMixturePrior(g.latent_channels, config["num_components"])
+    discs = [PatchDiscriminator(2, channels=config["disc_filters"], in_channels=1, num_layers_d=config["disc_layers"],
+                                norm="INSTANCE", bias=True) for _ in range(2)]
+    return _training((g, prior, *discs))
+
+
+def _mixture_kl(mu, prior) -> "torch.Tensor":
+    """KL(N(mu, I) || the mixture) per latent dimension, one Monte-Carlo draw: -H(q) - log p(mu + eps)."""
+    import math
+
+    import torch
+
+    c = mu.shape[1]
+    z = mu.movedim(1, -1).reshape(-1, c)  # (B, C, H, W) -> (B * H * W, C)
+    z = z + torch.randn_like(z)
+    diff = z[:, None] - prior.means[None]  # (N, K, C)
+    log_normal = -0.5 * (math.log(2 * math.pi) + prior.log_vars + diff**2 * torch.exp(-prior.log_vars)).sum(-1)
+    log_p = torch.logsumexp(torch.log_softmax(prior.logits, 0) + log_normal, 1)
+    return (-0.5 * c * (math.log(2 * math.pi) + 1) - log_p).mean() / c
+
+
+def unit_gmm_plain_step(nets, opt_g, opt_d, x1, x2, weights=(10.0, 0.1, 100.0, 0.1, 100.0)) -> dict[str, float]:
+    """One iteration as ``UNITGMMStep`` does it: D1 and D2 on real patches against translations from the other domain
+    (LSGAN, halved), then E1/E2/G1/G2 and the prior on the UNIT objective (adversarial, VAE: KL + 100 x L1
+    reconstruction, cycle: KL of the re-encoded translations + 100 x L1 cycle), the same random draws in the same
+    order. Returns the losses."""
+    import torch
+    import torch.nn.functional as F
+
+    l0, l1, l2, l3, l4 = weights
+    g, prior, d1, d2 = nets
+    with torch.no_grad():
+        mu = g.encode(x2, 1)
+        x21 = g.decode(mu + torch.randn_like(mu), 0)
+        mu = g.encode(x1, 0)
+        x12 = g.decode(mu + torch.randn_like(mu), 1)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d1 = l0 * 0.5 * (_lsgan(d1(x1)[-1], 1.0) + _lsgan(d1(x21)[-1], 0.0))
+    loss_d2 = l0 * 0.5 * (_lsgan(d2(x2)[-1], 1.0) + _lsgan(d2(x12)[-1], 0.0))
+    (loss_d1 + loss_d2).backward()
+    opt_d.step()
+
+    d1.requires_grad_(False)
+    d2.requires_grad_(False)
+    mu1, mu2 = g.encode(x1, 0), g.encode(x2, 1)
+    z1, z2 = mu1 + torch.randn_like(mu1), mu2 + torch.randn_like(mu2)
+    x11, x22, x12, x21 = g.decode(z1, 0), g.decode(z2, 1), g.decode(z1, 1), g.decode(z2, 0)
+    mu12, mu21 = g.encode(x12, 1), g.encode(x21, 0)
+    x121, x212 = g.decode(mu12 + torch.randn_like(mu12), 0), g.decode(mu21 + torch.randn_like(mu21), 1)
+    kl_real = _mixture_kl(mu1, prior) + _mixture_kl(mu2, prior)
+    kl_translated = _mixture_kl(mu12, prior) + _mixture_kl(mu21, prior)
+    loss_adv = l0 * (_lsgan(d1(x21)[-1], 1.0) + _lsgan(d2(x12)[-1], 1.0))
+    loss_vae = l1 * kl_real + l2 * (F.l1_loss(x11, x1) + F.l1_loss(x22, x2))
+    loss_cc = l3 * (kl_real + kl_translated) + l4 * (F.l1_loss(x121, x1) + F.l1_loss(x212, x2))
+    loss_g = loss_adv + loss_vae + loss_cc
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    d1.requires_grad_(True)
+    d2.requires_grad_(True)
+    return {"loss_G": loss_g.item(), "loss_G_adv": loss_adv.item(), "loss_vae": loss_vae.item(), "loss_cc": loss_cc.item(),
+            "loss_D1": loss_d1.item(), "loss_D2": loss_d2.item()}
+
+
+def _unit_gmm_optimizers(nets, lr: float = 1e-4, weight_decay: float = 1e-4):
+    import torch
+
+    g, prior, d1, d2 = nets
+    adam = {"lr": lr, "betas": (0.5, 0.999), "weight_decay": weight_decay}
+    return (torch.optim.Adam([*g.parameters(), *prior.parameters()], **adam),
+            torch.optim.Adam([*d1.parameters(), *d2.parameters()], **adam))
+
+
+def _unit_gmm_plain(config: dict) -> Callable:
+    nets = unit_gmm_networks(config)
+    return functools.partial(unit_gmm_plain_step, nets, *_unit_gmm_optimizers(nets))
+
+
 def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
     """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
     config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
@@ -358,6 +458,9 @@ _MEDGAN_LOSS = _shipped("medgan", ("generator_updates", "lambda_pixel", "lambda_
 
 # the input combinations the plain AE-GAN step draws (the shipped "all", or "random" where a size's schedule says so)
 _AE_GAN_INPUTS = _shipped("ae_gan", ("input_subsets",))
+
+# the mixture's size and the discriminators' depth, as shipped unless a size sets them
+_UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
@@ -405,6 +508,19 @@ BENCHMARKS: dict[str, Benchmark] = {
         plain=_ae_gan_plain,
         generator=_ae_gan_synthesis,
         source_channels=6,
+    ),
+    "unit_gmm": Benchmark(
+        title="patch-based GMM UNIT",
+        sizes={
+            "default": {"num_filters": 64, "num_res_blocks": 4, "disc_filters": 64, "pixdim": [1.5, 1.5, 1.5],
+                        "roi_size": [64, 64], **_UNIT_GMM_SHIPPED},
+            "release": {**_UNIT_GMM_SHIPPED, **_released("unit_gmm", "release")},
+            "test": {**_UNIT_GMM_SHIPPED, **_released("unit_gmm", "test")},
+        },
+        iterations={"default": (2, 10), "release": (5, 50), "test": (10, 100)},
+        default_sizes=("default", "release", "test"),
+        plain=_unit_gmm_plain,
+        generator=_shared_latent_vaes,
     ),
 }
 
@@ -509,7 +625,7 @@ def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(_default_generator(bundle).state_dict(), f"{tmp}/model.pt")
         overrides = {"bundle_root": tmp, "ckpt_path": f"{tmp}/model.pt", "output_dir": f"{tmp}/out",
-                     "dataset_dir": str(data_dir), BUNDLES[bundle]["input_arg"]: str(data_dir / HELD_OUT)}
+                     "dataset_dir": str(data_dir), BUNDLES[bundle]["input_arg"]: str(data_dir / BUNDLES[bundle]["sample_input"])}
         wf = ConfigWorkflow(config_file=_config_file(bundle, "inference"), workflow_type="infer", **overrides)
         wf.initialize()
         network, inside, slices = wf.parser.get_parsed_content("network"), [], []
@@ -527,16 +643,30 @@ def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     return {"seconds": seconds, "network_seconds": sum(inside), "slices": sum(slices)}
 
 
-def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> dict:
-    """The default-size generator alone on its 2D patches (256x256) in batches of 8, scaled to the held-out volume's
-    slices.
+def volume_patches(bundle: str, data_dir: Path) -> int:
+    """How many 2D patches of the default ``roi_size`` the inferer tiles the bundle's sample volume into: its axial
+    slices at the default spacing, each covered with the inferer's overlap of 0.25 (one patch where the slice is no
+    larger than the patch, as for the MRI bundles' 256x256 on 240x240 slices)."""
+    import math
 
-    ``n_batches`` full batches are timed (0: all the volume's slices, the last batch partial) to keep it short.
-    """
     import nibabel as nib
+
+    size = BENCHMARKS[bundle].sizes["default"]
+    image = nib.load(data_dir / BUNDLES[bundle]["sample_input"])
+    extent = [n * z / p for n, z, p in zip(image.shape, image.header.get_zooms(), size["pixdim"])]  # voxels after Spacing
+    per_axis = [1 if e <= r else math.ceil((e - r) / max(int(r * 0.75), 1)) + 1 for e, r in zip(extent, size["roi_size"])]
+    return math.ceil(extent[2]) * per_axis[0] * per_axis[1]
+
+
+def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> dict:
+    """The default-size generator alone on its 2D patches (e.g. 256x256) in batches of 8, scaled to the patches of
+    the bundle's sample volume (``volume_patches``; one per slice for the MRI bundles).
+
+    ``n_batches`` full batches are timed (0: all the volume's patches, the last batch partial) to keep it short.
+    """
     import torch
 
-    n_slices = nib.load(data_dir / HELD_OUT).shape[2]
+    n_slices = volume_patches(bundle, data_dir)
     net = _default_generator(bundle).to(_device()).eval()
     timed = min(n_slices, n_batches * INFER_BATCH) if n_batches > 0 else n_slices
     slices = torch.rand(timed, BENCHMARKS[bundle].source_channels, *BENCHMARKS[bundle].sizes["default"]["roi_size"],
@@ -629,11 +759,12 @@ def print_table(report: dict) -> None:
     if inf:
         b, n = inf["bundle"], inf["network"]
         roi = "x".join(str(s) for s in spec.sizes["default"]["roi_size"])
-        print(f"\nInference, default size, {HELD_OUT} ({b['slices']} slices of {roi}, batches of {INFER_BATCH})")
+        print(f"\nInference, default size, {BUNDLES[report['bundle']]['sample_input']} ({b['slices']} patches of {roi}, "
+              f"batches of {INFER_BATCH})")
         print(f"  inference.json run():          {b['seconds']:8.1f} s/volume  (peak RSS {b['peak_rss_mib']:.0f} MiB)")
         print(f"    of which inside the generator: {b['network_seconds']:6.1f} s")
         print(f"  plain generator, no_grad:      {n['seconds']:8.1f} s/volume  (peak RSS {n['peak_rss_mib']:.0f} MiB;"
-              f" {n['timed_slices']} slices timed, scaled to {n['slices']})")
+              f" {n['timed_slices']} patches timed, scaled to {n['slices']})")
         print(f"  run() / plain generator:       {b['seconds'] / n['seconds']:8.3f}x")
 
 
@@ -647,7 +778,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "e.g. 5 at CycleGAN's 'default', 2 at MedGAN's)")
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations first, at least 1 (default: per size)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every measurement")
-    p.add_argument("--data", type=Path, default=ROOT / "data", help="dataset root with datalists/brain_mri.json")
+    p.add_argument("--data", type=Path, default=ROOT / "data", help="dataset root with the datalists (python -m tools.sample_data)")
     p.add_argument("--skip-inference", action="store_true", help="training only")
     p.add_argument("--infer-batches", type=int, default=4, help="batches of 8 slices timed for the plain generator, "
                    "scaled to the whole volume (0: time all slices)")

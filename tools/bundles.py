@@ -104,4 +104,30 @@ BUNDLES: dict[str, dict] = {
             },
         },
     },
+    "unit_gmm": {
+        "network_key": "G",
+        "train": ["train"],
+        "evaluate": ["train", "evaluate"],
+        "inference": "inference",
+        # HU inside the TotalSegmentator labels of the non-contrast scan, before and after (common.ct_evaluation)
+        "metrics": ["val_vessel_gain_hu", "val_vessel_hu", "val_organ_gain_hu", "val_stable_change_hu", "val_cycle_mae_hu"],
+        "sample_input": "ct/example_ct_sm.nii.gz",
+        "image_key": "image",
+        "input_arg": "input",
+        "sizes": {
+            # the demo's settings (tools/demo.py, DEMOS["unit_gmm"]), three times as long: 3 mm (the non-contrast
+            # scan's own spacing), 32x32 axial patches, half the paper's filters, its 4 residual blocks per side
+            "release": {
+                "settings": {"num_filters": 32, "num_res_blocks": 4, "disc_filters": 32, "disc_layers": 2,
+                             "pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32]},
+                "schedule": {"iterations_per_epoch": 3000, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000},
+            },
+            # tests/bundle_utils.py's UNIT_GMM_TEST_SIZE: 4 mm, 32x32 patches, 8 filters, 2 blocks; 20 iterations
+            "test": {
+                "settings": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8, "pixdim": [4.0, 4.0, 4.0],
+                             "roi_size": [32, 32]},
+                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+            },
+        },
+    },
 }

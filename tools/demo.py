@@ -3,10 +3,11 @@
 Runs the bundle's own commands (``python -m monai.bundle run ...``), prints each one so it can be re-run by hand,
 and finishes with PSNR / SSIM / MAE / correlation inside the brain mask of the held-out subject (TCGA-DU-7294),
 beside the two trivial baselines (``common.baselines``), having trained on the three training subjects of the
-sample data. The demo schedules are small enough for two CPU cores (about 10 minutes); the papers' schedules are the
+sample data (the CT bundle: the HU inside the organ labels of the non-contrast scan before and after translation,
+beside a global HU-histogram mapping; ``common.ct_evaluation``). The demo schedules are small enough for two CPU cores (about 10 minutes); the papers' schedules are the
 bundles' defaults (``configs/train.json``).
 
-    python -m tools.demo [cyclegan|medgan|ae_gan]        # downloads the sample data (pinned commits, SHA-256 checked)
+    python -m tools.demo [cyclegan|medgan|ae_gan|unit_gmm]   # downloads the sample data (pinned commits, SHA-256 checked)
     python -m tools.demo medgan --data-from ../shared/data   # or takes it from a local copy
 """
 
@@ -75,7 +76,30 @@ DEMOS = {
         "inputs": {"t1": HELD_OUT.format("t1"), "t1c": HELD_OUT.format("t1c"), "flair": HELD_OUT.format("fla")},
         "panel": "TCGA-DU-7294_t1_bet_normalized_t1_t1c_flair_panel.png",
     },
+    "unit_gmm": {
+        # 3 mm (the non-contrast scan's own spacing: no domain is upsampled, so sharpness tells the discriminators
+        # nothing), 32x32 axial patches (96 mm: inside the smallest contrast scan), half the paper's filters and its
+        # 4 residual blocks per side: tools/bundles.py's release size. See the bundle's model card for what was measured.
+        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32], "num_filters": 32, "num_res_blocks": 4,
+                 "disc_filters": 32, "disc_layers": 2},
+        "training": {},
+        "iterations": 3000,
+        "groups": ["ct"],
+        "output": "synthetic_contrast",
+        "titles": "non-contrast | synthetic contrast | cycle back to non-contrast (soft-tissue window)",
+        "inputs": {"input": "ct/example_ct_sm.nii.gz"},
+        "scored_on": "Non-contrast CT example_ct_sm (30 slices of the training scan: the sample data has no other "
+                     "non-contrast scan), HU inside its TotalSegmentator organ labels",
+        "figures": [("vessel HU", "val_vessel_hu", "{:.0f}"), ("vessel gain", "val_vessel_gain_hu", "{:+.0f} HU"),
+                    ("kidney/liver/spleen gain", "val_organ_gain_hu", "{:+.0f} HU"),
+                    ("bone/muscle/lung |change|", "val_stable_change_hu", "{:.0f} HU"),
+                    ("cycle MAE", "val_cycle_mae_hu", "{:.0f} HU")],
+    },
 }
+# what the MRI demos print: the held-out subject's masked metrics
+MRI_SCORED_ON = "Held-out subject TCGA-DU-7294, inside the brain mask, intensities scaled to 0..1"
+MRI_FIGURES = [("PSNR", "val_psnr", "{:.2f} dB"), ("SSIM", "val_ssim", "{:.3f}"), ("MAE", "val_mae", "{:.3f}"),
+               ("correlation", "val_ncc", "{:.3f}")]
 
 
 def _args(overrides: dict) -> list[str]:
@@ -131,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir, out = Path(args.data_dir).resolve(), (Path(args.output_dir) / name).resolve()
     start = time.time()
+    groups = demo.get("groups", ["brain_mri"])
     if args.data_from:
-        sample_data.import_from(Path(args.data_from), data_dir, groups=["brain_mri"])
+        sample_data.import_from(Path(args.data_from), data_dir, groups=groups)
     else:
-        sample_data.download(data_dir, groups=["brain_mri"])
+        sample_data.download(data_dir, groups=groups)
 
     common = {"dataset_dir": str(data_dir), "bundle_root": str(out), **demo["size"]}
     # 3/4 of the iterations at the full learning rate, then linear decay to zero (the paper's schedule, shortened)
@@ -150,13 +175,13 @@ def main(argv: list[str] | None = None) -> int:
 
     served = write_servable_bundle(name, out / "models" / "model.pt", out.parent / "bundles", demo["size"])
     metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv"))}
-    nifti = out / "eval" / Path(HELD_OUT_T1).name.replace(".nii.gz", f"_{demo['output']}.nii.gz")
-    panel = out / "eval" / demo.get("panel", Path(HELD_OUT_T1).name.replace(".nii.gz", "_panel.png"))
-    print(f"\nHeld-out subject TCGA-DU-7294, inside the brain mask, intensities scaled to 0..1 ({name}, {iterations} "
-          f"training iterations on the three training subjects, {time.time() - start:.0f} s in all):")
-    print(f"  PSNR {metrics['val_psnr']:.2f} dB   SSIM {metrics['val_ssim']:.3f}   MAE {metrics['val_mae']:.3f}   "
-          f"correlation {metrics['val_ncc']:.3f}"
-          + ("   (the mean over the input combinations; each one in the table below)" if "inputs" in demo else ""))
+    first_input = Path(next(iter(inputs.values())))
+    nifti = out / "eval" / first_input.name.replace(".nii.gz", f"_{demo['output']}.nii.gz")
+    panel = out / "eval" / demo.get("panel", first_input.name.replace(".nii.gz", "_panel.png"))
+    print(f"\n{demo.get('scored_on', MRI_SCORED_ON)} ({name}, {iterations} training iterations on the training "
+          f"scans, {time.time() - start:.0f} s in all):")
+    print("  " + "   ".join(f"{label} {fmt.format(metrics[key])}" for label, key, fmt in demo.get("figures", MRI_FIGURES))
+          + ("   (the mean over the input combinations; each one in the table below)" if len(inputs) > 1 else ""))
     print("Beside the trivial baselines (a model below them has learnt nothing a look-up table could not do):")
     print((out / "eval" / "comparison.md").read_text().rstrip())
     print(f"  output (NIfTI, input's grid and affine): {nifti}")
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  the trained bundle, self-contained:       {served}")
     print("Serve it through MONAI Label (README, 'Serving through MONAI Label'; after python3.11 -m tools.monailabel setup):")
     print(f"  source .venv-monailabel/bin/activate && monailabel start_server --app tools/monailabel "
-          f"--studies {data_dir / Path(HELD_OUT_T1).parent} --conf models {name} --conf bundle_dirs {served.parent}")
+          f"--studies {first_input.parent} --conf models {name} --conf bundle_dirs {served.parent}")
     return 0
 
 

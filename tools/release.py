@@ -301,7 +301,9 @@ def _fill_results(readme: str, table: str) -> str:
 
 
 _METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)",
-                  "val_ncc": "correlation (Pearson r)"}
+                  "val_ncc": "correlation (Pearson r)", "val_vessel_gain_hu": "vessel HU gain",
+                  "val_vessel_hu": "vessel HU after translation", "val_organ_gain_hu": "kidney/liver/spleen HU gain",
+                  "val_stable_change_hu": "bone/muscle/lung mean absolute HU change", "val_cycle_mae_hu": "cycle MAE (HU)"}
 
 
 def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],
@@ -309,10 +311,14 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
     settings = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["settings"].items())
     schedule = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["schedule"].items()) or "none (given checkpoint)"
     rows = "\n".join(f"| {_METRIC_LABELS.get(k, k)} | {v:.4f} |" for k, v in metrics.items())
+    from tools.bundles import BUNDLES
+
+    input_arg = BUNDLES[name]["input_arg"]
     return (
         f"Release **v{version}** (size `{size}`; weights {release['weights']}). Network settings baked into "
-        f"`configs/*.json`: {settings}. Training schedule: {schedule}. Held-out evaluation "
-        f"(`configs/evaluate.json`, the datalist's validation subject, inside its brain mask):\n\n"
+        f"`configs/*.json`: {settings}. Training schedule: {schedule}. Evaluation "
+        f"(`configs/evaluate.json` on the datalist's validation list; the sections above say what each figure "
+        f"measures):\n\n"
         f"| metric | held-out value |\n|---|---|\n{rows}\n\n"
         f"Export checks on a real slice of `{Path(sample).name}` (the released preprocessing, middle axial slice): "
         f"max |TorchScript - eager| = {checks['torchscript_max_abs_diff']:.2e}, "
@@ -321,7 +327,8 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
         "project's requirements is needed):\n\n"
         "```bash\n"
         f"python -m monai.bundle download --name {name} --version {version} --url <release zip URL> --bundle_dir bundles\n"
-        f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --input t1.nii.gz --output_dir out\n"
+        f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --{input_arg} "
+        f"{Path(BUNDLES[name]['sample_input']).name} --output_dir out\n"
         "```\n"
         "From another folder add `PYTHONPATH=<bundle>` and `--bundle_root <bundle>`."
     )
@@ -410,13 +417,12 @@ def release_table(index: Mapping[str, Any]) -> str:
     rows = []
     for name in sorted(index):
         for version, e in sorted(index[name].items(), key=lambda kv: parse_version(kv[0]), reverse=True):
-            metrics = " / ".join(f"{e['metrics'][k]:.3f}" for k in ("val_psnr", "val_ssim", "val_mae", "val_ncc")
-                                 if k in e.get("metrics", {}))
+            metrics = ", ".join(f"{_METRIC_LABELS.get(k, k)} {v:.3f}" for k, v in e.get("metrics", {}).items())
             rows.append(f"| `{name}` | [{version}]({e['url']}) | {e.get('size_name', '')} | {metrics} | "
                         f"{e['size'] / 2**20:.1f} MiB | `{e['sha256']}` |")
     if not rows:
         return "No release published yet."
-    return ("| bundle | version (zip) | size | held-out PSNR / SSIM / MAE / r | zip size | SHA-256 |\n"
+    return ("| bundle | version (zip) | size | evaluation (the model card says on what) | zip size | SHA-256 |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 

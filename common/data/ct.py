@@ -97,33 +97,64 @@ def _crop(img: torch.Tensor, center: Sequence[int], size: Sequence[int], value: 
 class RandColocatedPatchd(Randomizable, MapTransform):
     """Random patches at the same place in every key's volume: the patch-based UNIT's training samples.
 
-    The volumes (C, X, Y, Z) must share a voxel spacing (``Spacingd`` first). The domains are unpaired scans of
-    different people, so "the same place" is taken in a frame where their centres coincide: one offset ``o`` (voxels,
-    i.e. ``o * spacing`` mm) from each volume's centre voxel ``shape // 2`` is drawn such that the patch lies inside
-    every volume (along an axis where some volume is smaller than the patch: such that its centre does), and each key
-    gets the patch centred on ``shape // 2 + o``, padded with ``pad_value`` where it leaves its volume (padding the
-    discriminator could learn to expect from one domain only: keep patches smaller than the smallest scan). With a 2D ``roi_size`` the patch is 2D, from the axial slice (last axis) at that offset.
-    An offset whose first key's patch has less than ``min_fraction`` of voxels above ``threshold`` (air, for CT
-    windowed to -1..1) is redrawn, up to ``max_tries`` times. ``meta["patch_offset_mm"]`` records the offset in mm.
+    The volumes (C, X, Y, Z) must share a voxel spacing (``Spacingd`` first). The domains are unpaired scans, often
+    of different people with different fields of view, so "the same place" needs a common frame:
+
+    * ``alignment="relative"`` (default): the same relative position. One position ``u`` in [0, 1]^3 is drawn and
+      each volume's patch is centred on voxel ``round(u * (shape - 1))``, moved inward just enough to lie inside the
+      volume where the volume is at least the patch's size. Every volume is covered whole, whatever its extent.
+    * ``alignment="center"``: the same offset from the centres. One offset ``o`` (voxels, ``o * spacing`` mm) from each
+      centre voxel ``shape // 2`` is drawn such that the patch lies inside every volume (where one is smaller than
+      the patch: such that its centre does): the same physical coordinates when the scans are centred alike, but
+      only the part of the larger scans that overlaps the smallest one is ever sampled.
+
+    With a 2D ``roi_size`` the patch is 2D, from the axial slice (last axis) at that position. Where a patch leaves its
+    volume it is padded with ``pad_value`` (padding the discriminator could learn to expect from one domain only:
+    keep patches smaller than the smallest scan). A draw whose first key's patch has less than ``min_fraction`` of
+    voxels above ``threshold`` (air, for CT windowed to -1..1) is redrawn, up to ``max_tries`` times, except for a
+    share ``background_probability`` of the samples, taken wherever they fall: inference tiles the air around the
+    body too. ``meta["patch_center"]`` records each patch's centre voxel in its (resampled) volume.
     """
 
-    def __init__(self, keys: KeysCollection, roi_size: Sequence[int], threshold: float = -0.6, min_fraction: float = 0.3,
-                 max_tries: int = 10, pad_value: float = -1.0, allow_missing_keys: bool = False):
+    def __init__(self, keys: KeysCollection, roi_size: Sequence[int], alignment: str = "relative", threshold: float = -0.6,
+                 min_fraction: float = 0.3, max_tries: int = 10, background_probability: float = 0.1,
+                 pad_value: float = -1.0, allow_missing_keys: bool = False):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(roi_size) not in (2, 3):
             raise ValueError(f"roi_size must have 2 (axial patches) or 3 entries, got {roi_size}.")
-        self.roi_size = [int(r) for r in roi_size]
+        if alignment not in ("relative", "center"):
+            raise ValueError(f"alignment must be 'relative' or 'center', got '{alignment}'.")
+        self.roi_size, self.alignment = [int(r) for r in roi_size], alignment
         self.threshold, self.min_fraction, self.max_tries, self.pad_value = threshold, min_fraction, max_tries, pad_value
+        self.background_probability = background_probability
 
-    def offset_range(self, shapes: Sequence[Sequence[int]], size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Lowest and highest offsets (per axis, voxels): the whole patch inside every volume along the axes where each
-        volume is at least the patch's size, else the patch centre inside every volume."""
+    @staticmethod
+    def offset_range(shapes: Sequence[Sequence[int]], size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``alignment="center"``: lowest and highest offsets (per axis, voxels) keeping the whole patch inside every
+        volume along the axes where each volume is at least the patch's size, else the patch centre inside every one."""
         shapes, size = np.asarray(shapes), np.asarray(size)  # (keys, 3), (3,)
         centres = shapes // 2
         low, high = (-centres).max(0), (shapes - 1 - centres).min(0)
         fits = (shapes >= size).all(0)
         low_in, high_in = (size // 2 - centres).max(0), (shapes - size + size // 2 - centres).min(0)
         return np.where(fits, low_in, low), np.where(fits, high_in, high)
+
+    @staticmethod
+    def relative_center(position: np.ndarray, shape: Sequence[int], size: Sequence[int]) -> np.ndarray:
+        """``alignment="relative"``: the centre voxel at relative ``position`` in ``shape``, moved inward to keep a
+        patch of ``size`` inside along the axes where it fits."""
+        shape, size = np.asarray(shape), np.asarray(size)
+        center = np.rint(position * (shape - 1)).astype(int)
+        inside = np.clip(center, size // 2, shape - size + size // 2)
+        return np.where(shape >= size, inside, center)
+
+    def _centers(self, shapes: Sequence[Sequence[int]], size: Sequence[int]) -> list[np.ndarray]:
+        if self.alignment == "relative":
+            position = self.R.uniform(0.0, 1.0, 3)
+            return [self.relative_center(position, shape, size) for shape in shapes]
+        low, high = self.offset_range(shapes, size)
+        offset = np.array([self.R.randint(lo, hi + 1) for lo, hi in zip(low, high)])
+        return [np.asarray(shape) // 2 + offset for shape in shapes]
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -136,18 +167,17 @@ class RandColocatedPatchd(Randomizable, MapTransform):
             raise ValueError(f"RandColocatedPatchd: the volumes {keys} have spacings {spacings}; resample them to one "
                              "spacing (Spacingd) first.")
         size = self.roi_size if len(self.roi_size) == 3 else [*self.roi_size, 1]
-        low, high = self.offset_range(shapes, size)
+        anywhere = self.R.rand() < self.background_probability
         for _ in range(self.max_tries):
-            offset = np.array([self.R.randint(lo, hi + 1) for lo, hi in zip(low, high)])
-            first = _crop(d[keys[0]], np.asarray(shapes[0]) // 2 + offset, size, self.pad_value)
-            if float((first > self.threshold).float().mean()) >= self.min_fraction:
+            centers = self._centers(shapes, size)
+            first = _crop(d[keys[0]], centers[0], size, self.pad_value)
+            if anywhere or float((first > self.threshold).float().mean()) >= self.min_fraction:
                 break
-        spacing = np.asarray(spacings[0] if spacings else (1.0, 1.0, 1.0))
-        for key, shape in zip(keys, shapes):
-            patch = _crop(d[key], np.asarray(shape) // 2 + offset, size, self.pad_value)
+        for key, center in zip(keys, centers):
+            patch = _crop(d[key], center, size, self.pad_value)
             if len(self.roi_size) == 2:
                 patch = patch[..., 0]  # (C, X, Y, 1) -> (C, X, Y): the axial slice
             meta = dict(d[key].meta) if isinstance(d[key], MetaTensor) else {}
-            meta["patch_offset_mm"] = (offset * spacing).tolist()
+            meta["patch_center"] = center.tolist()
             d[key] = MetaTensor(patch.contiguous(), meta=meta)
         return d

@@ -21,7 +21,7 @@ class UNITGMMStep:
     z21 = E1(x21) + noise, and KL the Gaussian-mixture KL (``gaussian_mixture_kl``, Monte Carlo):
 
     1. D1 and D2 (G frozen): ``lambda_0 * (L_D(D1(x1), D1(x21)) + L_D(D2(x2), D2(x12)))``, L_D the mean of the real
-       and fake LSGAN terms.
+       and fake LSGAN terms (squared error of the raw patch logits, as UNIT's code).
     2. E1, E2, G1, G2 and the prior (D frozen), the UNIT objective with the mixture prior:
        - L_VAE1 + L_VAE2 = ``lambda_1 * (KL(q1(z|x1)) + KL(q2(z|x2))) + lambda_2 * (|G1(z1) - x1| + |G2(z2) - x2|)``
          (the reconstruction log-likelihood as L1: a Laplacian decoder);
@@ -49,7 +49,8 @@ class UNITGMMStep:
     ):
         self.lambda_0, self.lambda_1, self.lambda_2, self.lambda_3, self.lambda_4 = lambda_0, lambda_1, lambda_2, lambda_3, lambda_4
         self.kl_samples = kl_samples
-        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(criterion="least_squares", reduction="mean")
+        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(
+            criterion="least_squares", reduction="mean", no_activation_leastsq=True)
         self.pixel_loss = nn.L1Loss()
 
     @staticmethod

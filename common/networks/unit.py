@@ -50,6 +50,8 @@ class SharedLatentVAEs(nn.Module):
             raise ValueError(f"need 1 <= num_shared_blocks <= num_res_blocks, got {num_shared_blocks} and {num_res_blocks}.")
         if source_domain not in (0, 1):
             raise ValueError(f"source_domain must be 0 or 1, got {source_domain}.")
+        if isinstance(norm, str) and norm.lower() == "none":
+            norm = None  # a command line cannot give None: --gen_norm none
         self.spatial_dims, self.in_channels, self.source_domain, self.divisor = spatial_dims, in_channels, source_domain, 4
         self.latent_channels = channels = num_filters * 4
         own = num_res_blocks - num_shared_blocks

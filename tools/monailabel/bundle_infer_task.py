@@ -71,9 +71,12 @@ class ImageBundleInferTask(BundleInferTask):
         except Exception as e:
             # reading or checking the input: the client's file, not the server, is at fault
             logger.warning(f"{self.model_name}: pre-transforms failed on {files}", exc_info=True)
-            reason = (str(e).strip().splitlines() or [""])[0]  # MONAI's LoadImage appends every reader's traceback
+            cause = e  # MONAI's Compose wraps a transform's error in "applying transform ...": report the innermost
+            while cause.__cause__ is not None and str(cause.__cause__).strip():
+                cause = cause.__cause__
+            reason = (str(cause).strip().splitlines() or [""])[0]  # MONAI's LoadImage appends every reader's traceback
             raise InputImageError(f"model '{self.model_name}' cannot use the input {', '.join(files)}: "
-                                  f"{type(e).__name__}: {reason}") from e
+                                  f"{type(cause).__name__}: {reason}") from e
 
     def _bundle_saver(self) -> SaveImage:
         """The ``SaveImage`` of the bundle's ``SaveImaged`` (float32 NIfTI for the translation bundles)."""
