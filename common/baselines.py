@@ -60,19 +60,25 @@ class HistogramMapping:
         self.source_q: np.ndarray | None = None
         self.target_q: np.ndarray | None = None
 
-    def fit_unpaired(self, sources: Iterable[torch.Tensor], targets: Iterable[torch.Tensor]) -> HistogramMapping:
-        """Unpaired images (e.g. non-contrast and contrast CT of different people): the foreground (``> b_min``)
-        quantiles of all sources pooled are matched to those of all targets pooled, increasing (the same tissue
-        order in both domains)."""
-        pooled = []
-        for images in (sources, targets):
-            values = [torch.as_tensor(i).detach().cpu().double().flatten() for i in images]
-            values = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
-            values = values[values > self.b_min].numpy()
+    def fit_unpaired(self, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], max_voxels: int = 200_000) -> HistogramMapping:
+        """Unpaired images (e.g. non-contrast and contrast CT of different people), given as (source, target) items
+        read one at a time: the foreground (``> b_min``) quantiles of all sources pooled are matched to those of all
+        targets pooled, increasing (the same tissue order in both domains). At most ``max_voxels`` foreground voxels
+        of each image (a fixed random draw) enter the pool, so a cohort of volumes fits in memory."""
+        rng = np.random.default_rng(0)
+        pooled: tuple[list, list] = ([], [])
+        for images in pairs:
+            for pool, image in zip(pooled, images):
+                values = torch.as_tensor(image).detach().cpu().flatten()
+                values = values[values > self.b_min].double().numpy()
+                pool.append(values if values.size <= max_voxels else rng.choice(values, max_voxels, replace=False))
+        quantiles = []
+        for pool in pooled:
+            values = np.concatenate(pool) if pool else np.zeros(0)
             if values.size == 0:
                 raise ValueError("HistogramMapping.fit_unpaired: no foreground voxels in the reference images.")
-            pooled.append(np.quantile(values, self.levels))
-        self.source_q, self.target_q = pooled
+            quantiles.append(np.quantile(values, self.levels))
+        self.source_q, self.target_q = quantiles
         self.direction = "increasing"
         return self
 

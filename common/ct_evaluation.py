@@ -92,7 +92,9 @@ def _cpu(image) -> torch.Tensor:
 
 
 class CTEnhancementMetric(Metric):
-    """One of ``FIGURES`` (``enhancement_figures``), the mean over the evaluated volumes, for a MONAI evaluator.
+    """One of ``FIGURES`` (``enhancement_figures``), the mean over the evaluated volumes that have the figure's
+    regions (NaN when none has them), for a MONAI evaluator. None of them is a model-selection criterion on its
+    own: a larger vessel gain is better only where bone, muscle and lung stay put.
 
     The evaluator's decollated output items need ``image`` (the non-contrast input), ``pred`` (the translation),
     ``label`` (the organ labels) and, for ``cycle_mae_hu``, ``cycle``; intensities in the network's window units,
@@ -118,7 +120,7 @@ class CTEnhancementMetric(Metric):
     def compute(self) -> float:
         if not self._values:
             raise RuntimeError(f"{self.name}: no volume was evaluated.")
-        return float(np.mean(self._values))
+        return float(np.nanmean(self._values)) if not np.isnan(self._values).all() else float("nan")
 
 
 class CTEnhancementComparison:
@@ -143,10 +145,8 @@ class CTEnhancementComparison:
 
     def fit(self, engine: Engine | None = None) -> None:
         self.volumes = []
-        items = list(self.reference)
         body = float(hu_to_window(torch.tensor(BODY_HU), self.hu_window))
-        self.mapping = HistogramMapping(b_min=body, keep_background=True).fit_unpaired(
-            [i["A"] for i in items], [i["B"] for i in items])
+        self.mapping = HistogramMapping(b_min=body, keep_background=True).fit_unpaired((i["A"], i["B"]) for i in self.reference)
 
     def score(self, engine: Engine) -> None:
         for item in _items(engine.state.output):
@@ -170,6 +170,10 @@ class CTEnhancementComparison:
         return result
 
 
+def _hu(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.1f}"
+
+
 _METHODS = {"input": "non-contrast input", "model": "model", "histogram": "HU-histogram mapping (training scans)"}
 
 
@@ -185,5 +189,5 @@ def comparison_markdown(volume: Mapping) -> str:
         lines.append(f"| {region} | {stats['voxels']} | " + " | ".join(cells) + " |")
     lines += ["", "| figure (HU) | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |", "|---" * (1 + len(methods)) + "|"]
     for figure in FIGURES:
-        lines.append(f"| {figure} | " + " | ".join(f"{volume['figures'][m][figure]:.1f}" for m in methods) + " |")
+        lines.append(f"| {figure} | " + " | ".join(_hu(volume["figures"][m][figure]) for m in methods) + " |")
     return "\n".join(lines) + "\n"

@@ -52,7 +52,7 @@ def save_panel(path: str | os.PathLike, volumes: Sequence, titles: Sequence[str]
 
 class PanelSaver:
     """Evaluator handler: for each evaluated volume, writes ``<output_dir>/<name>_panel.png`` showing the input,
-    the prediction and the target at the slice with the most brain (the mask's, when one is given).
+    the prediction and the target at the axial slice with the most foreground (the mask's, when one is given).
 
     Several inputs (a multi-contrast model): ``sources(item)`` gives the input images by name, each shown as a tile
     titled with its name (upper case) before the prediction and the target; ``name_key`` names an item's key (e.g.

@@ -22,7 +22,7 @@ MEDGAN_TRAIN_TEST_SIZE = {**MEDGAN_TEST_SIZE, "disc_filters": 8, "vgg_weights": 
 # AE-GAN: 8 filters, 2 residual blocks (the autoencoder-discriminator is sized with the synthesis network)
 AE_GAN_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
 # patch-based GMM UNIT: 32x32 axial patches of the CT at 4 mm (the contrast abdomen is 33 voxels across there)
-UNIT_GMM_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]}
+UNIT_GMM_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]}
 UNIT_GMM_TRAIN_TEST_SIZE = {**UNIT_GMM_TEST_SIZE, "disc_filters": 8}
 
 

@@ -178,14 +178,14 @@ def test_update_source_keeps_metadata_layout(tmp_path, monkeypatch):
     meta.write_text(original)
     (tmp_path / "README.md").write_text(f"# x\n{release.RELEASES_BEGIN}\nold\n{release.RELEASES_END}\nrest\n")
     monkeypatch.setattr(release, "ROOT", tmp_path)
-    index = {"cyclegan": {"0.1.1": {"url": "https://x/cyclegan_v0.1.1.zip", "sha256": "ab" * 32, "size": 3 << 20,
+    index = {"cyclegan": {"0.1.2": {"url": "https://x/cyclegan_v0.1.2.zip", "sha256": "ab" * 32, "size": 3 << 20,
                                     "metrics": {"val_psnr": 20.0, "val_ssim": 0.7, "val_mae": 0.05}, "size_name": "release"}}}
-    release.update_source("cyclegan", "0.1.1", "release 0.1.1: weights", index)
+    release.update_source("cyclegan", "0.1.2", "release 0.1.2: weights", index)
     updated = json.loads(meta.read_text())
-    assert updated["version"] == "0.1.1" and list(updated["changelog"])[0] == "0.1.1"
+    assert updated["version"] == "0.1.2" and list(updated["changelog"])[0] == "0.1.2"
     assert len(meta.read_text().splitlines()) == len(original.splitlines()) + 1  # one changelog line added
     readme = (tmp_path / "README.md").read_text()
-    assert "old" not in readme and "`cyclegan` | [0.1.1](https://x/cyclegan_v0.1.1.zip)" in readme and "rest" in readme
+    assert "old" not in readme and "`cyclegan` | [0.1.2](https://x/cyclegan_v0.1.2.zip)" in readme and "rest" in readme
 
 
 # ------------------------------------------------------------------------------------------ download end to end

@@ -51,8 +51,9 @@ def test_import_all_and_datalists(tmp_path):
 
     ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text())
     assert ct["training"][0]["A"] == "ct/example_ct.nii.gz" and "non-contrast" in ct["description"]
-    assert [item["B"] for item in ct["training"]] == [
-        "ct/aorta_report_test_result_models_ct_cropped.nii.gz", "ct/sub-spleen2_ct.nii.gz"]
+    assert [item["B"] for item in ct["training"]] == ["ct/sub-spleen2_ct.nii.gz"]  # the one contrast abdomen
+    assert ct["validation"] == [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}]
+    assert all((tmp_path / p).is_file() for p in ct["contrast_chest_crops"])
     reg = json.loads((tmp_path / "datalists" / "registration.json").read_text())
     assert reg["training"] == [{"image": "registration/ch2bet.nii.gz", "label": AAL}]
     assert reg["freesurfer"] == [

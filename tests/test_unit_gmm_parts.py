@@ -55,6 +55,7 @@ def test_kl_with_one_component_is_the_gaussian_closed_form():
     assert estimate.item() == pytest.approx(closed.item(), rel=0.01)
     # unit-variance posterior (UNIT's encoders) and the unit prior: KL = |mu|^2 / 2 per vector
     unit = GaussianMixturePrior(3, 1, learnable=False)
+    assert list(unit.parameters()) == [] and set(unit.state_dict()) == {"means", "log_vars", "logits"}  # fixed
     expected = 0.5 * (mu**2).sum(1).mean() / 3
     assert gaussian_mixture_kl(mu, unit, num_samples=4000).item() == pytest.approx(expected.item(), rel=0.02)
 
@@ -98,6 +99,16 @@ def test_shared_layers_are_the_same_parameters_in_both_vaes():
     assert both.shape == (1, 2, 16, 16) and torch.equal(both[:, :1], vaes(x))
     with pytest.raises(ValueError, match="divisible by 4"):
         vaes(torch.zeros(1, 1, 18, 16))
+
+
+def test_without_normalisation_the_signal_reaches_the_output():
+    """No VAE norm (the CT demo's setting) takes He initialisation: the untrained translation still varies with its
+    input (N(0, 0.02) weights through some twenty convolutions gave a constant, std 6e-6)."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    for norm in ("none", "INSTANCE"):
+        out = SharedLatentVAEs(2, num_filters=8, num_res_blocks=2, norm=norm)(x)
+        assert out.std() > 0.01, norm
 
 
 def test_3d_vaes_shapes():
@@ -259,7 +270,7 @@ def test_enhancement_figures_by_hand():
 
 def test_unpaired_histogram_mapping_keeps_the_background():
     mapping = HistogramMapping(b_min=-0.5, keep_background=True).fit_unpaired(
-        [torch.linspace(-1, 1, 2001)], [torch.linspace(-1, 1, 2001) * 0.5 + 0.5])  # foreground -0.5..1 -> 0..1
+        [(torch.linspace(-1, 1, 2001), torch.linspace(-1, 1, 2001) * 0.5 + 0.5)])  # foreground -0.5..1 -> 0..1
     out = mapping(torch.tensor([-0.9, -0.5, -0.2, 0.25, 1.0]))
     # quantile q of the source's -0.5..1 goes to quantile q of the target's 0..1; air and the like stay as they are
     torch.testing.assert_close(out, torch.tensor([-0.9, -0.5, 0.2, 0.5, 1.0]), atol=2e-3, rtol=0)

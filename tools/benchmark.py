@@ -359,7 +359,8 @@ def _ae_gan_plain(config: dict) -> Callable:
 def _shared_latent_vaes(config: dict):
     from common.networks import SharedLatentVAEs
 
-    return SharedLatentVAEs(2, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"])
+    return SharedLatentVAEs(2, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"],
+                            norm=config["gen_norm"])
 
 
 def unit_gmm_networks(config: dict):
@@ -460,7 +461,7 @@ _MEDGAN_LOSS = _shipped("medgan", ("generator_updates", "lambda_pixel", "lambda_
 _AE_GAN_INPUTS = _shipped("ae_gan", ("input_subsets",))
 
 # the mixture's size and the discriminators' depth, as shipped unless a size sets them
-_UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers"))
+_UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_norm"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(

@@ -116,16 +116,17 @@ BUNDLES: dict[str, dict] = {
         "input_arg": "input",
         "sizes": {
             # the demo's settings (tools/demo.py, DEMOS["unit_gmm"]), three times as long: 3 mm (the non-contrast
-            # scan's own spacing), 32x32 axial patches, half the paper's filters, its 4 residual blocks per side
+            # scan's own spacing), 32x32 axial patches, half the paper's filters, its 4 residual blocks per side, no
+            # normalisation in the VAEs (instance norm discards each tile's absolute HU: see the model card)
             "release": {
-                "settings": {"num_filters": 32, "num_res_blocks": 4, "disc_filters": 32, "disc_layers": 2,
-                             "pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32]},
+                "settings": {"num_filters": 32, "num_res_blocks": 4, "gen_norm": "none", "disc_filters": 32,
+                             "disc_layers": 2, "pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32]},
                 "schedule": {"iterations_per_epoch": 3000, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000},
             },
             # tests/bundle_utils.py's UNIT_GMM_TEST_SIZE: 4 mm, 32x32 patches, 8 filters, 2 blocks; 20 iterations
             "test": {
-                "settings": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8, "pixdim": [4.0, 4.0, 4.0],
-                             "roi_size": [32, 32]},
+                "settings": {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "disc_filters": 8,
+                             "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]},
                 "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },

@@ -79,9 +79,11 @@ DEMOS = {
     "unit_gmm": {
         # 3 mm (the non-contrast scan's own spacing: no domain is upsampled, so sharpness tells the discriminators
         # nothing), 32x32 axial patches (96 mm: inside the smallest contrast scan), half the paper's filters and its
-        # 4 residual blocks per side: tools/bundles.py's release size. See the bundle's model card for what was measured.
+        # 4 residual blocks per side, no normalisation in the VAEs (instance norm normalises each 32x32 tile on its
+        # own, so a tile inside the liver loses its HU level: blocky, shifted output): tools/bundles.py's release size.
+        # See the bundle's model card for what was measured.
         "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32], "num_filters": 32, "num_res_blocks": 4,
-                 "disc_filters": 32, "disc_layers": 2},
+                 "gen_norm": "none", "disc_filters": 32, "disc_layers": 2},
         "training": {},
         "iterations": 3000,
         "groups": ["ct"],

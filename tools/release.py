@@ -319,7 +319,7 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
         f"`configs/*.json`: {settings}. Training schedule: {schedule}. Evaluation "
         f"(`configs/evaluate.json` on the datalist's validation list; the sections above say what each figure "
         f"measures):\n\n"
-        f"| metric | held-out value |\n|---|---|\n{rows}\n\n"
+        f"| metric | value |\n|---|---|\n{rows}\n\n"
         f"Export checks on a real slice of `{Path(sample).name}` (the released preprocessing, middle axial slice): "
         f"max |TorchScript - eager| = {checks['torchscript_max_abs_diff']:.2e}, "
         f"max |ONNX Runtime - eager| = {checks['onnx_max_abs_diff']:.2e} (tolerance {EXPORT_ATOL:g}).\n\n"

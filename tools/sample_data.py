@@ -343,14 +343,16 @@ def datalists() -> dict[str, dict]:
         },
         "ct_unpaired.json": {
             "description": "Unpaired CT: A = non-contrast, B = contrast-enhanced (different patients). "
-                           "sub-spleen2_ct is the one contrast-enhanced abdomen, the body region of example_ct; the "
-                           "aorta crop is an arterial-phase chest. Each training entry pairs a non-contrast and a "
+                           "sub-spleen2_ct is the one contrast-enhanced abdomen, the body region of example_ct, and "
+                           "the only contrast scan in training: the contrast chest crops (aorta, pulmonary) show "
+                           "another body region, and with them the translation learnt to turn abdomen into chest "
+                           "(measured: the unit_gmm model card). Each training entry pairs a non-contrast and a "
                            "contrast scan for co-located patch sampling. Validation: example_ct_sm, 30 slices of the "
                            "same non-contrast scan (not a held-out patient: the sample data has one non-contrast scan), "
                            "with its TotalSegmentator v2 organ labels (example_seg) for scoring the enhancement.",
-            "training": [{"subject": "example_ct+aorta_crop", "A": "ct/example_ct.nii.gz",
-                          "B": "ct/aorta_report_test_result_models_ct_cropped.nii.gz"},
-                         {"subject": "example_ct+sub-spleen2", "A": "ct/example_ct.nii.gz", "B": "ct/sub-spleen2_ct.nii.gz"}],
+            "training": [{"subject": "example_ct+sub-spleen2", "A": "ct/example_ct.nii.gz", "B": "ct/sub-spleen2_ct.nii.gz"}],
+            "contrast_chest_crops": ["ct/aorta_report_test_result_models_ct_cropped.nii.gz",
+                                     "ct/pulmonary_report_models_ct_cropped.nii.gz"],
             "validation": [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}],
         },
         "registration.json": {

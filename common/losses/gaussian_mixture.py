@@ -31,9 +31,12 @@ class GaussianMixturePrior(nn.Module):
         if num_components < 1 or latent_channels < 1:
             raise ValueError(f"need num_components >= 1 and latent_channels >= 1, got {num_components}, {latent_channels}.")
         means = torch.randn(num_components, latent_channels) * init_spread if num_components > 1 else torch.zeros(1, latent_channels)
-        self.means = nn.Parameter(means, requires_grad=learnable)
-        self.log_vars = nn.Parameter(torch.zeros(num_components, latent_channels), requires_grad=learnable)
-        self.logits = nn.Parameter(torch.zeros(num_components), requires_grad=learnable)
+        values = {"means": means, "log_vars": torch.zeros(num_components, latent_channels), "logits": torch.zeros(num_components)}
+        for name, value in values.items():  # a fixed prior holds buffers, which no optimiser or trainer can change
+            if learnable:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
 
     @property
     def latent_channels(self) -> int:
@@ -70,7 +73,8 @@ def gaussian_mixture_kl(
         num_samples: Monte-Carlo draws per position.
 
     Returns: a scalar, KL per latent vector divided by C (a per-dimension figure whose scale does not change with
-    the latent width, like UNIT's mean over latent elements).
+    the latent width). For the unit prior this is mean(mu^2) / 2: half the ``mean(mu^2)`` that UNIT's code uses as its
+    KL term, so the same weights count half as much as there.
     """
     channels = mu.shape[1]
     if channels != prior.latent_channels:

@@ -20,6 +20,14 @@ from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, outpu
 __all__ = ["SharedLatentVAEs", "TranslationWithCycle"]
 
 
+def _init_he(module: nn.Module) -> None:
+    """He (Kaiming) normal weights for the ReLU network, zero biases."""
+    if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 class SharedLatentVAEs(nn.Module):
     """E_1, E_2, G_1, G_2 with shared innermost layers; ``forward`` translates ``source_domain`` into the other.
 
@@ -69,7 +77,13 @@ class SharedLatentVAEs(nn.Module):
                           *output_layers(spatial_dims, channels // 4, in_channels))
             for _ in range(2)
         )
-        self.apply(_init_normal)
+        # UNIT's and CycleGAN's N(0, 0.02) suits normalised layers; without normalisation it would shrink the signal
+        # about threefold per convolution, and after some twenty of them the output is a constant: He initialisation
+        # (fan-in, ReLU) keeps its scale
+        self.apply(_init_normal if norm is not None else _init_he)
+        if norm is None:  # the output convolutions small: tanh starts in its linear range, not saturated
+            for decoder in self.decoders:
+                _init_normal(decoder[-2].conv if hasattr(decoder[-2], "conv") else decoder[-2])
 
     def encode(self, x: torch.Tensor, domain: int) -> torch.Tensor:
         """The posterior mean mu(x) of domain ``domain``'s image: (B, C_in, *S) -> (B, 4F, *S / 4)."""
