@@ -125,6 +125,9 @@ def check_resume(bundle: str, data_dir, bundle_root, size: dict, optimizer: str,
     assert final[f"scheduler_{optimizer}"]["last_epoch"] == 2 * per_epoch  # stepped per iteration
 
 
+GLOO_ABORT = "terminate called without an active exception"  # std::terminate in a rank's process: no Python error
+
+
 def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str, per_epoch: int = 2,
                    metric: str = "val_psnr") -> None:
     """``train.json`` + ``multi_gpu_train.json`` under ``torchrun --nproc_per_node=2`` on the CPU (gloo): both
@@ -141,6 +144,13 @@ def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str,
     for k, v in size.items():
         cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0 and GLOO_ABORT in result.stderr:
+        # seen once in a CI run (MedGAN, PyTorch 2.13, gloo): a rank aborted in C++ right after parsing the configs,
+        # before its first log line, and not again in 14 reruns here; one retry in a fresh folder, never for other errors
+        import shutil
+
+        shutil.rmtree(bundle_root, ignore_errors=True)
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert metric in result.stdout + result.stderr  # rank 0 validated
     ckpt = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{2 * per_epoch}.pt", weights_only=True)
