@@ -114,7 +114,7 @@ class CTEnhancementMetric(Metric):
     def update(self, output) -> None:
         for item in output:
             hu = {k: window_to_hu(_cpu(item[k]), self.hu_window) for k in ("image", "pred", "cycle") if k in item}
-            label = torch.as_tensor(item["label"]).detach().cpu()
+            label = _cpu(item["label"])
             self._values.append(enhancement_figures(hu["image"], hu["pred"], label, hu.get("cycle"), self.regions)[self.name])
 
     def compute(self) -> float:
@@ -150,7 +150,7 @@ class CTEnhancementComparison:
 
     def score(self, engine: Engine) -> None:
         for item in _items(engine.state.output):
-            image, label = _cpu(item["image"]), torch.as_tensor(item["label"]).detach().cpu()
+            image, label = _cpu(item["image"]), _cpu(item["label"])
             before = window_to_hu(image, self.hu_window)
             cycle = window_to_hu(_cpu(item["cycle"]), self.hu_window) if "cycle" in item else None
             outputs = {"input": (before, None), "model": (window_to_hu(_cpu(item["pred"]), self.hu_window), cycle),

@@ -4,8 +4,8 @@ Runs the bundle's own commands (``python -m monai.bundle run ...``), prints each
 and finishes with PSNR / SSIM / MAE / correlation inside the brain mask of the held-out subject (TCGA-DU-7294),
 beside the two trivial baselines (``common.baselines``), having trained on the three training subjects of the
 sample data (the CT bundle: the HU inside the organ labels of the non-contrast scan before and after translation,
-beside a global HU-histogram mapping; ``common.ct_evaluation``). The demo schedules are small enough for two CPU cores (about 10 minutes); the papers' schedules are the
-bundles' defaults (``configs/train.json``).
+beside a global HU-histogram mapping; ``common.ct_evaluation``). The demo schedules are small enough for two CPU
+cores (about 10 minutes); the papers' schedules are the bundles' defaults (``configs/train.json``).
 
     python -m tools.demo [cyclegan|medgan|ae_gan|unit_gmm]   # downloads the sample data (pinned commits, SHA-256 checked)
     python -m tools.demo medgan --data-from ../shared/data   # or takes it from a local copy

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from monai.losses import PatchAdversarialLoss
 from torch import nn
 
-from .gan import discriminator_adversarial_loss, generator_adversarial_loss
+from .gan import discriminator_adversarial_loss, generator_adversarial_loss, lsgan_loss
 from .image_pool import ImagePool
 
 
@@ -19,8 +18,7 @@ class CycleGANStep:
     Generator loss = LSGAN(D_B(G_A(A))) + LSGAN(D_A(G_B(B))) + lambda_cycle * (|G_B(G_A(A)) - A| + |G_A(G_B(B)) - B|)
     + lambda_cycle * lambda_identity * (|G_A(B) - B| + |G_B(A) - A|); each discriminator loss is the mean of the
     real and (pooled) fake terms, i.e. halved, as in the paper. LSGAN is the mean squared error of the raw patch
-    logits (MONAI's ``PatchAdversarialLoss`` with ``no_activation_leastsq=True``: by default it puts a LeakyReLU of
-    slope 0.05 on the logits first, which shrinks the push on negative logits twentyfold and is not the paper's loss).
+    logits (``lsgan_loss``).
     """
 
     required_networks = ("G_A", "G_B", "D_A", "D_B")
@@ -36,8 +34,7 @@ class CycleGANStep:
     ):
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
-        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(
-            criterion="least_squares", reduction="mean", no_activation_leastsq=True)
+        self.adversarial_loss = adversarial_loss or lsgan_loss()
         self.cycle_loss = cycle_loss or nn.L1Loss()
         self.pool_A = ImagePool(pool_size)  # history of G_B(B), shown to D_A
         self.pool_B = ImagePool(pool_size)  # history of G_A(A), shown to D_B

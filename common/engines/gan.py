@@ -1,9 +1,17 @@
-"""Pieces every adversarial step shares: the patch logits of a discriminator's output and the two GAN losses."""
+"""Pieces every adversarial step shares: the patch logits of a discriminator's output, LSGAN, and the two GAN losses."""
 
 from __future__ import annotations
 
 import torch
+from monai.losses import PatchAdversarialLoss
 from torch import nn
+
+
+def lsgan_loss() -> PatchAdversarialLoss:
+    """LSGAN as the papers (CycleGAN, UNIT) and their code use it: the mean squared error of the raw patch logits.
+    MONAI's least-squares ``PatchAdversarialLoss`` puts a LeakyReLU of slope 0.05 on the logits by default, which
+    shrinks the push on negative logits twentyfold; ``no_activation_leastsq=True`` turns that off."""
+    return PatchAdversarialLoss(criterion="least_squares", reduction="mean", no_activation_leastsq=True)
 
 
 def patch_logits(discriminator_output: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:

@@ -4,10 +4,9 @@ generators and the prior."""
 from __future__ import annotations
 
 import torch
-from monai.losses import PatchAdversarialLoss
 from torch import nn
 
-from .gan import discriminator_adversarial_loss, generator_adversarial_loss
+from .gan import discriminator_adversarial_loss, generator_adversarial_loss, lsgan_loss
 
 
 class UNITGMMStep:
@@ -49,8 +48,7 @@ class UNITGMMStep:
     ):
         self.lambda_0, self.lambda_1, self.lambda_2, self.lambda_3, self.lambda_4 = lambda_0, lambda_1, lambda_2, lambda_3, lambda_4
         self.kl_samples = kl_samples
-        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(
-            criterion="least_squares", reduction="mean", no_activation_leastsq=True)
+        self.adversarial_loss = adversarial_loss or lsgan_loss()
         self.pixel_loss = nn.L1Loss()
 
     @staticmethod

@@ -83,7 +83,7 @@ class SharedLatentVAEs(nn.Module):
         self.apply(_init_normal if norm is not None else _init_he)
         if norm is None:  # the output convolutions small: tanh starts in its linear range, not saturated
             for decoder in self.decoders:
-                _init_normal(decoder[-2].conv if hasattr(decoder[-2], "conv") else decoder[-2])
+                decoder[-2].apply(_init_normal)  # (..., c7s1 output convolution, tanh)
 
     def encode(self, x: torch.Tensor, domain: int) -> torch.Tensor:
         """The posterior mean mu(x) of domain ``domain``'s image: (B, C_in, *S) -> (B, 4F, *S / 4)."""
