@@ -1,9 +1,9 @@
-"""Shared parts that the bundles' configs refer to as ``common.<...>``: networks, losses, engines, data, metrics.
+"""Shared parts that the bundles' configs refer to as ``common.<...>``: networks, losses, engines, data, metrics, registration.
 
 Configs say ``"$import common"`` (MONAI's config imports bind only a top-level name), so the subpackages are
 imported here.
 """
 
-from . import baselines, ct_evaluation, data, engines, losses, metrics, networks, panels
+from . import baselines, ct_evaluation, data, engines, losses, metrics, networks, panels, registration
 
-__all__ = ["baselines", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels"]
+__all__ = ["baselines", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels", "registration"]

@@ -24,6 +24,9 @@ AE_GAN_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 
 # patch-based GMM UNIT: 32x32 axial patches of the CT at 4 mm (the contrast abdomen is 33 voxels across there)
 UNIT_GMM_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]}
 UNIT_GMM_TRAIN_TEST_SIZE = {**UNIT_GMM_TEST_SIZE, "disc_filters": 8}
+# Deform-GAN: whole brains at 4 mm cropped/padded to 48^3, a two-level T with 8-16 filters, a three-level G
+DEFORM_GAN_TEST_SIZE = {"t_channels": [8, 16, 16, 16], "t_final_channels": [8], "pixdim": [4.0, 4.0, 4.0]}
+DEFORM_GAN_TRAIN_TEST_SIZE = {**DEFORM_GAN_TEST_SIZE, "roi_size": [48, 48, 48], "gen_channels": [8, 16, 32], "disc_filters": 8}
 
 
 def configs(bundle: str, *names: str) -> list[str]:

@@ -10,7 +10,7 @@ from tools.benchmark import BENCHMARKS
 
 
 def test_every_bundle_has_a_complete_spec():
-    assert set(BENCHMARKS) == {"cyclegan", "medgan", "ae_gan", "unit_gmm"}
+    assert set(BENCHMARKS) == {"cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"}
     for spec in BENCHMARKS.values():
         assert "default" in spec.sizes and set(spec.iterations) == set(spec.sizes)
         assert set(spec.default_sizes) <= set(spec.sizes)
@@ -35,6 +35,13 @@ def test_cli_bundles_and_sizes(monkeypatch):
     monkeypatch.setattr(benchmark.subprocess, "run", lambda cmd, **_: calls.append(cmd) or Done())
     benchmark.spawn("plain:test", args, 1, 2)
     assert calls[0][3:6] == ["medgan", "--_worker", "plain:test"]
+    # the registration comparison: Deform-GAN only, and alone unless sizes are asked for too
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["cyclegan", "--pairs", "outputs/demo/bundles/cyclegan"])
+    args = benchmark.parse_args(["deform_gan", "--pairs", "outputs/demo/bundles/deform_gan"])
+    assert args.sizes == "" and args.skip_inference and args.pair_seeds == 3
+    benchmark.spawn("pairs", args)
+    assert calls[1][3:6] == ["deform_gan", "--_worker", "pairs"] and calls[1][-4:-2] == ["--pairs", str(args.pairs)]
 
 
 def test_plain_medgan_step_matches_medgan_step():
@@ -153,3 +160,60 @@ def test_plain_unit_gmm_step_matches_unit_gmm_step():
     for net, net2 in zip(nets, nets2):
         for (name, p), q in zip(net.state_dict().items(), net2.state_dict().values()):
             torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_plain_deform_gan_step_matches_deform_gan_step():
+    """The hand-written D -> G -> T step computes DeformGANStep's losses and updates on the same networks and batch."""
+    from common.engines import DeformGANStep
+
+    config = {**BENCHMARKS["deform_gan"].config("test"), "t_channels": [4, 8, 8, 8], "t_final_channels": [4],
+              "gen_channels": [4, 8], "disc_filters": 4, "disc_layers": 2, "lg_kernel_size": 3}
+    torch.manual_seed(0)
+    nets, nets2 = benchmark.deform_gan_networks(config), benchmark.deform_gan_networks(config)
+    for net, net2 in zip(nets, nets2):
+        net2.load_state_dict(net.state_dict())
+    with torch.no_grad():  # a T that moves things, so that every term has a gradient
+        [m for m in nets[0].modules() if isinstance(m, torch.nn.Conv3d)][-1].weight.normal_(0, 0.01)
+        [m for m in nets2[0].modules() if isinstance(m, torch.nn.Conv3d)][-1].weight.copy_(
+            [m for m in nets[0].modules() if isinstance(m, torch.nn.Conv3d)][-1].weight)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 24, 24, 24), 3, 1, 1)
+    moving = torch.roll(fixed, 1, dims=2) ** 2
+    sgd = {"lr": 1e-2}  # SGD, not Adam: see the AE-GAN test above
+    names = ("T", "G", "D")
+    step = DeformGANStep(alpha=config["alpha"], beta=config["beta"], mu=config["mu"], lam=config["lam"],
+                         lcc_kernel_size=config["lcc_kernel_size"], lg_kernel_size=config["lg_kernel_size"])
+    trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=dict(zip(names, nets)),
+                                  optimizers={n: torch.optim.SGD(m.parameters(), **sgd) for n, m in zip(names, nets)},
+                                  step=step)
+    expected = trainer.step(trainer, {"fixed": fixed, "moving": moving})
+    from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
+    from monai.networks.blocks import Warp
+
+    from common.losses import LocalGradientLoss
+
+    losses = (Warp("bilinear", "border"), LocalNormalizedCrossCorrelationLoss(3, kernel_size=config["lcc_kernel_size"]),
+              LocalGradientLoss(config["lg_kernel_size"]), DiffusionLoss())
+    got = benchmark.deform_gan_plain_step(nets2, tuple(torch.optim.SGD(m.parameters(), **sgd) for m in nets2), losses,
+                                          tuple(config[k] for k in ("alpha", "beta", "mu", "lam")), fixed, moving)
+    for key, value in got.items():
+        assert value == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    for net, net2 in zip(nets, nets2):
+        for (name, p), q in zip(net.state_dict().items(), net2.state_dict().values()):
+            torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_elastix_baseline_finds_a_known_shift():
+    """tools/registration_baseline.py's field follows common.registration's convention (voxels, pull-back, the
+    array's axes): a cube moved by (0, +3, -2) voxels on an anisotropic grid."""
+    import numpy as np
+
+    from tools.registration_baseline import elastix_register
+
+    rng = np.random.default_rng(0)
+    fixed = np.zeros((40, 48, 56), np.float32)
+    fixed[8:30, 10:36, 12:40] = 1.0
+    fixed += rng.random(fixed.shape).astype(np.float32) * 0.1
+    moving = np.roll(np.roll(fixed, 3, 1), -2, 2)  # moving(x + (0, 3, -2)) = fixed(x)
+    ddf, seconds = elastix_register(fixed, moving, [3.0, 2.0, 1.0], stages=("affine",), iterations=200)
+    assert ddf.shape == (3, 40, 48, 56) and seconds > 0
+    np.testing.assert_allclose(ddf[:, 20, 24, 28], [0.0, 3.0, -2.0], atol=0.1)

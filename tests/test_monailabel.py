@@ -43,6 +43,9 @@ STUDIES = {f"{SUBJECT}_{c}": f"brain_mri/{SUBJECT}/{SUBJECT}_{f}_bet_normalized.
 STUDIES["example_ct_sm"] = "ct/example_ct_sm.nii.gz"  # a non-contrast CT in HU, for the CT bundle
 # the study each bundle translates: its release's sample input (the MRI bundles' T1, the CT bundle's CT)
 STUDY_OF = {name: next(i for i, rel in STUDIES.items() if rel == spec["sample_input"]) for name, spec in BUNDLES.items()}
+# further inputs (Deform-GAN's moving image) as request parameters: image ids of the studies
+EXTRA_STUDIES = {name: {k: next(i for i, rel in STUDIES.items() if rel == v) for k, v in spec.get("extra_inputs", {}).items()}
+                 for name, spec in BUNDLES.items()}
 
 
 def _difference_bundle(path: Path) -> None:
@@ -200,18 +203,20 @@ def test_info_lists_served_and_unavailable_bundles(server, folders):
 @pytest.mark.parametrize("name", SERVED)
 def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, name):
     source = folders["studies"] / f"{STUDY_OF[name]}.nii.gz"
-    status, ctype, body = _infer(server, name, image=STUDY_OF[name])
+    params = EXTRA_STUDIES[name]
+    status, ctype, body = _infer(server, name, image=STUDY_OF[name], params=params)
     assert status == 200, body[:2000]
     served = _nifti(body, tmp_path / "served.nii.gz")
 
     # the downloaded bundle's inference.json, run as its README says, in this project's environment
     bundle = folders["downloads"] / name
     env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
+    extras = [a for k, v in params.items() for a in (f"--{k}", str(folders["studies"] / f"{v}.nii.gz"))]
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-                          f"--{BUNDLES[name]['input_arg']}", str(source), "--output_dir", str(tmp_path / "own")],
+                          f"--{BUNDLES[name]['input_arg']}", str(source), *extras, "--output_dir", str(tmp_path / "own")],
                          cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    (own_file,) = (tmp_path / "own").glob("*.nii.gz")
+    (own_file,) = (tmp_path / "own").glob(BUNDLES[name].get("output_glob", "*.nii.gz"))
     own, src = nib.load(own_file), nib.load(source)
 
     assert served.shape == own.shape == src.shape and len(src.shape) == 3 and min(src.shape) >= 30
@@ -223,7 +228,7 @@ def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, n
     np.testing.assert_allclose(a, b, atol=1e-4)
 
     # the same volume uploaded as a file (what a viewer without access to the studies does) gives the same result
-    status, _, body = _infer(server, name, upload=("t1.nii.gz", source.read_bytes()))
+    status, _, body = _infer(server, name, upload=("t1.nii.gz", source.read_bytes()), params=params)
     assert status == 200, body[:2000]
     np.testing.assert_array_equal(_nifti(body, tmp_path / "uploaded.nii.gz").get_fdata(), a)
 

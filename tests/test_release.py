@@ -25,7 +25,8 @@ import yaml
 
 from bundle_utils import BUNDLES as BUNDLES_DIR
 from bundle_utils import (
-    AE_GAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, UNIT_GMM_TRAIN_TEST_SIZE, source_files, workflow,
+    AE_GAN_TEST_SIZE, DEFORM_GAN_TRAIN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, UNIT_GMM_TRAIN_TEST_SIZE,
+    source_files, workflow,
 )
 from tools import release
 from tools.bundles import BUNDLES
@@ -67,6 +68,7 @@ def test_release_test_size_is_the_tests_size():
         **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
     assert BUNDLES["ae_gan"]["sizes"]["test"]["settings"] == AE_GAN_TEST_SIZE
     assert BUNDLES["unit_gmm"]["sizes"]["test"]["settings"] == UNIT_GMM_TRAIN_TEST_SIZE
+    assert BUNDLES["deform_gan"]["sizes"]["test"]["settings"] == DEFORM_GAN_TRAIN_TEST_SIZE
 
 
 def test_versions_bump_from_metadata_and_index():
@@ -224,8 +226,10 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     assert probe.returncode == 0, probe.stderr[-2000:]
     common_file, not_found = probe.stdout.split("\n")[:2]
     assert Path(common_file).resolve().is_relative_to(bundle.resolve()) and not_found == "None None"
+    extras = {k: str(data_dir / v) for k, v in spec.get("extra_inputs", {}).items()}  # e.g. Deform-GAN's moving image
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", f"configs/{spec['inference']}.json",
-                          f"--{spec['input_arg']}", str(sample), "--output_dir", str(out_dl)],
+                          f"--{spec['input_arg']}", str(sample), *[a for k, v in extras.items() for a in (f"--{k}", v)],
+                          "--output_dir", str(out_dl)],
                          cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
 
@@ -239,18 +243,22 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     torch.set_num_threads(1)
     try:
         workflow(name, (spec["inference"],), "infer", bundle_root=str(repo_root), **{spec["input_arg"]: str(sample)},
-                 output_dir=str(out_repo), **{k: v for k, v in settings.items() if k in inference_keys}).run()
+                 **extras, output_dir=str(out_repo), **{k: v for k, v in settings.items() if k in inference_keys}).run()
     finally:
         torch.set_num_threads(threads)
 
-    (downloaded_out,), (repo_out,) = list(out_dl.glob("*.nii*")), list(out_repo.glob("*.nii*"))
-    assert downloaded_out.name == repo_out.name
-    a, b, src = nib.load(downloaded_out), nib.load(repo_out), nib.load(sample)
-    assert a.shape == b.shape == src.shape
-    np.testing.assert_allclose(a.affine, b.affine, atol=1e-6)
-    va, vb = a.get_fdata(), b.get_fdata()
-    assert np.isfinite(va).all() and va.std() > 0
-    assert np.allclose(va, vb, atol=1e-5), np.abs(va - vb).max()
+    downloaded, in_repo = sorted(out_dl.glob("*.nii*")), sorted(out_repo.glob("*.nii*"))
+    assert [p.name for p in downloaded] == [p.name for p in in_repo] and downloaded
+    (result,) = out_dl.glob(spec.get("output_glob", "*.nii*"))  # the output that is the result (beside a field)
+    src = nib.load(sample)
+    assert nib.load(result).shape == src.shape
+    for a, b in ((nib.load(x), nib.load(y)) for x, y in zip(downloaded, in_repo)):
+        assert a.shape[:3] == src.shape
+        np.testing.assert_allclose(a.affine, src.affine, atol=1e-6)
+        np.testing.assert_allclose(b.affine, src.affine, atol=1e-6)
+        va, vb = a.get_fdata(), b.get_fdata()
+        assert np.isfinite(va).all() and va.std() > 0
+        assert np.allclose(va, vb, atol=1e-5), np.abs(va - vb).max()
 
 
 def test_safe_download_checks_hash_and_installs_atomically(built, server, tmp_path):

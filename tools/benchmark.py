@@ -1,8 +1,9 @@
 """Speed and memory of a GAN bundle, and what the framework costs over a hand-written PyTorch loop.
 
-    python -m tools.benchmark {cyclegan,medgan,ae_gan,unit_gmm} [--sizes default,...] [--iterations N] [--warmup K]
-                                                [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
-                                                [--json OUT]
+    python -m tools.benchmark {cyclegan,medgan,ae_gan,unit_gmm,deform_gan} [--sizes default,...] [--iterations N]
+                                [--warmup K] [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
+                                [--json OUT]
+    python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3]   # T against elastix, side by side
 
 Run from the repository root. Per network size it reports:
 
@@ -52,6 +53,14 @@ Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
   adversarial, 0.1 x KL + 100 x L1 reconstruction, 0.1 x KL of real and re-encoded translations + 100 x L1 cycle,
   the KL a one-draw Monte-Carlo estimate), Adam(1e-4, weight decay 1e-4). Sizes: ``default`` the paper's (64 filters,
   4 residual blocks per side, 64x64 patches); ``release`` and ``test`` those of ``tools/bundles.py``.
+* ``deform_gan``: the plain step is ``DeformGANStep`` written out: D (BCE, conditional on the warped moving
+  image), then G (BCE + local gradient to the warped moving image + 100 x L1 to the fixed image), then T (LNCC
+  through the frozen G + local gradient to the fixed image + diffusion smoothness), each with the other two
+  frozen, the same loss modules (MONAI's ``Warp``, LNCC, ``DiffusionLoss``; ``LocalGradientLoss``). Sizes:
+  ``default`` the paper's (VoxelMorph's T on 1 mm whole brains cropped to 160x192x160); ``release`` and ``test``
+  those of ``tools/bundles.py``. Inference is one forward pass of T on the whole volume (fixed and moving, 1 mm,
+  padded to a multiple of 16). ``--pairs BUNDLE_DIR`` instead registers the bundle's evaluation pairs with its
+  trained T and with elastix (``tools/registration_baseline.py``) and prints both side by side.
 
 Medians, not means: the machine may be shared. This is a measuring tool; it asserts nothing about speed.
 """
@@ -93,6 +102,8 @@ class Benchmark:
         generator: a size's config -> the deployable network, ``inference.json``'s ``network_def`` at that size.
         overrides: ``train.json`` overrides at every size (not a size: e.g. a weights file that does not exist).
         source_channels: channels of the network's input (1; AE-GAN's stack of three contrasts and flags: 6).
+        volumetric: the deployable network sees the whole volume at once (Deform-GAN's T, on the fixed and the
+            moving image), not 2D patches: inference is one forward pass on the padded volume.
     """
 
     title: str
@@ -103,6 +114,7 @@ class Benchmark:
     generator: Callable[[dict], object]
     overrides: dict = field(default_factory=dict)
     source_channels: int = 1
+    volumetric: bool = False
 
     def config(self, size: str) -> dict:
         """All that a size overrides in ``train.json``."""
@@ -448,6 +460,89 @@ def _unit_gmm_plain(config: dict) -> Callable:
     return functools.partial(unit_gmm_plain_step, nets, *_unit_gmm_optimizers(nets))
 
 
+def _transformation_network(config: dict):
+    from common.registration import TransformationNetwork
+
+    return TransformationNetwork(3, channels=config["t_channels"], final_conv_channels=config["t_final_channels"],
+                                 integration_steps=config.get("integration_steps", 0))
+
+
+def deform_gan_networks(config: dict):
+    """T, G, D as ``train.json`` builds them (seeded by the caller)."""
+    from monai.networks.nets import PatchDiscriminator, UNet
+
+    t = _transformation_network(config)
+    g = UNet(3, 1, 1, channels=config["gen_channels"], strides=[2] * (len(config["gen_channels"]) - 1), num_res_units=1,
+             norm="INSTANCE")
+    d = PatchDiscriminator(3, config["disc_filters"], 2, num_layers_d=config["disc_layers"], norm="INSTANCE", bias=True)
+    return _training((t, g, d))
+
+
+def deform_gan_plain_step(nets, opts, losses, weights, fixed, moving) -> dict[str, float]:
+    """One Deform-GAN iteration by hand: D (BCE, real (F(phi), R) against fake (F(phi), G(F(phi))), halved), then G
+    (BCE + mu * local gradient to F(phi) + lambda * L1 to R), then T (LNCC through G + beta * local gradient to R +
+    alpha * diffusion), each with the other two frozen."""
+    import torch
+    import torch.nn.functional as F
+
+    t, g, d = nets
+    opt_t, opt_g, opt_d = opts
+    warp, lncc, local_gradient, smoothness = losses
+    alpha, beta, mu, lam = weights
+
+    def bce(logits, real):
+        logits = logits[-1]
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
+
+    def freeze(*trained):
+        for net in nets:
+            net.requires_grad_(net in trained)
+
+    freeze(d)
+    with torch.no_grad():
+        warped = warp(moving, t(torch.cat([fixed, moving], 1)))
+        translated = g(warped)
+    loss_d = 0.5 * (bce(d(torch.cat([warped, fixed], 1)), True) + bce(d(torch.cat([warped, translated], 1)), False))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    freeze(g)
+    translated = g(warped)
+    loss_g = (bce(d(torch.cat([warped, translated], 1)), True) + mu * local_gradient(translated, warped)
+              + lam * (translated - fixed).abs().mean())
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+
+    freeze(t)
+    ddf = t(torch.cat([fixed, moving], 1))
+    warped = warp(moving, ddf)
+    loss_t = lncc(g(warped), fixed) + beta * local_gradient(fixed, warped) + alpha * smoothness(ddf)
+    opt_t.zero_grad(set_to_none=True)
+    loss_t.backward()
+    opt_t.step()
+    freeze(t, g, d)
+    return {"loss_T": float(loss_t), "loss_G": float(loss_g), "loss_D": float(loss_d)}
+
+
+def _deform_gan_plain(config: dict) -> Callable:
+    import torch
+    from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
+    from monai.networks.blocks import Warp
+
+    from common.losses import LocalGradientLoss
+
+    nets = deform_gan_networks(config)
+    lr = config.get("lr", 1e-4)
+    opts = (torch.optim.Adam(nets[0].parameters(), lr=lr), torch.optim.Adam(nets[1].parameters(), lr=lr, betas=(0.5, 0.999)),
+            torch.optim.Adam(nets[2].parameters(), lr=lr, betas=(0.5, 0.999)))
+    losses = (Warp("bilinear", "border"), LocalNormalizedCrossCorrelationLoss(3, kernel_size=config["lcc_kernel_size"]),
+              LocalGradientLoss(config["lg_kernel_size"]), DiffusionLoss())
+    weights = tuple(config[k] for k in ("alpha", "beta", "mu", "lam"))
+    return functools.partial(deform_gan_plain_step, nets, opts, losses, weights)
+
+
 def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
     """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
     config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
@@ -462,6 +557,11 @@ _AE_GAN_INPUTS = _shipped("ae_gan", ("input_subsets",))
 
 # the mixture's size and the discriminators' depth, as shipped unless a size sets them
 _UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_norm"))
+
+# T's and the step's settings as shipped unless a size sets them
+_DEFORM_GAN_SHIPPED = _shipped("deform_gan", ("t_channels", "t_final_channels", "integration_steps", "gen_channels",
+                                              "disc_filters", "disc_layers", "alpha", "beta", "mu", "lam",
+                                              "lcc_kernel_size", "lg_kernel_size"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
@@ -522,6 +622,20 @@ BENCHMARKS: dict[str, Benchmark] = {
         default_sizes=("default", "release", "test"),
         plain=_unit_gmm_plain,
         generator=_shared_latent_vaes,
+    ),
+    "deform_gan": Benchmark(
+        title="Deform-GAN",
+        sizes={
+            "default": {**_DEFORM_GAN_SHIPPED, "pixdim": [1.0, 1.0, 1.0], "roi_size": [160, 192, 160]},
+            "release": {**_DEFORM_GAN_SHIPPED, **_released("deform_gan", "release")},
+            "test": {**_DEFORM_GAN_SHIPPED, **_released("deform_gan", "test")},
+        },
+        iterations={"default": (1, 3), "release": (3, 20), "test": (5, 30)},
+        default_sizes=("default", "release", "test"),
+        plain=_deform_gan_plain,
+        generator=_transformation_network,
+        source_channels=1,
+        volumetric=True,
     ),
 }
 
@@ -626,7 +740,8 @@ def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(_default_generator(bundle).state_dict(), f"{tmp}/model.pt")
         overrides = {"bundle_root": tmp, "ckpt_path": f"{tmp}/model.pt", "output_dir": f"{tmp}/out",
-                     "dataset_dir": str(data_dir), BUNDLES[bundle]["input_arg"]: str(data_dir / BUNDLES[bundle]["sample_input"])}
+                     "dataset_dir": str(data_dir), BUNDLES[bundle]["input_arg"]: str(data_dir / BUNDLES[bundle]["sample_input"]),
+                     **{k: str(data_dir / v) for k, v in BUNDLES[bundle].get("extra_inputs", {}).items()}}
         wf = ConfigWorkflow(config_file=_config_file(bundle, "inference"), workflow_type="infer", **overrides)
         wf.initialize()
         network, inside, slices = wf.parser.get_parsed_content("network"), [], []
@@ -644,17 +759,40 @@ def measure_bundle_inference(bundle: str, data_dir: Path) -> dict:
     return {"seconds": seconds, "network_seconds": sum(inside), "slices": sum(slices)}
 
 
+def _volume_extent(bundle: str, data_dir: Path) -> list[float]:
+    """The sample volume's size in voxels after resampling to the default size's spacing."""
+    import nibabel as nib
+
+    image = nib.load(data_dir / BUNDLES[bundle]["sample_input"])
+    return [n * z / p for n, z, p in zip(image.shape, image.header.get_zooms(), BENCHMARKS[bundle].sizes["default"]["pixdim"])]
+
+
+def _network_input(bundle: str, data_dir: Path, count: int):
+    """``count`` random network inputs: 2D patches of the default ``roi_size``, or for a volumetric network the whole
+    resampled volume padded to a multiple of 2**levels (T's fixed and moving channels)."""
+    import math
+
+    import torch
+
+    spec = BENCHMARKS[bundle]
+    if spec.volumetric:
+        net = _default_generator(bundle)
+        factor = 2 ** net.levels
+        shape = [factor * math.ceil(round(e) / factor) for e in _volume_extent(bundle, data_dir)]
+        return torch.rand(count, 2, *shape, device=_device())
+    return torch.rand(count, spec.source_channels, *spec.sizes["default"]["roi_size"], device=_device()) * 2 - 1
+
+
 def volume_patches(bundle: str, data_dir: Path) -> int:
     """How many 2D patches of the default ``roi_size`` the inferer tiles the bundle's sample volume into: its axial
     slices at the default spacing, each covered with the inferer's overlap of 0.25 (one patch where the slice is no
     larger than the patch, as for the MRI bundles' 256x256 on 240x240 slices)."""
     import math
 
-    import nibabel as nib
-
+    if BENCHMARKS[bundle].volumetric:
+        return 1
     size = BENCHMARKS[bundle].sizes["default"]
-    image = nib.load(data_dir / BUNDLES[bundle]["sample_input"])
-    extent = [n * z / p for n, z, p in zip(image.shape, image.header.get_zooms(), size["pixdim"])]  # voxels after Spacing
+    extent = _volume_extent(bundle, data_dir)
     per_axis = [1 if e <= r else math.ceil((e - r) / max(int(r * 0.75), 1)) + 1 for e, r in zip(extent, size["roi_size"])]
     return math.ceil(extent[2]) * per_axis[0] * per_axis[1]
 
@@ -670,8 +808,7 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
     n_slices = volume_patches(bundle, data_dir)
     net = _default_generator(bundle).to(_device()).eval()
     timed = min(n_slices, n_batches * INFER_BATCH) if n_batches > 0 else n_slices
-    slices = torch.rand(timed, BENCHMARKS[bundle].source_channels, *BENCHMARKS[bundle].sizes["default"]["roi_size"],
-                        device=_device()) * 2 - 1
+    slices = _network_input(bundle, data_dir, timed)
     with torch.no_grad():
         net(slices[:INFER_BATCH]).sum().item()  # warm-up batch, not timed
         start = time.perf_counter()
@@ -679,6 +816,42 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
             net(batch).sum().item()  # .item(): wait for the device
         seconds = time.perf_counter() - start
     return {"seconds": seconds * n_slices / timed, "timed_slices": timed, "slices": n_slices}
+
+
+def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) -> dict:
+    """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the elastix baseline
+    (``tools/registration_baseline.py``) on the same evaluation pairs: the bundle's ``evaluate.json`` pairs under
+    ``seeds`` different seeded deformations, each scored by ``registration_figures`` against the known field."""
+    import csv
+
+    from monai.bundle import ConfigWorkflow
+    from monai.data import MetaTensor
+
+    from common.registration import registration_figures
+    from tools.registration_baseline import elastix_register
+
+    configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
+    rows = {"T": [], "elastix": []}
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            wf = ConfigWorkflow(config_file=configs, workflow_type="eval", bundle_root=str(bundle_dir),
+                                dataset_dir=str(data_dir), output_dir=tmp, tb_dir=tmp, eval_seed=seed)
+            wf.initialize()
+            wf.run()
+            rows["T"] += [{**r, "pair": f"{r['pair']} (seed {seed})"} for r in csv.DictReader(open(Path(tmp) / "pairs.csv"))]
+            for item in wf.parser.get_parsed_content("validate#dataset"):
+                fixed, moving = item["fixed"], item["moving"]
+                spacing = [float(v) for v in fixed.pixdim]
+                ddf, seconds = elastix_register(fixed[0].numpy(), moving[0].numpy(), spacing)  # 1 thread: see there
+                import torch
+
+                scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)),
+                          "pred": torch.as_tensor(ddf, dtype=torch.float32), "true_ddf": item["true_ddf"],
+                          "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
+                name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
+                rows["elastix"].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
+            wf.finalize()
+    return {"rows": rows}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -696,6 +869,8 @@ def run_worker(args: argparse.Namespace) -> None:
         result = measure_plain(args.bundle, size, args.warmup, args.iterations)
     elif kind == "bundle_inference":
         result = measure_bundle_inference(args.bundle, args.data)
+    elif kind == "pairs":
+        result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads)
     else:
         result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
@@ -713,6 +888,8 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd = [sys.executable, "-m", "tools.benchmark", args.bundle, "--_worker", worker, "--threads", str(args.threads)]
     cmd += ["--data", str(args.data), "--warmup", str(warmup), "--iterations", str(iterations)]
     cmd += ["--infer-batches", str(args.infer_batches)]
+    if args.pairs:
+        cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
@@ -769,6 +946,29 @@ def print_table(report: dict) -> None:
         print(f"  run() / plain generator:       {b['seconds'] / n['seconds']:8.3f}x")
 
 
+def print_pairs(report: dict) -> None:
+    """T and elastix side by side: per pair, then the means."""
+    import numpy as np
+
+    rows = report["pairs"]["rows"]
+    keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
+    print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
+          f" {report['threads']} CPU threads")
+    head = f"{'pair':<44}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
+    print(head)
+    print("-" * len(head))
+    for i, r in enumerate(rows["T"]):
+        before = float(r["epe_before_mm"])
+        print(f"{r['pair']:<44}{'none':<10}{before:>16.2f}{'':>16}{float(r['dice_before']):>16.3f}{0.0:>16.2f}{'':>16}")
+        for method in ("T", "elastix"):
+            m = rows[method][i]
+            print(f"{'':<44}{method:<10}" + "".join(f"{float(m[k]):>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
+    means = {method: {k: float(np.nanmean([float(r[k]) for r in rows[method]])) for k in keys} for method in rows}
+    print(f"{'mean':<44}{'T':<10}" + "".join(f"{means['T'][k]:>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
+    print(f"{'':<44}{'elastix':<10}" + "".join(f"{means['elastix'][k]:>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
+    print(f"elastix s/pair / T s/pair: {means['elastix']['seconds'] / means['T']['seconds']:.0f}x")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", choices=list(BENCHMARKS))
@@ -783,13 +983,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-inference", action="store_true", help="training only")
     p.add_argument("--infer-batches", type=int, default=4, help="batches of 8 slices timed for the plain generator, "
                    "scaled to the whole volume (0: time all slices)")
+    p.add_argument("--pairs", type=Path, default=None, help="deform_gan: a trained bundle folder (e.g. the demo's "
+                   "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with elastix "
+                   "(pip install -r requirements-benchmark.txt) and prints both side by side")
+    p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
     p.add_argument("--json", type=Path, default=None, help="also write all numbers, per-iteration times included")
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.data = args.data.resolve()
     spec = BENCHMARKS[args.bundle]
-    args.sizes = args.sizes or ",".join(spec.default_sizes)
-    unknown = [s for s in args.sizes.split(",") if s not in spec.sizes]
+    if args.pairs and args.bundle != "deform_gan":
+        p.error("--pairs is for deform_gan")
+    if args.pairs and args.sizes is None:  # only the registration comparison
+        args.sizes, args.skip_inference = "", True
+    args.sizes = args.sizes if args.sizes is not None else ",".join(spec.default_sizes)
+    unknown = [s for s in args.sizes.split(",") if s and s not in spec.sizes]
     if unknown:
         p.error(f"unknown {args.bundle} sizes {unknown}; choose from {list(spec.sizes)}")
     return args
@@ -804,11 +1012,18 @@ def main(argv: list[str] | None = None) -> None:
 
     report = {"bundle": args.bundle, "threads": args.threads, "device": str(_device()), "torch": torch.__version__,
               "monai": monai.__version__, "training": {}}
-    for size in args.sizes.split(","):
+    if args.pairs:
+        args.pairs = args.pairs.resolve()
+        report["pairs_bundle"] = str(args.pairs)
+        report["pairs"] = spawn("pairs", args)
+    for size in [s for s in args.sizes.split(",") if s]:
         report["training"][size] = benchmark_size(size, args)
     if not args.skip_inference:
         report["inference"] = {"bundle": spawn("bundle_inference", args), "network": spawn("network_inference", args)}
-    print_table(report)
+    if report["training"]:
+        print_table(report)
+    if args.pairs:
+        print_pairs(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.json}")

@@ -13,6 +13,11 @@ by adding one entry here. Keys of an entry:
   test; ``image_key``: the key that the inference ``preprocessing`` reads and returns it under; ``input_arg``: the
   ``inference.json`` value that takes it on the command line (``--input FILE``; ``--t1 FILE`` for a bundle that
   names each input contrast).
+* ``extra_inputs`` (optional): further input files of the sample, ``{name: file under the dataset root}``; each
+  name is both the ``inference.json`` value that takes it on the command line and the key its ``preprocessing``
+  reads (Deform-GAN's ``--moving``; MONAI Label passes it as a request parameter).
+* ``output_glob`` (optional, default ``*.nii.gz``): the inference output that is the result (MONAI Label's
+  answer), where inference writes more than one file (Deform-GAN: the warped image beside the field).
 * ``sizes``: ``settings`` are config values baked into the released configs (top-level keys of
   ``train.json`` / ``inference.json``: the weights only fit a network of that size); ``schedule`` are the
   training-only overrides of that run (recorded in the metadata, not baked).
@@ -127,6 +132,36 @@ BUNDLES: dict[str, dict] = {
             "test": {
                 "settings": {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "disc_filters": 8,
                              "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]},
+                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+            },
+        },
+    },
+    "deform_gan": {
+        "network_key": "T",
+        "train": ["train"],
+        "evaluate": ["train", "evaluate"],
+        "inference": "inference",
+        # against the known synthetic deformation of the held-out pair (common.registration.registration_figures)
+        "metrics": ["val_epe_mm", "val_epe_p95_mm", "val_epe_before_mm", "val_dice_before", "val_dice_after",
+                    "val_folding_percent", "val_seconds"],
+        "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t2_bet_normalized.nii.gz",
+        "image_key": "image",
+        "input_arg": "fixed",
+        "extra_inputs": {"moving": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"},
+        "output_glob": "*_warped.nii.gz",
+        "sizes": {
+            # the demo's settings (tools/demo.py, DEMOS["deform_gan"]), four times as long: 3 mm whole brains (64^3),
+            # VoxelMorph's T, a smaller G and D, the local gradient neighbourhood at the paper's extent in mm
+            "release": {
+                "settings": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [64, 64, 64], "gen_channels": [16, 32, 64],
+                             "disc_filters": 16, "lg_kernel_size": 3, "refine_steps": 100},
+                "schedule": {"iterations_per_epoch": 300, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 4,
+                             "lr": 0.001},
+            },
+            # tests/bundle_utils.py's DEFORM_GAN_TRAIN_TEST_SIZE: 4 mm, 48^3, a two-level T; 20 iterations
+            "test": {
+                "settings": {"t_channels": [8, 16, 16, 16], "t_final_channels": [8], "pixdim": [4.0, 4.0, 4.0],
+                             "roi_size": [48, 48, 48], "gen_channels": [8, 16, 32], "disc_filters": 8},
                 "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },

@@ -283,7 +283,8 @@ def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[
     if roi is not None:  # the patch size the network sees (metadata's spatial_shape follows the released roi_size)
         for group in ("inputs", "outputs"):
             for tensor in meta.get("network_data_format", {}).get(group, {}).values():
-                if len(tensor.get("spatial_shape", [])) == len(roi):
+                shape = tensor.get("spatial_shape", [])
+                if len(shape) == len(roi) and any(int(v) > 0 for v in shape):  # not a file input of any size (-1)
                     tensor["spatial_shape"] = list(roi)
     meta["release"] = release
     return meta
@@ -303,7 +304,12 @@ def _fill_results(readme: str, table: str) -> str:
 _METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)",
                   "val_ncc": "correlation (Pearson r)", "val_vessel_gain_hu": "vessel HU gain",
                   "val_vessel_hu": "vessel HU after translation", "val_organ_gain_hu": "kidney/liver/spleen HU gain",
-                  "val_stable_change_hu": "bone/muscle/lung mean absolute HU change", "val_cycle_mae_hu": "cycle MAE (HU)"}
+                  "val_stable_change_hu": "bone/muscle/lung mean absolute HU change", "val_cycle_mae_hu": "cycle MAE (HU)",
+                  "val_epe_mm": "mean endpoint error (mm)", "val_epe_p95_mm": "95th-percentile endpoint error (mm)",
+                  "val_epe_before_mm": "mean endpoint error before registration (mm)",
+                  "val_dice_before": "Dice before registration", "val_dice_after": "Dice after registration",
+                  "val_folding_percent": "voxels with a non-positive Jacobian determinant (%)",
+                  "val_seconds": "seconds per pair (T's forward pass)"}
 
 
 def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],
@@ -314,6 +320,7 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
     from tools.bundles import BUNDLES
 
     input_arg = BUNDLES[name]["input_arg"]
+    extras = "".join(f" --{k} {Path(v).name}" for k, v in BUNDLES[name].get("extra_inputs", {}).items())
     return (
         f"Release **v{version}** (size `{size}`; weights {release['weights']}). Network settings baked into "
         f"`configs/*.json`: {settings}. Training schedule: {schedule}. Evaluation "
@@ -328,7 +335,7 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
         "```bash\n"
         f"python -m monai.bundle download --name {name} --version {version} --url <release zip URL> --bundle_dir bundles\n"
         f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --{input_arg} "
-        f"{Path(BUNDLES[name]['sample_input']).name} --output_dir out\n"
+        f"{Path(BUNDLES[name]['sample_input']).name}{extras} --output_dir out\n"
         "```\n"
         "From another folder add `PYTHONPATH=<bundle>` and `--bundle_root <bundle>`."
     )
@@ -337,8 +344,9 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
 # ------------------------------------------------------------------------------------------- checks
 
 
-def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path) -> dict[str, float]:
-    """TorchScript and ONNX Runtime outputs against eager ``network_def`` on a real, preprocessed patch."""
+def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path, extras: Mapping[str, Path] | None = None) -> dict[str, float]:
+    """TorchScript and ONNX Runtime outputs against eager ``network_def`` on a real, preprocessed patch (``extras``:
+    the further input files the preprocessing reads, by key)."""
     import numpy as np
     import onnxruntime
     import torch
@@ -352,7 +360,7 @@ def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path) -> dict[st
         parser.get_parsed_content("imports")
     roi = [int(r) for r in parser.get_parsed_content("roi_size")]
     key = spec["image_key"]
-    image = parser.get_parsed_content("preprocessing")({key: str(sample)})[key]
+    image = parser.get_parsed_content("preprocessing")({key: str(sample), **{k: str(v) for k, v in (extras or {}).items()}})[key]
     image = torch.as_tensor(image.as_tensor() if hasattr(image, "as_tensor") else image).float()
     if image.ndim - 1 == len(roi) + 1:  # a volume for a 2D network: its middle axial slice
         image = image[..., image.shape[-1] // 2]
@@ -493,6 +501,7 @@ def build_release(
     index_path = Path(index_path) if index_path else (DEFAULT_INDEX if size == "release" else out / "index.json")
     data_dir = Path(data_dir).resolve()
     sample = data_dir / spec["sample_input"]
+    extras = {k: data_dir / v for k, v in spec.get("extra_inputs", {}).items()}
     settings, schedule = spec["sizes"][size]["settings"], dict(spec["sizes"][size]["schedule"]) if train else {}
 
     watched = [f"bundles/{name}", "common", "tools/bundles.py"]
@@ -510,8 +519,9 @@ def build_release(
     zip_path = out / f"{asset_prefix}.zip"
     if zip_path.exists():
         raise ReleaseError(f"'{zip_path}' exists already.")
-    if not sample.is_file():
-        raise ReleaseError(f"sample input '{sample}' not found (give --data-dir, see tools/sample_data.py).")
+    for path in (sample, *extras.values()):
+        if not path.is_file():
+            raise ReleaseError(f"sample input '{path}' not found (give --data-dir, see tools/sample_data.py).")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise ReleaseError(f"checkpoint '{checkpoint}' not found.")
 
@@ -572,7 +582,7 @@ def build_release(
         if stray:
             raise ReleaseError(f"the exports left unexpected files in models/: {stray}")
         start = time.monotonic()
-        checks = export_checks(stage, spec, sample)
+        checks = export_checks(stage, spec, sample, extras)
         steps.seconds["export_checks"] = round(time.monotonic() - start, 1)
 
         readme = stage / "docs" / "README.md"

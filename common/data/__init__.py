@@ -1,9 +1,10 @@
-"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, and CT in HU."""
+"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, CT in HU, and registration pairs with known deformations."""
 
 from .artefacts import RandKSpaceMotiond
 from .ct import CheckHUd, HUWindowd, RandColocatedPatchd
 from .contrasts import InvertStackd, StackContrastsd, contrast_inputs, expand_input_subsets, given_contrasts, input_contrasts, input_subsets, missing_flags, random_input_subsets, with_inputs
 from .datalist import input_files, load_datalist
+from .registration import CheckOverlapd, DisplacementToWorldd, RandSmoothDeformationd, WarpToFixedd, smooth_deformation
 from .transforms import CheckImaged, CheckSameGridd, RandForegroundSliced, ScalePercentiled
 
-__all__ = ["CheckHUd", "HUWindowd", "RandColocatedPatchd", "InvertStackd", "StackContrastsd", "contrast_inputs", "expand_input_subsets", "given_contrasts", "input_contrasts", "input_subsets", "missing_flags", "random_input_subsets", "with_inputs", "CheckImaged", "RandKSpaceMotiond", "CheckSameGridd", "RandForegroundSliced", "ScalePercentiled", "input_files", "load_datalist"]
+__all__ = ["CheckHUd", "HUWindowd", "RandColocatedPatchd", "InvertStackd", "StackContrastsd", "contrast_inputs", "expand_input_subsets", "given_contrasts", "input_contrasts", "input_subsets", "missing_flags", "random_input_subsets", "with_inputs", "CheckImaged", "RandKSpaceMotiond", "CheckSameGridd", "RandForegroundSliced", "ScalePercentiled", "input_files", "load_datalist", "CheckOverlapd", "DisplacementToWorldd", "RandSmoothDeformationd", "WarpToFixedd", "smooth_deformation"]

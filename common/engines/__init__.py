@@ -3,10 +3,11 @@
 from .ae_gan import AEGANStep
 from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_checkpoint, resume_path
 from .cyclegan import CycleGANStep
+from .deform_gan import DeformGANStep
 from .image_pool import ImagePool
 from .medgan import MedGANStep
 from .schedules import LinearDecayLR
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "UNITGMMStep", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "UNITGMMStep", "latest_checkpoint", "resume_path"]

@@ -1,0 +1,85 @@
+"""One iteration of Deform-GAN: the discriminator D, then the generator G, then the transformation network T."""
+
+from __future__ import annotations
+
+import torch
+from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss, PatchAdversarialLoss
+from monai.networks.blocks import Warp
+from torch import nn
+
+from ..losses.local_gradient import LocalGradientLoss
+from .gan import discriminator_adversarial_loss, generator_adversarial_loss
+
+
+class DeformGANStep:
+    """``step(engine, batch)`` for ``MultiNetworkTrainer`` on ``{"fixed": R (B, 1, *S), "moving": F (B, 1, *S)}``
+    (optionally ``"true_ddf"``, the known deformation, for monitoring only).
+
+    Networks: ``T`` (``TransformationNetwork``: (R, F) -> phi), ``G`` (F(phi) -> F'(phi), into R's modality) and
+    ``D`` (conditional: tells (F(phi), R) from (F(phi), F'(phi))). Optimisers ``"T"``, ``"G"``, ``"D"``. F(phi) is
+    F warped by phi with MONAI's ``Warp``. In each iteration, each sub-step with the other two networks frozen:
+
+    1. D: ``L_D = cGAN(D(F(phi), R), real) + cGAN(D(F(phi), F'(phi)), fake)`` (halved, as pix2pix);
+    2. G: ``L_G = cGAN(D(F(phi), F'(phi)), real) - mu * L_LG(F'(phi), F(phi)) + lambda * |F'(phi) - R|_1``: look like
+       R, keep F(phi)'s edges (so G translates contrast and does not move anatomy);
+    3. T: ``L_T = -LCC(R, F'(phi)) - beta * L_LG(R, F(phi)) + alpha * mean |grad phi|^2``: a mono-modal similarity
+       through the frozen G, the cross-modal local gradient similarity and the smoothness of phi.
+
+    LCC is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (which returns -LCC), L_LG the local gradient similarity
+    (``LocalGradientLoss`` returns -L_LG, its mean over voxels), the smoothness MONAI's ``DiffusionLoss`` (the mean
+    squared gradient of phi). The cGAN loss is pix2pix's (binary cross-entropy on D's patch logits).
+    """
+
+    required_networks = ("T", "G", "D")
+    required_optimizers = ("T", "G", "D")
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0, mu: float = 1.0, lam: float = 100.0,
+                 lcc_kernel_size: int = 9, lg_kernel_size: int = 7, adversarial_loss: nn.Module | None = None,
+                 warp_padding: str = "border"):
+        self.alpha, self.beta, self.mu, self.lam = alpha, beta, mu, lam
+        self.warp = Warp(mode="bilinear", padding_mode=warp_padding)
+        self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lcc_kernel_size)
+        self.local_gradient = LocalGradientLoss(kernel_size=lg_kernel_size)
+        self.smoothness = DiffusionLoss()
+        self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(criterion="bce", reduction="mean")
+        self.pixel_loss = nn.L1Loss()
+
+    def __call__(self, engine, batch: dict) -> dict:
+        fixed, moving = batch["fixed"], batch["moving"]
+        if self.lcc.ndim != fixed.ndim - 2:
+            self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=fixed.ndim - 2, kernel_size=self.lcc.kernel_size)
+
+        with engine.updating("D") as nets, engine.autocast(), torch.no_grad():
+            warped = self.warp(moving, nets["T"](torch.cat([fixed, moving], 1)))
+            translated = nets["G"](warped)
+        with engine.updating("D") as nets, engine.autocast():
+            loss_d = discriminator_adversarial_loss(self.adversarial_loss, nets["D"](torch.cat([warped, fixed], 1)),
+                                                    nets["D"](torch.cat([warped, translated], 1)))
+        engine.optimise("D", loss_d)
+
+        with engine.updating("G") as nets, engine.autocast():
+            translated = nets["G"](warped)
+            g_terms = {
+                "loss_G_adv": generator_adversarial_loss(self.adversarial_loss, nets["D"](torch.cat([warped, translated], 1))),
+                "loss_G_lg": self.mu * self.local_gradient(translated, warped),
+                "loss_G_l1": self.lam * self.pixel_loss(translated, fixed),
+            }
+            loss_g = sum(g_terms.values())
+        engine.optimise("G", loss_g)
+
+        with engine.updating("T") as nets, engine.autocast():
+            ddf = nets["T"](torch.cat([fixed, moving], 1))
+            warped = self.warp(moving, ddf)
+            t_terms = {
+                "loss_T_lcc": self.lcc(nets["G"](warped), fixed),
+                "loss_T_lg": self.beta * self.local_gradient(fixed, warped),
+                "loss_T_smooth": self.alpha * self.smoothness(ddf),
+            }
+            loss_t = sum(t_terms.values())
+        engine.optimise("T", loss_t)
+
+        values = {"loss_T": loss_t, **t_terms, "loss_G": loss_g, **g_terms, "loss_D": loss_d}
+        out = {k: float(v.detach()) for k, v in values.items()}
+        if "true_ddf" in batch:  # training-pair endpoint error, voxels: is T learning the deformation?
+            out["epe_vox"] = float((ddf.detach().float() - batch["true_ddf"].float()).norm(dim=1).mean())
+        return out

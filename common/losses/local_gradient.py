@@ -1,0 +1,70 @@
+"""Deform-GAN's local gradient loss: how well the edges of two images point the same way, whatever their contrast."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def image_gradients(image: torch.Tensor) -> torch.Tensor:
+    """Central differences along each spatial axis (one-sided at the borders), in voxel units.
+
+    (B, 1, *S) -> (B, D, *S) with D = len(S): channel i is the derivative along spatial axis i.
+    """
+    dims = tuple(range(2, image.ndim))
+    return torch.cat(torch.gradient(image, dim=dims), dim=1)
+
+
+def local_gradient_directions(image: torch.Tensor, kernel_size: int = 7, eps: float = 1e-5) -> torch.Tensor:
+    """n(I, p) = g(p) / (|g(p)| + eps), g(p) the image gradient summed over the n^D neighbourhood of p.
+
+    Summing over a neighbourhood first (n = ``kernel_size``) makes the direction robust to noise and lets a voxel
+    inside a flat region take the direction of the nearest edge. (B, 1, *S) -> (B, D, *S).
+    """
+    grad = image_gradients(image)
+    spatial = image.ndim - 2
+    if spatial not in (2, 3):
+        raise ValueError(f"local gradient loss needs a 2D or 3D image, got shape {tuple(image.shape)}.")
+    pool = (F.avg_pool2d, F.avg_pool3d)[spatial - 2]
+    # the box sum over the neighbourhood (zero-padded at the borders), one axis at a time: n instead of n^D per voxel
+    summed = grad
+    for axis in range(spatial):
+        kernel = [1] * spatial
+        kernel[axis] = kernel_size
+        padding = [k // 2 for k in kernel]
+        summed = pool(summed, kernel, stride=1, padding=padding, count_include_pad=True) * kernel_size
+    return summed / (summed.norm(dim=1, keepdim=True) + eps)
+
+
+class LocalGradientLoss(nn.Module):
+    """``-mean_p |n(A, p) . n(B, p)|``: minus Deform-GAN's local gradient similarity L_LG, averaged over voxels.
+
+    L_LG(A, B) = sum_p |n(A, p) . n(B, p)| with n the normalised neighbourhood gradient
+    (``local_gradient_directions``). The absolute value makes it indifferent to the sign of an edge (bright-to-dark
+    in T1 is dark-to-bright in T2), so it compares images of different modalities, as normalised gradient fields
+    do. It is largest (close to 1 per voxel) for images whose edges align; the mean instead of the paper's sum keeps
+    its weight independent of the image size. Like MONAI's ``LocalNormalizedCrossCorrelationLoss`` it returns the
+    negative similarity, to be minimised: the paper's ``- beta * L_LG`` is ``beta * LocalGradientLoss()(R, F)``.
+
+    Args:
+        kernel_size: n, the neighbourhood's side in voxels (odd; the paper's n = 7).
+        eps: epsilon of the normalisation, in intensity units per voxel.
+    """
+
+    def __init__(self, kernel_size: int = 7, eps: float = 1e-5):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}.")
+        self.kernel_size, self.eps = kernel_size, eps
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """mean_p |n(a, p) . n(b, p)| per batch item: (B, 1, *S) x 2 -> (B,)."""
+        if a.shape != b.shape or a.shape[1] != 1:
+            raise ValueError(f"expected two single-channel images of one shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        na = local_gradient_directions(a, self.kernel_size, self.eps)
+        nb = local_gradient_directions(b, self.kernel_size, self.eps)
+        return (na * nb).sum(1).abs().flatten(1).mean(1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return -self.similarity(a, b).mean()

@@ -1,0 +1,178 @@
+"""Scoring a registration against a known deformation: endpoint error, Dice, folding, time; per pair and as means."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from ignite.metrics import Metric
+from monai.engines.utils import IterationEvents
+from monai.networks.blocks import Warp
+
+from ..panels import save_panel
+from .fields import dice, endpoint_errors, folding_percent
+
+FIGURES = ("epe_mm", "epe_p95_mm", "epe_before_mm", "dice_before", "dice_after", "folding_percent", "seconds")
+
+
+def _cpu(x) -> torch.Tensor:
+    return torch.as_tensor(x).detach().cpu().float()
+
+
+def _spacing(img) -> list[float]:
+    affine = np.asarray(getattr(img, "affine", np.eye(4)), dtype=np.float64)
+    return np.sqrt((affine[:3, :3] ** 2).sum(0)).tolist()
+
+
+def _warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    return Warp(mode=mode, padding_mode="zeros")(image[None], ddf[None])[0]
+
+
+def registration_figures(item: Mapping) -> dict[str, float]:
+    """The figures of one evaluated pair (an evaluator's decollated output item).
+
+    The item holds ``image`` ((2, *S): the fixed and the moving image, as T saw them), ``pred`` (T's displacement,
+    (3, *S) voxels) and, where known, ``true_ddf`` (the synthetic deformation, ``RandSmoothDeformationd``),
+    ``label`` and ``label_fixed`` (label maps or brain masks of the moving image and, deformed with it, of the fixed one) and ``seconds`` (``PairOutputs``).
+    Endpoint errors are in mm inside the fixed image's labels (its foreground when it has none); Dice is the mean
+    over the labels present, before (moving labels as they are) and after warping them (nearest neighbour);
+    folding is over the whole field. Missing inputs give NaN.
+    """
+    image, ddf = _cpu(item["image"]), _cpu(item["pred"])
+    fixed = image[:1]
+    mask = (_cpu(item["label_fixed"]) > 0) if "label_fixed" in item else (fixed > 0.01)
+    out = dict.fromkeys(FIGURES, float("nan"))
+    if "true_ddf" in item:
+        true = _cpu(item["true_ddf"])[None]
+        spacing = _spacing(item["image"])
+        errors = endpoint_errors(ddf[None], true, spacing, mask[None])
+        out["epe_mm"], out["epe_p95_mm"] = float(errors.mean()), float(torch.quantile(errors, 0.95))
+        out["epe_before_mm"] = float(endpoint_errors(torch.zeros_like(true), true, spacing, mask[None]).mean())
+    if "label" in item and "label_fixed" in item:
+        moving_label, fixed_label = _cpu(item["label"]), _cpu(item["label_fixed"])
+        out["dice_before"] = dice(moving_label, fixed_label)
+        out["dice_after"] = dice(_warp(moving_label, ddf, "nearest"), fixed_label)
+    out["folding_percent"] = folding_percent(ddf[None])
+    if "seconds" in item:
+        out["seconds"] = float(item["seconds"])
+    return out
+
+
+def _items(output) -> list[Mapping]:
+    return output if isinstance(output, list) else [output]
+
+
+class RegistrationMetric(Metric):
+    """The mean of one of ``FIGURES`` (``registration_figures``) over the evaluated pairs, for a MONAI evaluator
+    (NaN where no pair has what the figure needs). Lower is better for all but ``dice_after``."""
+
+    def __init__(self, name: str, output_transform: Callable = _items):
+        if name not in FIGURES:
+            raise ValueError(f"unknown figure '{name}', choose from {FIGURES}.")
+        self.name = name
+        super().__init__(output_transform=output_transform, skip_unrolling=True)
+
+    def reset(self) -> None:
+        self._values: list[float] = []
+
+    def update(self, output) -> None:
+        self._values.extend(registration_figures(item)[self.name] for item in output)
+
+    def compute(self) -> float:
+        if not self._values:
+            raise RuntimeError(f"{self.name}: no pair was evaluated.")
+        return float(np.nanmean(self._values)) if not np.isnan(self._values).all() else float("nan")
+
+
+class PairOutputs:
+    """Evaluator handler: adds to the output what scoring a pair needs beyond MONAI's image/label/pred: the batch's
+    ``keys`` (the true deformation, the fixed image's labels) and ``seconds``, the time from the iteration's start to
+    the end of the network's forward pass (the registration itself, preprocessing excluded, as for the classical
+    baseline; on a GPU after synchronising, so the time is the computation's, not the launch's)."""
+
+    def __init__(self, keys=("true_ddf", "label_fixed")):
+        self.keys = tuple(keys)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_STARTED, self._start)
+        engine.add_event_handler(IterationEvents.MODEL_COMPLETED, self._stop)
+
+    def _start(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()
+
+    def _stop(self, engine: Engine) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        # MONAI decollates output and batch at MODEL_COMPLETED (before this handler) unless decollate=False
+        outputs, batches = engine.state.output, engine.state.batch
+        if isinstance(outputs, dict):
+            outputs, batches = [outputs], [batches]
+        seconds = (time.perf_counter() - self._t0) / max(len(outputs), 1)
+        for output, batch in zip(outputs, batches):
+            output["seconds"] = seconds
+            output.update({k: batch[k] for k in self.keys if k in batch})
+
+
+def _grid_volume(shape, step: int = 6) -> torch.Tensor:
+    """(1, *shape) lines every ``step`` voxels in the two in-plane axes: what warping by the field shows."""
+    grid = torch.zeros(1, *shape)
+    grid[:, ::step] = 1.0
+    grid[:, :, ::step] = 1.0
+    return grid
+
+
+class RegistrationReport:
+    """Evaluator handler: per pair, a row of ``registration_figures`` in ``<output_dir>/pairs.csv`` and the same beside
+    no registration (the identity) in ``<output_dir>/comparison.md`` (both written when the run completes), and ``<output_dir>/<moving>_registration.png``: fixed | moving | moving warped by T | the warped
+    grid | |warped - moving warped by the true deformation| (when it is known), at the axial slice with the most
+    fixed-image foreground."""
+
+    def __init__(self, output_dir: str | os.PathLike, value_range=(0.0, 1.0)):
+        self.output_dir, self.value_range = Path(output_dir), tuple(value_range)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda e: setattr(self, "rows", []))
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._pair)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _pair(self, engine: Engine) -> None:
+        from ..panels import pick_slice
+
+        for item in _items(engine.state.output):
+            image, ddf = _cpu(item["image"]), _cpu(item["pred"])
+            meta = getattr(item["image"], "meta", {}) or {}
+            name = Path(str(meta.get("filename_or_obj", f"pair{len(self.rows)}"))).name.split(".")[0]
+            self.rows.append({"pair": name, **registration_figures(item)})
+            fixed, moving = image[:1], image[1:2]
+            warped = _warp(moving, ddf)
+            tiles = [fixed, moving, warped, _warp(_grid_volume(fixed.shape[1:]), ddf)]
+            titles = ["fixed", "moving", "warped by T", "warped grid"]
+            if "true_ddf" in item:
+                tiles.append((warped - _warp(moving, _cpu(item["true_ddf"]))).abs())
+                titles.append("|warped - true|")
+            save_panel(self.output_dir / f"{name}_registration.png", tiles, titles, pick_slice(fixed), self.value_range)
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / "pairs.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["pair", *FIGURES])
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, path)
+        lines = ["| pair | registration | mean endpoint error (mm) | 95th percentile (mm) | Dice | folding (%) | s/pair |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            lines.append(f"| {r['pair']} | none (identity) | {r['epe_before_mm']:.2f} | | {r['dice_before']:.3f} | 0.00 | |")
+            lines.append(f"| {r['pair']} | T (this model) | {r['epe_mm']:.2f} | {r['epe_p95_mm']:.2f} | {r['dice_after']:.3f} "
+                         f"| {r['folding_percent']:.2f} | {r['seconds']:.2f} |")
+        tmp = self.output_dir / "comparison.md.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, self.output_dir / "comparison.md")

@@ -1,0 +1,239 @@
+"""Deform-GAN's parts against hand-computed values: warping, the identity, the local gradient loss, the Jacobian,
+endpoint error and Dice, the synthetic deformations, and the D -> G -> T step with frozen networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.networks.blocks import Warp
+from torch import nn
+
+from common.data import CheckOverlapd, RandSmoothDeformationd, WarpToFixedd, smooth_deformation
+from common.engines import DeformGANStep, MultiNetworkTrainer
+from common.losses import LocalGradientLoss, local_gradient_directions
+from common.registration import (
+    TransformationNetwork, ddf_to_voxels, ddf_to_world, dice, endpoint_errors, folding_percent, jacobian_determinant,
+    registration_figures,
+)
+
+
+def test_warping_by_an_integer_shift_moves_the_volume_by_exactly_that_shift():
+    torch.manual_seed(0)
+    image = torch.rand(1, 1, 10, 12, 9)
+    ddf = torch.zeros(1, 3, 10, 12, 9)
+    ddf[:, 0], ddf[:, 1], ddf[:, 2] = 2.0, -3.0, 1.0  # warped(x) = image(x + (2, -3, 1))
+    warped = Warp(mode="bilinear", padding_mode="zeros")(image, ddf)
+    torch.testing.assert_close(warped[0, 0, :8, 3:, :8], image[0, 0, 2:, :9, 1:], atol=1e-6, rtol=0)
+
+
+def test_warp_to_fixed_applies_a_world_shift_on_an_lps_grid():
+    """A +4 mm shift along R (world, RAS) on a 2 mm LPS grid is -2 voxels along the first axis."""
+    torch.manual_seed(0)
+    affine = torch.diag(torch.tensor([-2.0, -2.0, 2.0, 1.0]))
+    moving = MetaTensor(torch.rand(1, 12, 10, 8), affine=affine, meta={"filename_or_obj": "moving.nii.gz"})
+    field = torch.zeros(3, 12, 10, 8)
+    field[0] = 4.0
+    out = WarpToFixedd(keys="moving", ddf_key="ddf_world", output_keys=["pred"])({"moving": moving, "ddf_world": field})
+    torch.testing.assert_close(out["pred"][0, 2:], moving[0, :-2].as_tensor(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["ddf"].as_tensor(), field)
+    assert np.allclose(out["pred"].affine, affine) and out["pred"].meta["filename_or_obj"] == "moving.nii.gz"
+    # voxel <-> world vectors through the affine, both ways
+    vox = ddf_to_voxels(field, affine)
+    assert torch.allclose(vox[0], torch.full_like(vox[0], -2.0)) and torch.allclose(ddf_to_world(vox, affine), field)
+
+
+def test_the_untrained_transformation_network_is_close_to_the_identity():
+    torch.manual_seed(0)
+    net = TransformationNetwork(channels=(4, 8, 8, 8), final_conv_channels=(4,))
+    pair = torch.rand(1, 2, 16, 16, 16)
+    ddf = net(pair)
+    assert ddf.shape == (1, 3, 16, 16, 16) and ddf.abs().max() < 1e-3
+    moving = pair[:, 1:]
+    identity = Warp("bilinear", "zeros")(moving, torch.zeros_like(ddf))
+    torch.testing.assert_close(identity, moving, atol=1e-6, rtol=0)  # the identity changes nothing (up to rounding)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        net(torch.rand(1, 2, 16, 18, 16))
+    with pytest.raises(ValueError, match="fixed and the moving image as two channels"):
+        net(torch.rand(1, 1, 16, 16, 16))
+    diffeomorphic = TransformationNetwork(channels=(4, 8, 8, 8), final_conv_channels=(4,), integration_steps=7)
+    assert diffeomorphic(pair).shape == (1, 3, 16, 16, 16)
+
+
+def test_local_gradient_similarity_of_ramps_by_hand():
+    """Ramps have one gradient everywhere: |n(a) . n(b)| is |cos| of the angle between them."""
+    x, y = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    ramp_x, ramp_y, diagonal = x[None, None], y[None, None], (x + y)[None, None]
+    loss = LocalGradientLoss(kernel_size=7, eps=1e-5)
+    assert loss.similarity(ramp_x, ramp_y).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss.similarity(ramp_x, -3 * ramp_x).item() == pytest.approx(1.0, abs=1e-5)  # contrast and sign do not matter
+    assert loss.similarity(ramp_x, diagonal).item() == pytest.approx(2**-0.5, abs=1e-5)
+    assert loss(ramp_x, diagonal).item() == pytest.approx(-(2**-0.5), abs=1e-5)  # the loss is minus the similarity
+
+
+def test_local_gradient_directions_against_explicit_loops():
+    rng = np.random.default_rng(0)
+    image = rng.random((7, 8))
+    n, eps = 3, 1e-3
+    gx, gy = np.gradient(image)
+    expected = np.zeros((2, 7, 8))
+    for i in range(7):
+        for j in range(8):
+            sx = sum(gx[a, b] for a in range(i - 1, i + 2) for b in range(j - 1, j + 2) if 0 <= a < 7 and 0 <= b < 8)
+            sy = sum(gy[a, b] for a in range(i - 1, i + 2) for b in range(j - 1, j + 2) if 0 <= a < 7 and 0 <= b < 8)
+            norm = np.hypot(sx, sy) + eps
+            expected[:, i, j] = sx / norm, sy / norm
+    got = local_gradient_directions(torch.tensor(image)[None, None], kernel_size=n, eps=eps)[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def test_local_gradient_similarity_is_largest_for_identical_images():
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 20, 20, 20), 3, 1, 1)
+    loss = LocalGradientLoss()
+    same = loss.similarity(image, image).item()
+    others = [loss.similarity(image, torch.roll(image, s, dims=2)).item() for s in (1, 2, 4)]
+    others.append(loss.similarity(image, torch.rand_like(image)).item())
+    assert same == pytest.approx(1.0, abs=1e-3) and all(o < same - 0.05 for o in others), (same, others)
+
+
+def test_jacobian_determinant_of_an_affine_field():
+    a = torch.tensor([[1.2, 0.1, 0.0], [0.0, 0.9, 0.2], [0.1, 0.0, 1.1]], dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(6.0, dtype=torch.float64)] * 3, indexing="ij"))  # (3, 6, 6, 6)
+    ddf = (torch.einsum("ij,j...->i...", a - torch.eye(3, dtype=torch.float64), grid) + 0.5)[None]  # u(x) = (A - I) x + t
+    det = jacobian_determinant(ddf)
+    assert det.shape == (1, 6, 6, 6) and torch.allclose(det, torch.full_like(det, float(torch.det(a))))
+    assert folding_percent(ddf) == 0.0
+    mirror = ddf.clone()
+    mirror[:, 0] = -2 * grid[0]  # x -> -x along axis 0: det = -1 everywhere
+    assert folding_percent(mirror) == 100.0
+
+
+def test_endpoint_error_and_dice_by_hand():
+    true = torch.zeros(1, 3, 4, 4, 4)
+    pred = torch.zeros(1, 3, 4, 4, 4)
+    pred[:, 0] = 1.0
+    pred[:, 1] = 1.0
+    errors = endpoint_errors(pred, true, spacing=(3.0, 4.0, 1.0))  # |(3, 4, 0)| mm = 5 mm everywhere
+    assert errors.shape == (64,) and torch.allclose(errors, torch.full_like(errors, 5.0))
+    a = torch.tensor([0, 1, 1, 2, 2, 2])
+    b = torch.tensor([0, 1, 2, 2, 2, 0])
+    assert dice(a, b) == pytest.approx(np.mean([2 * 1 / 3, 2 * 2 / 6]))  # label 1: 2*1/(2+1); label 2: 2*2/(3+3)
+
+
+def test_smooth_deformation_bounds_and_seeded_pairs():
+    rng = np.random.default_rng(0)
+    ddf = smooth_deformation((30, 36, 30), (2.0, 2.0, 2.0), rng, max_displacement=6.0, rotate=0.0, scale=0.0, translate=0.0)
+    magnitude_mm = (ddf * 2.0).norm(dim=0)
+    assert ddf.shape == (3, 30, 36, 30) and 3.0 - 1e-4 <= magnitude_mm.max() <= 6.0 + 1e-4
+    assert folding_percent(ddf[None]) == 0.0  # smooth and small: no folding
+    image = MetaTensor(torch.rand(1, 30, 36, 30), affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])),
+                       meta={"filename_or_obj": "subject_t2.nii.gz"})
+    seeded = RandSmoothDeformationd(keys="fixed", seed=3)
+    one, two = seeded({"fixed": image}), seeded({"fixed": image})
+    assert torch.equal(one["true_ddf"], two["true_ddf"])  # evaluation pairs do not change between runs
+    expected = Warp("bilinear", "zeros")(image.as_tensor()[None], one["true_ddf"][None])[0]
+    torch.testing.assert_close(one["fixed"].as_tensor(), expected)
+    rand = RandSmoothDeformationd(keys="fixed")
+    rand.set_random_state(0)
+    assert not torch.equal(rand({"fixed": image})["true_ddf"], rand({"fixed": image})["true_ddf"])  # training: new each time
+
+
+def test_a_moving_image_that_does_not_overlap_is_refused():
+    fixed = MetaTensor(torch.rand(1, 8, 8, 8), meta={"filename_or_obj": "fixed.nii.gz"})
+    outside = MetaTensor(torch.zeros(1, 8, 8, 8), meta={"filename_or_obj": "moving.nii.gz"})
+    with pytest.raises(ValueError, match=r"'moving.nii.gz' \('moving'\) does not overlap the fixed image 'fixed.nii.gz'"):
+        CheckOverlapd("moving")({"image": fixed, "moving": outside})
+
+
+def test_registration_figures_of_a_perfect_and_an_identity_prediction():
+    rng = np.random.default_rng(1)
+    true = smooth_deformation((16, 16, 16), (2.0, 2.0, 2.0), rng)
+    image = MetaTensor(torch.rand(2, 16, 16, 16) + 0.1, affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0])))
+    label = torch.zeros(1, 16, 16, 16)
+    label[:, 4:12, 4:12, 4:12] = 1
+    label_fixed = Warp("nearest", "zeros")(label[None], true[None])[0]
+    perfect = registration_figures({"image": image, "pred": true, "true_ddf": true, "label": label, "label_fixed": label_fixed})
+    assert perfect["epe_mm"] == pytest.approx(0.0, abs=1e-6) and perfect["dice_after"] == pytest.approx(1.0)
+    identity = registration_figures({"image": image, "pred": torch.zeros_like(true), "true_ddf": true, "label": label,
+                                     "label_fixed": label_fixed, "seconds": 0.5})
+    inside = label_fixed[0] > 0
+    assert identity["epe_mm"] == pytest.approx(float((true * 2.0).norm(dim=0)[inside].mean()), rel=1e-5)
+    assert identity["epe_mm"] == pytest.approx(identity["epe_before_mm"]) and identity["seconds"] == 0.5
+    assert identity["dice_after"] == pytest.approx(identity["dice_before"]) and identity["dice_before"] < 1.0
+
+
+class ConstantField(nn.Module):
+    """T with one parameter: a constant displacement along the first axis."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(value))
+
+    def forward(self, pair):
+        ddf = torch.zeros(pair.shape[0], 3, *pair.shape[2:])
+        ddf[:, 0] = 1.0
+        return ddf * self.value
+
+
+class PatchConst(nn.Module):
+    """D with one parameter: its logits are ``value`` everywhere (a 2x2x2 patch map)."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(value))
+
+    def forward(self, x):
+        return [x[:, :1, :2, :2, :2] * 0 + self.value]
+
+
+def test_step_order_d_then_g_then_t_with_the_others_frozen():
+    torch.manual_seed(0)
+    nets = {"T": ConstantField(0.5), "G": nn.Conv3d(1, 1, 3, padding=1), "D": PatchConst(0.2)}
+    opts = {k: torch.optim.SGD(v.parameters(), lr=0.1) for k, v in nets.items()}
+    step = DeformGANStep(alpha=1.0, beta=1.0, mu=1.0, lam=100.0, lcc_kernel_size=3, lg_kernel_size=3)
+    trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=nets, optimizers=opts, step=step)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 12, 12, 12), 3, 1, 1)
+    moving = torch.roll(fixed, 1, dims=2)
+    snapshots = []
+    for name in ("D", "G"):
+        trainer.optimizers[name].step = (lambda orig: lambda *a, **k: (orig(*a, **k), snapshots.append(
+            {n: [p.detach().clone() for p in m.parameters()] for n, m in nets.items()})))(trainer.optimizers[name].step)
+    g_before = [p.detach().clone() for p in nets["G"].parameters()]
+    out = trainer.step(trainer, {"fixed": fixed, "moving": moving, "true_ddf": torch.zeros(1, 3, 12, 12, 12)})
+
+    # after D's update: only D changed (BCE on constant logits: d/dv of 0.5 * (softplus(-v) + softplus(v)) = 0.5 * (2 sigmoid(v) - 1))
+    after_d, after_g = snapshots
+    d = 0.2 - 0.1 * 0.5 * (2 * torch.sigmoid(torch.tensor(0.2)).item() - 1)
+    assert after_d["D"][0].item() == pytest.approx(d, rel=1e-5)
+    assert after_d["T"][0].item() == 0.5 and all(torch.equal(a, b) for a, b in zip(after_d["G"], g_before))
+    # after G's update: G changed, D and T kept their values
+    assert any(not torch.equal(a, b) for a, b in zip(after_g["G"], g_before))
+    assert after_g["D"][0].item() == pytest.approx(d, rel=1e-5) and after_g["T"][0].item() == 0.5
+    # T last: it moved, D kept its value
+    assert nets["T"].value.item() != 0.5 and nets["D"].value.item() == pytest.approx(d, rel=1e-5)
+    # the losses as the step defines them, recomputed with the networks as each sub-step saw them
+    assert out["loss_D"] == pytest.approx(0.5 * (np.logaddexp(0, -0.2) + np.logaddexp(0, 0.2)), rel=1e-5)
+    assert out["loss_G_adv"] == pytest.approx(np.logaddexp(0, -d), rel=1e-5)
+    assert out["loss_T"] == pytest.approx(out["loss_T_lcc"] + out["loss_T_lg"] + out["loss_T_smooth"], rel=1e-6)
+    assert out["loss_T_smooth"] == 0.0  # a constant field is perfectly smooth
+    assert out["epe_vox"] == pytest.approx(0.5, rel=1e-6)  # |0.5 voxel| against the zero true field
+
+
+def test_instance_optimisation_moves_the_field_towards_a_known_shift():
+    """moving = fixed rolled by +1 voxel along axis 0: moving(x + 1) = fixed(x), the true field is (1, 0, 0)."""
+    from common.registration import InstanceOptimisation
+
+    torch.manual_seed(0)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 24, 24, 24), 5, 1, 2)
+    pair = torch.cat([fixed, torch.roll(fixed, 1, dims=2)], 1)
+    identity = TransformationNetwork(channels=(4, 8, 8, 8), final_conv_channels=(4,))
+    as_is = InstanceOptimisation(steps=0)(pair, identity)
+    torch.testing.assert_close(as_is, identity(pair))  # no steps: the network alone
+    refined = InstanceOptimisation(steps=60, lr=0.05, lg_kernel_size=3, grid_factor=4)(pair, identity)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4), slice(4, -4))
+    error_before = (as_is[inner] - torch.tensor([1.0, 0, 0]).reshape(1, 3, 1, 1, 1)).norm(dim=1).mean()
+    error_after = (refined[inner] - torch.tensor([1.0, 0, 0]).reshape(1, 3, 1, 1, 1)).norm(dim=1).mean()
+    assert error_after < 0.5 * error_before, (float(error_before), float(error_after))
+    assert not refined.requires_grad
