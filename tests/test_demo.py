@@ -40,3 +40,21 @@ def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
     net.eval(), served.eval()
     with torch.no_grad():
         assert torch.equal(served(x), net(x))
+
+
+def test_the_echoed_command_can_be_pasted(monkeypatch, capsys):
+    """Each step is printed with the interpreter that runs it (relative to the repository root where it is inside)."""
+    import sys
+    from pathlib import Path
+
+    from tools import demo
+
+    ran = []
+    monkeypatch.setattr(demo.subprocess, "run", lambda cmd, **kw: ran.append((cmd, kw)))
+    demo.run_bundle([demo.ROOT / "bundles/cyclegan/configs/train.json"], {"pixdim": [3.0, 3.0, 3.0], "dataset_dir": "data"})
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    interpreter = Path(sys.executable)
+    shown = str(interpreter.relative_to(demo.ROOT)) if interpreter.is_relative_to(demo.ROOT) else str(interpreter)
+    assert line == (f"$ {shown} -m monai.bundle run --config_file bundles/cyclegan/configs/train.json "
+                    "--pixdim '[3.0,3.0,3.0]' --dataset_dir data")
+    assert ran[0][0][0] == sys.executable and ran[0][1]["cwd"] == demo.ROOT

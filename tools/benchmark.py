@@ -850,8 +850,9 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
                           "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                 name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
                 rows["elastix"].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
+            refine_steps = int(wf.parser.get_parsed_content("refine_steps"))
             wf.finalize()
-    return {"rows": rows}
+    return {"rows": rows, "refine_steps": refine_steps}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -937,8 +938,9 @@ def print_table(report: dict) -> None:
     if inf:
         b, n = inf["bundle"], inf["network"]
         roi = "x".join(str(s) for s in spec.sizes["default"]["roi_size"])
-        print(f"\nInference, default size, {BUNDLES[report['bundle']]['sample_input']} ({b['slices']} patches of {roi}, "
-              f"batches of {INFER_BATCH})")
+        what = ("the whole volume in one pass, padded to a multiple of 16" if spec.volumetric
+                else f"{b['slices']} patches of {roi}, batches of {INFER_BATCH}")
+        print(f"\nInference, default size, {BUNDLES[report['bundle']]['sample_input']} ({what})")
         print(f"  inference.json run():          {b['seconds']:8.1f} s/volume  (peak RSS {b['peak_rss_mib']:.0f} MiB)")
         print(f"    of which inside the generator: {b['network_seconds']:6.1f} s")
         print(f"  plain generator, no_grad:      {n['seconds']:8.1f} s/volume  (peak RSS {n['peak_rss_mib']:.0f} MiB;"
@@ -953,7 +955,8 @@ def print_pairs(report: dict) -> None:
     rows = report["pairs"]["rows"]
     keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
-          f" {report['threads']} CPU threads")
+          f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); T with "
+          f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps)")
     head = f"{'pair':<44}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
     print(head)
     print("-" * len(head))

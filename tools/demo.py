@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -136,7 +137,9 @@ def run_bundle(config_files: list[Path], overrides: dict) -> None:
     files = [str(f.relative_to(ROOT)) for f in config_files]
     config = files[0] if len(files) == 1 else "[" + ",".join(f"'{f}'" for f in files) + "]"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, *_args(overrides)]
-    print("\n$ python " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+    interpreter = Path(sys.executable)
+    shown = os.path.relpath(interpreter, ROOT) if interpreter.is_relative_to(ROOT) else str(interpreter)
+    print("\n$ " + " ".join(shlex.quote(c) for c in [shown, *cmd[1:]]), flush=True)  # pasteable from the repository root
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 

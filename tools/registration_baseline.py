@@ -18,11 +18,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# elastix's default maps with a cross-modal metric: an affine stage, then a B-spline (10 mm control points) stage,
-# 4 resolutions, Mattes mutual information (the defaults' metric), 500 iterations per resolution
+# elastix's default maps with a cross-modal metric: an affine stage, then a B-spline stage, 4 resolutions each,
+# Mattes mutual information (the defaults' metric), 256 iterations per resolution (the default). The B-spline
+# control points every 40 mm: the best of 10, 20, 30 and 40 mm on the held-out T1 -> T2 pair at 3 mm (mean endpoint
+# error 18.3, 5.2, 3.3 and 3.0 mm; finer grids fold and diverge with mutual information on these images)
 ELASTIX_STAGES = ("affine", "bspline")
-ELASTIX_ITERATIONS = 500
-ELASTIX_GRID_MM = 10.0
+ELASTIX_ITERATIONS = 256
+ELASTIX_GRID_MM = 40.0
 
 
 def _itk_image(array: np.ndarray, spacing: Sequence[float]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class RandSmoothDeformationd(Randomizable, MapTransform):
     ``R'(x) = R(x + v(x))``, so the moving image warped by v is aligned with it: v is the true pull-back
     displacement a registration of (R', moving) should find, and the endpoint error of a prediction is measured
     against it. With ``seed`` set, the deformation is fixed per volume (seeded by ``seed`` and the first key's file
-    name), for evaluation pairs that do not change between runs; without, every call draws a new one (training).
+    name, without its folder), for evaluation pairs that do not change between runs; without, every call draws a new one (training).
 
     Args:
         keys: images to deform (all on one grid); ``mode`` per key, "bilinear" for images, "nearest" for labels.
@@ -94,7 +95,8 @@ class RandSmoothDeformationd(Randomizable, MapTransform):
         keys = list(self.key_iterator(d))
         first = d[keys[0]]
         if self.seed is not None:
-            rng = np.random.default_rng([self.seed, zlib.crc32(_source(first).encode())])
+            # the file's name, not its path: the same pair wherever the data lives
+            rng = np.random.default_rng([self.seed, zlib.crc32(Path(_source(first)).name.encode())])
         else:
             rng = np.random.default_rng(self.R.randint(0, 2**31 - 1))
         ddf = smooth_deformation(first.shape[1:], _spacing(first), rng, **self.kwargs)
