@@ -824,6 +824,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
     ``seeds`` different seeded deformations, each scored by ``registration_figures`` against the known field."""
     import csv
 
+    import torch
     from monai.bundle import ConfigWorkflow
     from monai.data import MetaTensor
 
@@ -843,8 +844,6 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
                 fixed, moving = item["fixed"], item["moving"]
                 spacing = [float(v) for v in fixed.pixdim]
                 ddf, seconds = elastix_register(fixed[0].numpy(), moving[0].numpy(), spacing)  # 1 thread: see there
-                import torch
-
                 scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)),
                           "pred": torch.as_tensor(ddf, dtype=torch.float32), "true_ddf": item["true_ddf"],
                           "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}

@@ -15,13 +15,8 @@ from monai.data import MetaTensor
 from monai.networks.blocks import Warp
 from monai.transforms import MapTransform, Randomizable
 
-from ..registration.fields import ddf_to_voxels, ddf_to_world
+from ..registration.fields import ddf_to_voxels, ddf_to_world, voxel_spacing
 from .transforms import _source
-
-
-def _spacing(img) -> np.ndarray:
-    affine = np.asarray(getattr(img, "affine", np.eye(4)), dtype=np.float64)
-    return np.sqrt((affine[:3, :3] ** 2).sum(0))
 
 
 def smooth_deformation(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
@@ -99,7 +94,7 @@ class RandSmoothDeformationd(Randomizable, MapTransform):
             rng = np.random.default_rng([self.seed, zlib.crc32(Path(_source(first)).name.encode())])
         else:
             rng = np.random.default_rng(self.R.randint(0, 2**31 - 1))
-        ddf = smooth_deformation(first.shape[1:], _spacing(first), rng, **self.kwargs)
+        ddf = smooth_deformation(first.shape[1:], voxel_spacing(first), rng, **self.kwargs)
         for key, mode in zip(self.keys, self.modes):
             if key not in d:
                 continue

@@ -15,19 +15,14 @@ from ignite.metrics import Metric
 from monai.engines.utils import IterationEvents
 from monai.networks.blocks import Warp
 
-from ..panels import save_panel
-from .fields import dice, endpoint_errors, folding_percent
+from ..panels import pick_slice, save_panel
+from .fields import dice, endpoint_errors, folding_percent, voxel_spacing
 
 FIGURES = ("epe_mm", "epe_p95_mm", "epe_before_mm", "dice_before", "dice_after", "folding_percent", "seconds")
 
 
 def _cpu(x) -> torch.Tensor:
     return torch.as_tensor(x).detach().cpu().float()
-
-
-def _spacing(img) -> list[float]:
-    affine = np.asarray(getattr(img, "affine", np.eye(4)), dtype=np.float64)
-    return np.sqrt((affine[:3, :3] ** 2).sum(0)).tolist()
 
 
 def _warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -50,7 +45,7 @@ def registration_figures(item: Mapping) -> dict[str, float]:
     out = dict.fromkeys(FIGURES, float("nan"))
     if "true_ddf" in item:
         true = _cpu(item["true_ddf"])[None]
-        spacing = _spacing(item["image"])
+        spacing = voxel_spacing(item["image"])
         errors = endpoint_errors(ddf[None], true, spacing, mask[None])
         out["epe_mm"], out["epe_p95_mm"] = float(errors.mean()), float(torch.quantile(errors, 0.95))
         out["epe_before_mm"] = float(endpoint_errors(torch.zeros_like(true), true, spacing, mask[None]).mean())
@@ -142,8 +137,6 @@ class RegistrationReport:
         engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _pair(self, engine: Engine) -> None:
-        from ..panels import pick_slice
-
         for item in _items(engine.state.output):
             image, ddf = _cpu(item["image"]), _cpu(item["pred"])
             meta = getattr(item["image"], "meta", {}) or {}

@@ -55,6 +55,12 @@ def dice(a: torch.Tensor, b: torch.Tensor, labels: Sequence[int] | None = None) 
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def voxel_spacing(image) -> list[float]:
+    """The voxel size in mm along each array axis of a (MetaTensor) image, from its affine (1 mm without one)."""
+    affine = np.asarray(getattr(image, "affine", np.eye(4)), dtype=np.float64)
+    return np.sqrt((affine[:3, :3] ** 2).sum(0)).tolist()
+
+
 def ddf_to_world(ddf: torch.Tensor, affine) -> torch.Tensor:
     """Voxel displacements (D, *S) along the array axes -> world displacements in mm (the affine's space: RAS for
     NIfTI through nibabel/MONAI): u_world = A[:D, :D] @ u_voxel."""
