@@ -76,17 +76,40 @@ def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping
     return out
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """True for a DICOM Part 10 file: 128 bytes of preamble, then ``DICM``."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def is_dicom_series(path: str | os.PathLike) -> bool:
+    """True for a folder holding DICOM files directly: MONAI's ITK reader loads such a folder as one volume."""
+    path = Path(path)
+    return path.is_dir() and any(p.is_file() and is_dicom_file(p) for p in path.iterdir())
+
+
 def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
-    """Images to run inference on: a file, a folder (its ``*.nii``, ``*.nii.gz``), a glob pattern, or a list."""
+    """Images to run inference on: a NIfTI file, a DICOM series folder, a folder of either (its ``*.nii``,
+    ``*.nii.gz`` and DICOM series sub-folders), a glob pattern, or a list of these."""
     if isinstance(spec, (list, tuple)):
         return [f for s in spec for f in input_files(s)]
     path = Path(spec)
-    if path.is_file():
+    if path.is_file() or is_dicom_series(path):
         return [str(path)]
     if path.is_dir():
-        found = sorted(str(p) for p in path.iterdir() if p.name.endswith((".nii", ".nii.gz")))
+        found = sorted(
+            str(p) for p in path.iterdir() if (p.is_file() and p.name.endswith(NIFTI_SUFFIXES)) or is_dicom_series(p)
+        )
     else:
         found = sorted(glob.glob(str(spec)))
     if not found:
-        raise FileNotFoundError(f"no input image found at '{spec}' (give a NIfTI file, a folder of them, or a glob).")
+        raise FileNotFoundError(
+            f"no input image found at '{spec}' (give a NIfTI file, a DICOM series folder, a folder of them, or a glob)."
+        )
     return found
