@@ -4,6 +4,6 @@ Configs say ``"$import common"`` (MONAI's config imports bind only a top-level n
 imported here.
 """
 
-from . import baselines, ct_evaluation, data, engines, losses, metrics, networks, panels, registration
+from . import baselines, bundle, ct_evaluation, data, engines, losses, metrics, networks, panels, registration
 
-__all__ = ["baselines", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels", "registration"]
+__all__ = ["baselines", "bundle", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels", "registration"]

@@ -143,7 +143,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     src = nib.load(data_dir / TCGA_T1)
     flat = tmp_path / "flat_2d.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(src.dataobj)[:, :, 70].astype(np.float32), src.affine), flat)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(BaseException) as err:  # InferenceFailed is a SystemExit
         workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(flat), output_dir=str(tmp_path), **TEST_SIZE).run()
     assert "flat_2d.nii.gz' ('image'): expected a 3D image" in error_chain(err.value)
     assert not list(tmp_path.glob("*synthetic*"))  # nothing written for a rejected input
@@ -152,11 +152,11 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     vol[:, :, 80] = np.nan
     nan_file = tmp_path / "nan_volume.nii.gz"
     nib.save(nib.Nifti1Image(vol, src.affine), nan_file)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(BaseException) as err:  # InferenceFailed is a SystemExit
         workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(nan_file), output_dir=str(tmp_path), **TEST_SIZE).run()
     assert "nan_volume.nii.gz' ('image'): 57600 voxels are NaN or infinite" in error_chain(err.value)
 
-    with pytest.raises(Exception) as err:
+    with pytest.raises(BaseException) as err:  # InferenceFailed is a SystemExit
         workflow(BUNDLE, ("inference",), "infer", bundle_root=str(root), input=str(tmp_path / "missing_t1.nii.gz"), **TEST_SIZE).run()
     assert "no input image found at" in error_chain(err.value) and "missing_t1.nii.gz" in error_chain(err.value)
 

@@ -337,7 +337,7 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
         f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --{input_arg} "
         f"{Path(BUNDLES[name]['sample_input']).name}{extras} --output_dir out\n"
         "```\n"
-        "From another folder add `PYTHONPATH=<bundle>` and `--bundle_root <bundle>`."
+        "From another folder add `PYTHONPATH=<bundle>` (the bundle's root is where its `configs/` folder is)."
     )
 
 

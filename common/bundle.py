@@ -1,0 +1,134 @@
+"""What the bundles' commands need around MONAI's runner: where the bundle is, whether its weights exist, and
+inference file by file.
+
+- ``bundle_root``: the folder of the config file given to ``python -m monai.bundle run --config_file ...``, so a
+  bundle (the repository's or a self-contained copy such as the demo's) finds its own ``models/`` wherever the
+  command is typed; ``--bundle_root DIR`` overrides it as in the model zoo.
+- ``require_weights``: missing weights end the command with one line that names the file and how to get it,
+  not a traceback through the config parser.
+- ``infer_each``: runs an inference evaluator one input at a time with per-file progress, so one bad file does
+  not stop the others, then says what was written and what failed (exit status 1 if anything failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from monai.data import DataLoader, Dataset
+
+logger = logging.getLogger(__name__)
+
+
+def _config_files_from_argv(argv: list[str]) -> list[str]:
+    """The value of ``--config_file`` on a ``monai.bundle`` command line: one path, a comma-separated list or a
+    Python-style list string (``"['a.json','b.json']"``)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config_file="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--config_file" and i + 1 < len(argv):
+            value = argv[i + 1]
+        else:
+            continue
+        value = value.strip().strip("[]")
+        return [part.strip().strip("'\"") for part in value.split(",") if part.strip().strip("'\"")]
+    return []
+
+
+def bundle_root(name: str, argv: list[str] | None = None) -> str:
+    """The bundle's root folder: the parent of the ``configs/`` folder holding the first ``--config_file`` of this
+    command; without one (e.g. a config parsed by MONAI Label, which sets ``bundle_root`` itself), ``bundles/<name>``
+    when typed from the repository root, else the current folder."""
+    files = _config_files_from_argv(sys.argv if argv is None else argv)
+    if files:
+        folder = Path(files[0]).parent
+        return str(folder.parent if folder.name == "configs" else folder)
+    return f"bundles/{name}" if os.path.isdir(f"bundles/{name}") else "."
+
+
+def require_weights(path: str | os.PathLike, root: str | os.PathLike, name: str) -> str:
+    """``path`` if it is a file; otherwise stops the command with one line naming it and how to get weights for
+    bundle ``name`` rooted at ``root``."""
+    if os.path.isfile(path):
+        return str(path)
+    raise SystemExit(
+        f"error: no trained weights at '{path}'. Train them (python -m monai.bundle run --config_file "
+        f"{Path(root) / 'configs' / 'train.json'}), run the demo (python -m tools.demo {name}), download a release "
+        f"(README: Pretrained bundles), or give a weights file with --ckpt_path FILE."
+    )
+
+
+_MONAI_WRAPPERS = ("applying transform", "Failed to evaluate")
+
+
+def root_error(exc: BaseException) -> BaseException:
+    """The error to report: the first in the chain that is not one of MONAI's wrappers ("applying transform ...",
+    "Failed to evaluate ..."), which say where an error passed, not what it was."""
+    chain = []
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return next((e for e in chain if not str(e).startswith(_MONAI_WRAPPERS)), chain[-1])
+
+
+def _files_under(folder: str | os.PathLike) -> dict[Path, float]:
+    folder = Path(folder)
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
+
+
+def _input_name(item: dict) -> str:
+    """The input's file(s), e.g. ``fixed.nii.gz + moving.nii.gz`` for a registration pair."""
+    return " + ".join(str(v) for v in item.values() if isinstance(v, (str, os.PathLike))) or str(item)
+
+
+class InferenceFailed(SystemExit):
+    """Some inputs of an inference run failed; ``failures`` holds (input, reason) pairs, the message one line each."""
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        self.failures = failures
+        lines = [f"inference failed for {len(failures)} input(s):"] + [f"  {name}: {reason}" for name, reason in failures]
+        super().__init__("\n".join(lines))
+
+
+def infer_each(evaluator, output_dir: str | os.PathLike) -> list[Path]:
+    """Runs ``evaluator`` (an inference ``SupervisedEvaluator`` whose data loader reads a ``Dataset`` of input items)
+    on each item in turn, logging ``[i/n] input: written files (seconds)`` or ``[i/n] FAILED input: reason``.
+
+    Ends with a summary; after trying every input, raises ``InferenceFailed`` (a ``SystemExit``: status 1, the
+    failures printed one per line) if any failed. Returns the files written (new or changed under ``output_dir``).
+    """
+    dataset = evaluator.data_loader.dataset
+    items = list(dataset.data)
+    written: list[Path] = []
+    failed: list[tuple[str, str]] = []
+    for i, item in enumerate(items, 1):
+        name = _input_name(item)
+        before = _files_under(output_dir)
+        # one item per run: the same evaluator, handlers and (already loaded) network, a loader over this input only
+        evaluator.data_loader = DataLoader(Dataset([item], transform=dataset.transform), batch_size=1, num_workers=0)
+        evaluator.state.epoch_length = 1  # else the engine keeps the whole list's length and repeats this input
+        start = time.perf_counter()
+        try:
+            evaluator.run()
+        except Exception as exc:  # noqa: BLE001 -- reported and counted; the other inputs still run
+            # ignite keeps its finished run generator after an exception: drop it so that the next run() starts
+            evaluator._internal_run_generator = None
+            cause = root_error(exc)
+            failed.append((name, f"{type(cause).__name__}: {cause}"))
+            logger.error("[%d/%d] FAILED %s: %s", i, len(items), name, failed[-1][1])
+            continue
+        new = sorted(p for p, t in _files_under(output_dir).items() if before.get(p) != t)
+        written += new
+        logger.info("[%d/%d] %s -> %s (%.1f s)", i, len(items), name, ", ".join(map(str, new)) or "nothing written",
+                    time.perf_counter() - start)
+    logger.info("inference done: %d of %d inputs written to '%s'.", len(items) - len(failed), len(items), output_dir)
+    if failed:
+        raise InferenceFailed(failed)
+    return written
+
+
+__all__ = ["InferenceFailed", "bundle_root", "infer_each", "require_weights", "root_error"]

@@ -1,0 +1,133 @@
+"""The bundle commands as a user types them: the bundle's root follows its config file, missing weights are one
+line, inference over a folder goes on past a bad file and says what failed, outputs are never half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from bundle_utils import BUNDLES, ROOT, TEST_SIZE, workflow
+
+from common.bundle import _config_files_from_argv, bundle_root
+from common.data import AtomicNibabelWriter
+
+TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _size_args(size: dict) -> list[str]:
+    return [a for k, v in size.items() for a in (f"--{k}", json.dumps(v).replace(" ", ""))]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--config_file", "bundles/cyclegan/configs/inference.json"], ["bundles/cyclegan/configs/inference.json"]),
+    (["run", "--config_file=x/configs/a.json", "--k", "v"], ["x/configs/a.json"]),
+    (["run", "--config_file", "['b/configs/train.json','b/configs/evaluate.json']"], ["b/configs/train.json", "b/configs/evaluate.json"]),
+    (["run", "--config_file", "b/configs/train.json,b/configs/evaluate.json"], ["b/configs/train.json", "b/configs/evaluate.json"]),
+    (["run", "--input", "x"], []),
+])
+def test_config_files_are_read_from_the_command_line(argv, expected):
+    assert _config_files_from_argv(argv) == expected
+
+
+def test_bundle_root_is_the_config_files_bundle(tmp_path, monkeypatch):
+    assert bundle_root("cyclegan", ["run", "--config_file", "/opt/x/configs/inference.json"]) == "/opt/x"
+    assert bundle_root("cyclegan", ["run", "--config_file", "x/inference.json"]) == "x"  # no configs/ folder
+    monkeypatch.chdir(ROOT)
+    assert bundle_root("cyclegan", ["pytest"]) == "bundles/cyclegan"  # no config on the command line (MONAI Label)
+    monkeypatch.chdir(tmp_path)
+    assert bundle_root("cyclegan", ["pytest"]) == "."
+
+
+@pytest.mark.parametrize("bundle, weights_id, names", [
+    ("cyclegan", "ckpt_path", ["inference"]),
+    ("deform_gan", "ckpt_path", ["inference"]),
+    ("medgan", "network_path", ["train", "evaluate"]),
+])
+def test_missing_weights_are_one_line_naming_the_file(tmp_path, bundle, weights_id, names):
+    files = [str(BUNDLES / bundle / "configs" / f"{n}.json") for n in names]
+    result = _cli("--config_file", repr(files) if len(files) > 1 else files[0], "--bundle_root", str(tmp_path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    weights = tmp_path / "models" / "model.pt"
+    assert last.startswith(f"error: no trained weights at '{weights}'") and f"python -m tools.demo {bundle})" in last
+    assert "--ckpt_path FILE" in last and f"--config_file {tmp_path / 'configs' / 'train.json'}" in last
+
+
+def _copy_bundle_with_weights(dest: Path) -> Path:
+    """A self-contained CycleGAN bundle at the test size (configs + ``common`` + random weights), like the demo's."""
+    shutil.copytree(BUNDLES / "cyclegan", dest, ignore=shutil.ignore_patterns("models", "eval", "logs"))
+    shutil.copytree(ROOT / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    net = workflow("cyclegan", ("inference",), "infer", bundle_root=str(dest), **TEST_SIZE).parser.get_parsed_content("network_def")
+    (dest / "models").mkdir()
+    torch.save(net.state_dict(), dest / "models" / "model.pt")
+    return dest
+
+
+def test_copied_bundle_uses_its_own_root_and_a_folder_goes_on_past_a_bad_file(data_dir, tmp_path):
+    bundle = _copy_bundle_with_weights(tmp_path / "my_cyclegan")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "a_t1.nii.gz").symlink_to(data_dir / TCGA_T1)
+    (inputs / "b_broken.nii.gz").write_text("not an image")
+    src = nib.load(data_dir / TCGA_T1)
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj)[:, :, 70].astype(np.float32), src.affine), inputs / "c_slice.nii.gz")
+
+    # typed from the repository root, which has its own bundles/cyclegan: the copy's models/ and eval/ are used
+    result = _cli("--config_file", str(bundle / "configs" / "inference.json"), "--input", str(inputs), *_size_args(TEST_SIZE))
+    assert result.returncode == 1, result.stderr[-3000:]
+    out = bundle / "eval"
+    assert sorted(p.name for p in out.iterdir()) == ["a_t1_synthetic_t2.nii.gz"]  # written, no partial files beside it
+    assert nib.load(out / "a_t1_synthetic_t2.nii.gz").shape == src.shape
+    log = result.stdout + result.stderr
+    assert "[1/3]" in log and "a_t1_synthetic_t2.nii.gz" in log and "inference done: 1 of 3 inputs written" in log, log[-3000:]
+    summary = result.stderr.strip().splitlines()[-3:]
+    assert summary[0] == "inference failed for 2 input(s):"
+    assert "b_broken.nii.gz: ImageFileError" in summary[1] and "not a gzip file" in summary[1]
+    assert "c_slice.nii.gz" in summary[2] and "expected a 3D image" in summary[2]
+
+    # typed from anywhere else: the copy carries `common`, on PYTHONPATH as the model card says
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env_cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
+               "--input", str(inputs / "a_t1.nii.gz"), "--output_dir", "out", *_size_args(TEST_SIZE)]
+    result = subprocess.run(env_cmd, cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                            env={"PYTHONPATH": str(bundle), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (elsewhere / "out" / "a_t1_synthetic_t2.nii.gz").is_file()
+
+
+def test_atomic_writer_leaves_the_previous_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "out.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), target)
+    before = target.read_bytes()
+
+    def write_half_then_die(img, filename):
+        Path(filename).write_bytes(b"\x1f\x8b half a file")
+        raise KeyboardInterrupt  # as a Ctrl-C in the middle of nib.save
+
+    def writer():
+        w = AtomicNibabelWriter()
+        w.set_data_array(torch.zeros(1, 4, 4, 4), channel_dim=0)
+        w.set_metadata({"affine": np.eye(4)})
+        return w
+
+    monkeypatch.setattr(nib, "save", write_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        writer().write(target)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.nii.gz"]
+    monkeypatch.undo()
+    writer().write(target)
+    assert np.array_equal(nib.load(target).get_fdata(), np.zeros((4, 4, 4))) and oct(target.stat().st_mode)[-3:] != "600"
