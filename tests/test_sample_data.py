@@ -204,3 +204,19 @@ def test_download_rewrites_mricron_gzip_header_and_skips_local_only(server, tmp_
     assert sd.sha256_of(dest / AAL) == ENTRY[AAL].sha256
     assert not (dest / "registration/mricron-data.copyright").exists()
     assert not _leftovers(dest)
+
+
+def test_no_network_stops_at_once_with_one_line_saying_what_to_do(tmp_path, monkeypatch, capsys):
+    from tools import demo
+
+    monkeypatch.setenv("SAMPLE_DATA_BASE_URL", "http://127.0.0.1:9")  # the discard port: connection refused
+    assert sd.main(["download", "--dest", str(tmp_path / "a"), "--only", "brain_mri"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot reach http://127.0.0.1:9 (")  # no per-file lines
+    assert "python -m tools.sample_data import --from DIR" in err[0] and "--data-from DIR" in err[0]
+    assert not any(p.is_file() for p in (tmp_path / "a").rglob("*"))
+
+    # the quick start's demo: the same one line, no traceback, nothing trained
+    assert demo.main(["cyclegan", "--data-dir", str(tmp_path / "b"), "--output-dir", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == err and not (tmp_path / "out").exists()

@@ -184,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, out = Path(args.data_dir).resolve(), (Path(args.output_dir) / name).resolve()
     start = time.time()
     groups = demo.get("groups", ["brain_mri"])
-    if args.data_from:
-        sample_data.import_from(Path(args.data_from), data_dir, groups=groups)
-    else:
-        sample_data.download(data_dir, groups=groups)
+    try:
+        if args.data_from:
+            sample_data.import_from(Path(args.data_from), data_dir, groups=groups)
+        else:
+            sample_data.download(data_dir, groups=groups)
+    except sample_data.SampleDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
     common = {"dataset_dir": str(data_dir), "bundle_root": str(out), **demo["size"]}
     # 3/4 of the iterations at the full learning rate, then linear decay to zero (the paper's schedule, shortened)

@@ -49,6 +49,14 @@ class SampleDataError(RuntimeError):
     """A file is missing, could not be fetched, or has the wrong SHA-256."""
 
 
+class NoNetworkError(SampleDataError):
+    """The download server cannot be reached at all: trying the other files would only repeat the failure."""
+
+
+LOCAL_COPY_HINT = ("take the files from a local copy instead: python -m tools.sample_data import --from DIR "
+                   "(the demo: python -m tools.demo --data-from DIR), DIR laid out like the data root")
+
+
 @dataclass(frozen=True)
 class Entry:
     path: str  # relative to the data root
@@ -237,6 +245,8 @@ def _run(entries: list[Entry], dest: Path, do_one: Callable[[Entry], str]) -> No
     for e in entries:
         try:
             print(f"{do_one(e):>10}  {e.path}")
+        except NoNetworkError:
+            raise
         except SampleDataError as exc:
             errors.append(str(exc))
             print(f"{'FAILED':>10}  {exc}", file=sys.stderr)
@@ -260,7 +270,11 @@ def download(dest, groups=None, base_url=None, files=None) -> list[str]:
             try:
                 with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
                     shutil.copyfileobj(r, f)
-            except (urllib.error.URLError, OSError) as exc:
+            except urllib.error.HTTPError as exc:  # the server answered: this file is the problem
+                raise SampleDataError(f"{e.path}: download of {url} failed: {exc}") from exc
+            except urllib.error.URLError as exc:  # no answer: no network, or the host is down
+                raise NoNetworkError(f"cannot reach {base} ({exc.reason}); {LOCAL_COPY_HINT}") from exc
+            except OSError as exc:  # cut short, or a local write failed
                 raise SampleDataError(f"{e.path}: download of {url} failed: {exc}") from exc
             if e.gzip_mtime is not None:
                 _fix_gzip_header(tmp, e.gzip_mtime)
