@@ -1,4 +1,5 @@
-"""PNG panels of axial slices side by side (e.g. T1 | synthetic T2 | real T2), for people to look at results."""
+"""PNG panels for people to look at results: volumes side by side (e.g. T1 | synthetic T2 | real T2 | error), in
+rows of three axial slices and one coronal slice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def _to_uint8(img: np.ndarray, value_range: Sequence[float]) -> np.ndarray:
@@ -17,42 +18,129 @@ def _to_uint8(img: np.ndarray, value_range: Sequence[float]) -> np.ndarray:
     return (np.clip((img - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
 
-def pick_slice(volume, mask=None) -> int:
-    """Axial index (last axis) with the most foreground: the mask's if given, else voxels above the minimum."""
+def pick_slice(volume, mask=None, axis: int = -1) -> int:
+    """Index along ``axis`` (default the last: axial) with the most foreground: the mask's if given, else voxels
+    above the minimum."""
     vol = torch.as_tensor(volume).detach().cpu()
     fg = torch.as_tensor(mask).cpu() > 0 if mask is not None else vol > vol.min()
+    fg = fg.movedim(axis, -1)
     return int(fg.reshape(-1, fg.shape[-1]).sum(0).argmax())
 
 
-def save_panel(path: str | os.PathLike, volumes: Sequence, titles: Sequence[str], index: int,
-               value_range: Sequence[float] = (-1.0, 1.0), min_height: int = 256) -> Path:
-    """Writes axial slice ``index`` of each (C, H, W, D) RAS volume side by side, anterior up, with titles.
+def panel_views(shape: Sequence[int], index: int, coronal: int | None = None, axial_step: float = 0.15) -> list[tuple[str, int, int]]:
+    """The rows of a panel of (C, H, W, D) volumes: three axial slices (``index`` and ``axial_step`` of the depth
+    below and above it) and one coronal slice (``coronal``, default the middle), as (label, axis, index)."""
+    depth, step = shape[-1], max(1, round(axial_step * shape[-1]))
+    axial = sorted({min(max(i, 0), depth - 1) for i in (index + step, index, index - step)}, reverse=True)
+    return [("axial", 3, i) for i in axial] + [("coronal", 2, shape[-2] // 2 if coronal is None else coronal)]
 
-    Tiles smaller than ``min_height`` pixels are enlarged by a whole factor (nearest neighbour, so every voxel stays
-    a visible square): a 3 mm or 4 mm slice is 60 to 80 voxels, too small to read at screen resolution.
-    """
-    tiles = []
-    for vol in volumes:
-        img = torch.as_tensor(vol).detach().cpu().float().numpy()[0, :, :, index]  # (H=R-L, W=P-A)
-        tile = _to_uint8(np.rot90(img), value_range)  # anterior up, patient's right on the left
-        factor = max(1, -(-min_height // tile.shape[0]))  # ceil(min_height / height)
-        tiles.append(np.kron(tile, np.ones((factor, factor), dtype=np.uint8)))  # (H, W) -> (factor H, factor W)
-    height, bar = tiles[0].shape[0], 16
-    canvas = Image.new("L", (sum(t.shape[1] for t in tiles), height + bar), 0)
-    draw, x = ImageDraw.Draw(canvas), 0
-    for tile, title in zip(tiles, titles):
-        canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (x, bar))
-        draw.text((x + 3, 2), title, fill=255)
-        x += tile.shape[1]
+
+def _slice(volume, axis: int, index: int) -> np.ndarray:
+    """One slice of a (C, H, W, D) RAS volume as shown: axial anterior up, coronal superior up, the patient's left
+    on the image's left (the neurological convention)."""
+    img = torch.as_tensor(volume).detach().cpu().float().numpy()[0]  # (H=R-L, W=P-A, D=I-S)
+    img = img[:, :, index] if axis == 3 else img[:, index, :]  # (R-L, P-A) or (R-L, I-S)
+    return np.rot90(img)
+
+
+def _foreground_box(fg: torch.Tensor, margin: int = 2) -> list[slice]:
+    """Per axis of a (H, W, D) boolean volume, the slice spanning its foreground plus ``margin`` voxels (all of
+    the axis when there is no foreground)."""
+    box = []
+    for axis in range(fg.ndim):
+        hit = fg.movedim(axis, 0).reshape(fg.shape[axis], -1).any(1).nonzero()
+        lo, hi = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, fg.shape[axis])
+        box.append(slice(max(lo - margin, 0), min(hi + margin, fg.shape[axis])))
+    return box
+
+
+def _crop(shown: np.ndarray, extents: tuple[slice, slice]) -> np.ndarray:
+    """Crops a slice as ``_slice`` shows it (rotated: rows the second axis reversed, columns the first axis)."""
+    rows, cols = extents[1], extents[0]
+    n = shown.shape[0]
+    return shown[n - rows.stop:n - rows.start, cols]
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # a Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def save_panel(path: str | os.PathLike, *args, **kwargs) -> Path:
+    """Writes ``render_panel(*args, **kwargs)`` as a PNG file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    render_panel(*args, **kwargs).save(path)
     return path
 
 
+def render_panel(volumes: Sequence, titles: Sequence[str], index: int,
+                 value_range: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0), min_height: int = 256,
+                 coronal: int | None = None) -> Image.Image:
+    """A grey-level image: a grid of (C, H, W, D) RAS volumes: one column per volume under its title, one row per view
+    (``panel_views``: three axial slices around ``index`` and a coronal one), each row labelled.
+
+    ``value_range`` maps intensities to black..white, one pair for all volumes or one per volume (an error map has
+    its own). Tiles smaller than ``min_height`` pixels are enlarged by a whole factor (nearest neighbour, so every
+    voxel stays a visible square): a 3 mm or 4 mm slice is 60 to 80 voxels, too small to read at screen resolution.
+    """
+    ranges = [tuple(value_range)] * len(volumes) if np.ndim(value_range[0]) == 0 else [tuple(r) for r in value_range]
+    first = torch.as_tensor(volumes[0]).detach().cpu()
+    box = _foreground_box(first[0] > first.min())  # the empty field of view around the anatomy is left out
+    font = _font(14)
+    bar = 20
+    rows = []
+    for label, axis, i in panel_views(first.shape, index, coronal):
+        crop = (box[0], box[1]) if axis == 3 else (box[0], box[2])  # (R-L, P-A) or (R-L, I-S) extents
+        tiles = [_to_uint8(_crop(_slice(v, axis, i), crop), r) for v, r in zip(volumes, ranges)]
+        factor = max(1, -(-min_height // tiles[0].shape[0]))  # ceil(min_height / height)
+        tiles = [np.kron(t, np.ones((factor, factor), dtype=np.uint8)) for t in tiles]  # (H, W) -> (f H, f W)
+        rows.append((f"{label} {i}", np.concatenate(tiles, axis=1), tiles[0].shape[1]))
+    canvas = Image.new("L", (max(r.shape[1] for _, r, _ in rows), bar + sum(r.shape[0] for _, r, _ in rows)), 0)
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(titles):
+        draw.text((j * rows[0][2] + 3, 2), title, fill=255, font=font)
+    y = bar
+    for label, row, _ in rows:
+        canvas.paste(Image.fromarray(np.ascontiguousarray(row)), (0, y))
+        draw.text((3, y + 2), label, fill=255, font=font)
+        y += row.shape[0]
+    return canvas
+
+
+class PanelOutput:
+    """Where an evaluator's panels go: PNG files ``<output_dir>/<name><suffix>.png`` and/or images in TensorBoard
+    under ``tb_dir`` (tag ``panel/<name>``, step the evaluator's epoch: during training, the trainer's epoch that
+    triggered the validation)."""
+
+    def __init__(self, output_dir: str | os.PathLike | None = None, tb_dir: str | os.PathLike | None = None,
+                 suffix: str = "_panel"):
+        if output_dir is None and tb_dir is None:
+            raise ValueError("give output_dir (PNG files), tb_dir (TensorBoard) or both.")
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.tb_dir, self.suffix, self._writer = tb_dir, suffix, None
+
+    def __call__(self, engine: Engine, name: str, *args, **kwargs) -> None:
+        """Renders ``save_panel(..., *args, **kwargs)`` for volume ``name``."""
+        if self.output_dir is not None:
+            save_panel(self.output_dir / f"{name}{self.suffix}.png", *args, **kwargs)
+        if self.tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            if self._writer is None:
+                self._writer = SummaryWriter(log_dir=str(self.tb_dir))
+            image = np.asarray(render_panel(*args, **kwargs))  # (H, W) grey levels
+            self._writer.add_image(f"panel/{name}", image, global_step=engine.state.epoch, dataformats="HW")
+            self._writer.flush()
+
+
 class PanelSaver:
-    """Evaluator handler: for each evaluated volume, writes ``<output_dir>/<name>_panel.png`` showing the input,
-    the prediction and the target at the axial slice with the most foreground (the mask's, when one is given).
+    """Evaluator handler: for each evaluated volume, writes ``<output_dir>/<name>_panel.png`` (and/or a TensorBoard
+    image under ``tb_dir``, e.g. at each validation during training; ``PanelOutput``) showing the input,
+    the prediction, the target and the error map |prediction - target| (``save_panel``: three axial slices around
+    the one with the most foreground, the mask's when one is given, and the coronal slice with the most foreground).
 
     Several inputs (a multi-contrast model): ``sources(item)`` gives the input images by name, each shown as a tile
     titled with its name (upper case) before the prediction and the target; ``name_key`` names an item's key (e.g.
@@ -63,10 +151,12 @@ class PanelSaver:
     the most foreground.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, titles: Sequence[str] = ("input", "synthetic", "real"),
+    def __init__(self, output_dir: str | os.PathLike | None = None, titles: Sequence[str] = ("input", "synthetic", "real"),
                  sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None, name_key: str | None = None,
-                 keys: Sequence[str] = ("pred", "label"), value_range: Sequence[float] = (-1.0, 1.0), slice_key: str = "label"):
-        self.output_dir, self.titles, self.sources, self.name_key = Path(output_dir), tuple(titles), sources, name_key
+                 keys: Sequence[str] = ("pred", "label"), value_range: Sequence[float] = (-1.0, 1.0), slice_key: str = "label",
+                 tb_dir: str | os.PathLike | None = None):
+        self.output = PanelOutput(output_dir, tb_dir)
+        self.titles, self.sources, self.name_key = tuple(titles), sources, name_key
         self.keys, self.value_range, self.slice_key = tuple(keys), tuple(value_range), slice_key
 
     def attach(self, engine: Engine) -> None:
@@ -79,5 +169,12 @@ class PanelSaver:
             if self.name_key:
                 name += "_" + str(item[self.name_key]).replace("+", "_")
             inputs = {self.titles[0]: image} if self.sources is None else {n.upper(): v for n, v in self.sources(item).items()}
-            save_panel(self.output_dir / f"{name}_panel.png", [*inputs.values(), *(item[k] for k in self.keys)],
-                       [*inputs, *self.titles[1:]], pick_slice(item[self.slice_key], mask), self.value_range)
+            volumes, titles = [*inputs.values(), *(item[k] for k in self.keys)], [*inputs, *self.titles[1:]]
+            ranges = [self.value_range] * len(volumes)
+            if self.keys[:2] == ("pred", "label"):  # the error map, on half the intensity range (brighter = worse)
+                volumes.append((item["pred"] - item["label"]).abs())
+                titles.append(f"|{self.titles[1]} - {self.titles[2]}|")
+                ranges.append((0.0, (self.value_range[1] - self.value_range[0]) / 2))
+            slice_of = item[self.slice_key]
+            self.output(engine, name, volumes, titles, pick_slice(slice_of, mask), ranges,
+                        coronal=pick_slice(slice_of, mask, axis=2))

@@ -4,6 +4,7 @@ line, inference over a folder goes on past a bad file and says what failed, outp
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -131,3 +132,27 @@ def test_atomic_writer_leaves_the_previous_file_when_writing_fails(tmp_path, mon
     monkeypatch.undo()
     writer().write(target)
     assert np.array_equal(nib.load(target).get_fdata(), np.zeros((4, 4, 4))) and oct(target.stat().st_mode)[-3:] != "600"
+
+
+def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(data_dir, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bundle_utils import TRAIN_TEST_SIZE
+
+    wf = workflow("cyclegan", ("train",), dataset_dir=str(data_dir), bundle_root=str(tmp_path), iterations_per_epoch=3,
+                  n_epochs=1, n_epochs_decay=1, val_interval=1, log_interval=2, **TRAIN_TEST_SIZE)
+    wf.run()
+    # the bundle's logging.conf sends the log to stdout
+    lines = [line.split(" - INFO - ")[1] for line in capsys.readouterr().out.splitlines() if " - common.engines.progress - " in line]
+    assert [line.split(",")[0] for line in lines] == ["iteration 2/6 (33.3%)", "iteration 4/6 (66.7%)",
+                                                      "iteration 6/6 (100.0%)", "iteration 6/6 (100.0%)"]
+    assert re.fullmatch(r"iteration 2/6 \(33\.3%\), epoch 1/2, \d+\.\d\d s/it, elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d", lines[0])
+    assert lines[-1].endswith("ETA 0:00:00")
+
+    events = EventAccumulator(str(tmp_path / "logs"), size_guidance={"images": 0})
+    events.Reload()
+    tag = "panel/TCGA-DU-7294_t1_bet_normalized"
+    assert tag in events.Tags()["images"]
+    shown = events.Images(tag)
+    assert [e.step for e in shown] == [1, 2]  # one panel per validation (after each epoch)
+    assert shown[-1].width >= 4 * 256 and shown[-1].height >= 20 + 4 * 256  # T1 | synthetic | real | error, 4 rows

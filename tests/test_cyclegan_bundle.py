@@ -73,11 +73,9 @@ def test_evaluate_writes_metrics_and_panel(trained, data_dir):
     psnr, ssim, mae, ncc = (float(rows[f"val_{m}"]) for m in ("psnr", "ssim", "mae", "ncc"))
     assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
     panel = Image.open(root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png")
-    # three axial slices side by side under a 16-pixel title bar; 240 mm at 4 mm gives 61 voxels (MONAI's
-    # Spacing keeps the last voxel of the field of view), each shown as 5x5 pixels to be readable (>= 256 pixels)
-    assert panel.size == (3 * 61 * 5, 61 * 5 + 16)
-    pixels = np.asarray(panel)[16:, :305]
-    assert (pixels[::5, ::5] == pixels[4::5, 4::5]).all()  # nearest-neighbour blocks: no invented detail
+    # four columns (T1, synthetic T2, real T2, |synthetic - real|) under a 20-pixel title bar, rows of three axial
+    # slices and a coronal one, each tile enlarged to at least 256 pixels (tests/test_panels.py checks the layout)
+    assert panel.height >= 20 + 4 * 256 and panel.width >= 4 * 256
     assert wf.evaluator.state.metrics["val_psnr"] == pytest.approx(psnr)  # the file holds the evaluator's result
 
 

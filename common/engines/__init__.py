@@ -6,8 +6,9 @@ from .cyclegan import CycleGANStep
 from .deform_gan import DeformGANStep
 from .image_pool import ImagePool
 from .medgan import MedGANStep
+from .progress import ProgressLogger
 from .schedules import LinearDecayLR
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "UNITGMMStep", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "UNITGMMStep", "latest_checkpoint", "resume_path"]

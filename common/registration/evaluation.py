@@ -15,7 +15,7 @@ from ignite.metrics import Metric
 from monai.engines.utils import IterationEvents
 from monai.networks.blocks import Warp
 
-from ..panels import pick_slice, save_panel
+from ..panels import PanelOutput, pick_slice
 from .fields import dice, endpoint_errors, folding_percent, voxel_spacing
 
 FIGURES = ("epe_mm", "epe_p95_mm", "epe_before_mm", "dice_before", "dice_after", "folding_percent", "seconds")
@@ -125,11 +125,13 @@ def _grid_volume(shape, step: int = 6) -> torch.Tensor:
 class RegistrationReport:
     """Evaluator handler: per pair, a row of ``registration_figures`` in ``<output_dir>/pairs.csv`` and the same beside
     no registration (the identity) in ``<output_dir>/comparison.md`` (both written when the run completes), and ``<output_dir>/<moving>_registration.png``: fixed | moving | moving warped by T | the warped
-    grid | |warped - moving warped by the true deformation| (when it is known), at the axial slice with the most
-    fixed-image foreground."""
+    grid | |warped - moving warped by the true deformation| (when it is known), around the axial and coronal slices
+    with the most fixed-image foreground. With ``tb_dir`` the panels also go to TensorBoard; without ``output_dir``
+    only there (validation during training)."""
 
-    def __init__(self, output_dir: str | os.PathLike, value_range=(0.0, 1.0)):
-        self.output_dir, self.value_range = Path(output_dir), tuple(value_range)
+    def __init__(self, output_dir: str | os.PathLike | None = None, value_range=(0.0, 1.0), tb_dir: str | os.PathLike | None = None):
+        self.output_dir, self.value_range = None if output_dir is None else Path(output_dir), tuple(value_range)
+        self.panels = PanelOutput(output_dir, tb_dir, suffix="_registration")
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, lambda e: setattr(self, "rows", []))
@@ -149,9 +151,11 @@ class RegistrationReport:
             if "true_ddf" in item:
                 tiles.append((warped - _warp(moving, _cpu(item["true_ddf"]))).abs())
                 titles.append("|warped - true|")
-            save_panel(self.output_dir / f"{name}_registration.png", tiles, titles, pick_slice(fixed), self.value_range)
+            self.panels(engine, name, tiles, titles, pick_slice(fixed), self.value_range, coronal=pick_slice(fixed, axis=2))
 
     def _write(self, engine: Engine) -> None:
+        if self.output_dir is None:  # panels in TensorBoard only (validation during training)
+            return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "pairs.csv"
         tmp = path.with_suffix(".csv.tmp")
