@@ -156,3 +156,16 @@ def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(da
     shown = events.Images(tag)
     assert [e.step for e in shown] == [1, 2]  # one panel per validation (after each epoch)
     assert shown[-1].width >= 4 * 256 and shown[-1].height >= 20 + 4 * 256  # T1 | synthetic | real | error, 4 rows
+
+
+@pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
+def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle):
+    """multi_gpu_train.json keeps ``train#handlers[:-4]`` on ranks > 0: the last four must be exactly the handlers
+    only rank 0 runs, and the epoch seeder (every rank, with its own seed) must not be among them."""
+    train = json.loads((BUNDLES / bundle / "configs/train.json").read_text())
+    multi = json.loads((BUNDLES / bundle / "configs/multi_gpu_train.json").read_text())
+    names = [h["_target_"].split(".")[-1] for h in train["train"]["handlers"]]
+    assert names[-4:] == ["ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler"]
+    assert "EpochSeeder" in names[:-4] and "AtomicCheckpointSaver" in names[:-4]  # every rank (ignite syncs saving)
+    assert multi["train#trainer#handlers"] == "$@train#handlers[: -4 if dist.get_rank() > 0 else None]"
+    assert multi["seed"] == "$dist.get_rank()"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import tempfile
@@ -23,6 +24,8 @@ class AtomicNibabelWriter(NibabelWriter):
             logger.info("writing: %s", target)
         target.parent.mkdir(parents=True, exist_ok=True)
         suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix  # nibabel picks the format by suffix
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.partial{suffix}"):  # left by a killed run
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
         os.close(fd)
         try:

@@ -8,7 +8,8 @@ from .image_pool import ImagePool
 from .medgan import MedGANStep
 from .progress import ProgressLogger
 from .schedules import LinearDecayLR
+from .seeding import EpochSeeder
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "UNITGMMStep", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "EpochSeeder", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "UNITGMMStep", "latest_checkpoint", "resume_path"]
