@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
+from ignite.engine import Events
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
+from monai.handlers import MLFlowHandler
 from torch import nn
 
 
@@ -29,6 +32,13 @@ class MultiNetworkTrainer(Trainer):
             attributes they are checked here, so a config that forgets one fails at construction.
         other args: as for ``monai.engines.Trainer`` (``device``, ``max_epochs``, ``data_loader``,
             ``epoch_length``, ``handlers``, ``amp``, ...). ``decollate`` defaults to False: the output is losses.
+
+    Experiment tracking (``python -m monai.bundle run ... --tracking mlflow``): MONAI's default trainer
+    ``MLFlowHandler`` reads ``from_engine(['loss'])`` of the output and ``engine.optimizer``, which fit
+    ``SupervisedTrainer``'s decollated output and single optimiser, not this dict of losses. So every
+    ``MLFlowHandler`` among ``handlers`` that has no ``iteration_logger`` of its own gets
+    :meth:`tracked_values` as its ``output_transform``: each iteration it logs every scalar of the step's
+    output under its own name and each optimiser's learning rate in that step as ``lr_<name>``.
     """
 
     def __init__(
@@ -43,6 +53,11 @@ class MultiNetworkTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(device=device, max_epochs=max_epochs, data_loader=data_loader, decollate=decollate, **kwargs)
+        self._step_learning_rates: dict[str, float] = {}
+        self.add_event_handler(Events.ITERATION_STARTED, self._record_learning_rates)
+        for handler in kwargs.get("handlers") or ():
+            if isinstance(handler, MLFlowHandler) and handler.iteration_logger is None:
+                handler.output_transform = self.tracked_values
         for kind, given, required in (
             ("network", networks, getattr(step, "required_networks", ())),
             ("optimizer", optimizers, getattr(step, "required_optimizers", ())),
@@ -72,6 +87,29 @@ class MultiNetworkTrainer(Trainer):
         engine.state.output = output = engine.step(engine, batch)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return output
+
+    def learning_rates(self) -> dict[str, float]:
+        """Each optimiser's current learning rate, ``lr_<name>`` (``lr_<name>_group_<i>`` for an optimiser with
+        several parameter groups)."""
+        rates = {}
+        for name, optimizer in self.optimizers.items():
+            groups = optimizer.param_groups
+            for i, group in enumerate(groups):
+                rates[f"lr_{name}" if len(groups) == 1 else f"lr_{name}_group_{i}"] = float(group["lr"])
+        return rates
+
+    def _record_learning_rates(self, engine: MultiNetworkTrainer) -> None:
+        # at ITERATION_STARTED, the rates the step runs with: a per-iteration LrScheduleHandler has stepped them by
+        # the time the ITERATION_COMPLETED handlers log
+        self._step_learning_rates = self.learning_rates()
+
+    def tracked_values(self, output: Mapping[str, Any]) -> dict[str, float]:
+        """What an ``MLFlowHandler`` on this trainer logs per iteration: the step's scalar outputs under their own
+        names (its losses; images and other tensors are left out) and the learning rates the step ran with
+        (:meth:`learning_rates` as the iteration started; the current ones before the first iteration)."""
+        values = {k: float(v) for k, v in output.items()
+                  if isinstance(v, numbers.Real) or (isinstance(v, torch.Tensor) and v.numel() == 1)}
+        return {**values, **(self._step_learning_rates or self.learning_rates())}
 
     @contextlib.contextmanager
     def updating(self, *names: str) -> Iterator[dict[str, nn.Module]]:
