@@ -21,12 +21,12 @@ from test_bundle_commands import _copy_bundle_with_weights, _size_args
 from common.engines import latest_checkpoint
 
 TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
-# 6 epochs of 8 iterations (a checkpoint at the end of each epoch): about 4 s of training at the test size
+# 6 epochs of 8 iterations (a checkpoint at the end of each epoch): 4 to 15 s of training at the test size
 SCHEDULE = {"iterations_per_epoch": 8, "n_epochs": 4, "n_epochs_decay": 2, "val_interval": 100, "ckpt_interval": 1,
             "log_interval": 1}
 TOTAL = 48
-TRAINING = "MultiNetworkTrainer - INFO - Engine run"  # the engines' first log lines: set-up is over
-INFERRING = "SupervisedEvaluator - INFO - Engine run"
+PROGRESS = re.compile(rf"iteration (\d+)/{TOTAL} ")  # logged after every iteration (log_interval 1)
+INFERRING = "SupervisedEvaluator - INFO - Engine run"  # the evaluator's first log line: set-up is over
 
 
 def _train_cmd(data_dir, root: Path, resume: bool) -> list[str]:
@@ -35,20 +35,25 @@ def _train_cmd(data_dir, root: Path, resume: bool) -> list[str]:
     return cmd + (["--resume", "true"] if resume else [])
 
 
-def _start_and_kill(cmd: list[str], log: Path, started: str, delay: float) -> bool:
-    """Starts ``cmd``, waits until its work has begun (``started`` in its log), then ``delay`` seconds, then
-    SIGKILL. True if it was killed, False if it had finished."""
-    with open(log, "w") as out:
+def _start_and_kill(cmd: list[str], log: Path, started, delay: float) -> bool:
+    """Starts ``cmd``, waits until ``started(log text)`` is true (its work has reached the chosen point), then
+    ``delay`` seconds, then SIGKILL. True if it was killed, False if it had finished."""
+    with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and started not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and not started(log.read_text(encoding="utf-8")) and time.monotonic() < deadline:
+            time.sleep(0.02)
         time.sleep(delay)
         if proc.poll() is not None:
             return False
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         return True
+
+
+def _reached(iteration: int):
+    """True once the training log shows ``iteration`` done (ProgressLogger's ``iteration i/N`` line)."""
+    return lambda text: any(int(i) >= iteration for i in PROGRESS.findall(text))
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -58,27 +63,41 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_training_killed_at_random_moments_resumes_to_the_uninterrupted_weights(data_dir, tmp_path):
     reference = tmp_path / "uninterrupted"
-    done = subprocess.run(_train_cmd(data_dir, reference, resume=False), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(data_dir, reference, resume=False), cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
+    # kill points are drawn in training progress, not wall-clock time, so they land the same on a slow or a fast
+    # machine: a random iteration, or (every other attempt) just after an epoch's last one, while its checkpoint is
+    # being written
     root, rng, kills, resumed_from = tmp_path / "killed", random.Random(0), 0, []
     ckpt_dir = root / "models/checkpoints"
+    per_epoch = SCHEDULE["iterations_per_epoch"]
     for attempt in range(6):
-        resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint_*.pt"))
+        newest = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint_*.pt")) else None
+        start = _weights(Path(newest))["trainer"]["iteration"] if newest else 0
+        if start >= TOTAL - per_epoch:
+            break
+        target = rng.randint(start + 1, min(start + 2 * per_epoch, TOTAL - 1))  # within two epochs: >= 3 kills
+        if attempt % 2 == 0:  # an epoch's end: the checkpoint save follows at once
+            target = min(-(-target // per_epoch) * per_epoch, TOTAL - per_epoch)
         log = tmp_path / f"attempt{attempt}.log"
-        if not _start_and_kill(_train_cmd(data_dir, root, resume), log, TRAINING, delay=rng.uniform(0.0, 2.5)):
+        if not _start_and_kill(_train_cmd(data_dir, root, newest is not None), log, _reached(target),
+                               delay=rng.uniform(0.0, 0.2)):
             break
         kills += 1
-        if resume:
-            resumed_from.append(int(re.search(r"Engine run resuming from iteration (\d+)", log.read_text())[1]))
-        # after every kill: each checkpoint under its final name loads whole, and the newest is what --resume takes
+        if newest:
+            text = log.read_text(encoding="utf-8")
+            resumed_from.append(int(re.search(r"Restored all variables from \S*checkpoint_(\d+)\.pt", text)[1]))
+            # the newest checkpoint is what --resume took, and training went on from its next iteration
+            assert resumed_from[-1] == start and int(PROGRESS.search(text)[1]) == start + 1
+        # after every kill: each checkpoint under its final name loads whole
         for ckpt in ckpt_dir.glob("checkpoint_*.pt") if ckpt_dir.is_dir() else ():
             state = _weights(ckpt)
             assert state["trainer"]["iteration"] == int(ckpt.stem.split("_")[1]) and "optimizer_G" in state
     assert kills >= 3, "the runs ended before they could be killed: lengthen SCHEDULE"
-    assert resumed_from and all(it % SCHEDULE["iterations_per_epoch"] == 0 for it in resumed_from)
+    assert resumed_from and all(it % per_epoch == 0 for it in resumed_from)
 
-    final = subprocess.run(_train_cmd(data_dir, root, resume=True), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    final = subprocess.run(_train_cmd(data_dir, root, resume=True), cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     last = _weights(Path(latest_checkpoint(ckpt_dir)))
     assert last["trainer"]["iteration"] == TOTAL and last["optimizer_G"]["state"][0]["step"] == TOTAL
@@ -107,12 +126,13 @@ def test_inference_killed_at_random_moments_leaves_only_whole_outputs(data_dir, 
            "--input", str(inputs), "--output_dir", str(out), *_size_args(TEST_SIZE)]
     rng, kills, seen = random.Random(1), 0, 0
     for attempt in range(4):
-        kills += _start_and_kill(cmd, tmp_path / f"infer{attempt}.log", INFERRING, delay=rng.uniform(0.5, 6.0))
+        kills += _start_and_kill(cmd, tmp_path / f"infer{attempt}.log", lambda text: INFERRING in text,
+                                 delay=rng.uniform(0.5, 6.0))
         for path in out.glob("[!.]*.nii.gz"):  # every file under a final name is whole (a truncated gzip fails here)
             assert nib.load(path).get_fdata().shape == (240, 240, 155), path
             seen += 1
     assert kills >= 3 and seen >= 1
-    finished = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     # all written, and the hidden partial files of the killed runs cleared as their outputs were written again
     assert sorted(p.name for p in out.iterdir()) == [f"case{i:02d}_t1_synthetic_t2.nii.gz" for i in range(12)]
