@@ -38,7 +38,7 @@ def build(tmp_path: Path, folder: Path, *args: str) -> dict:
     out = tmp_path / "out" / "datalist.json"
     assert main([str(folder), *args, "-o", str(out)]) == 0
     assert [p.name for p in out.parent.iterdir()] == ["datalist.json"]  # written through a temp file, none left over
-    return json.loads(out.read_text())
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def refusal(tmp_path: Path, folder: Path, *args: str) -> str:
@@ -130,7 +130,7 @@ def test_brats_layout_2021_and_2023_names(tmp_path, capsys):
         for c, suffix, src in (("t1", "t1", "t1"), ("t1c", "t1ce", "t1c"), ("t2", "t2", "t2"), ("flair", "flair", "flair"),
                                ("seg", "seg", "mask"))}
     link(folder / "atlas" / "template.nii.gz", TCGA_FILES["t1"])  # not a BraTS name: ignored, and said so
-    (folder / "README.txt").write_text("not an image")
+    (folder / "README.txt").write_text("not an image", encoding="utf-8")
 
     datalist = build(tmp_path, folder, "--layout", "brats")
     assert_resolves(folder, datalist, expected)
@@ -158,9 +158,9 @@ def test_ixi_layout_from_the_command_line(tmp_path):
     link(folder / "IXI-DTI" / "IXI002-Guys-0828-DTI-00.nii.gz", TCGA_FILES["t2"])
     out = tmp_path / "ixi.json"
     result = subprocess.run([sys.executable, "-m", "tools.datalist", str(folder), "--layout", "ixi", "--split", "0.5",
-                             "--seed", "3", "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             "--seed", "3", "-o", str(out)], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60)
     assert result.returncode == 0, result.stderr
-    datalist = json.loads(out.read_text())
+    datalist = json.loads(out.read_text(encoding="utf-8"))
     assert_resolves(folder, datalist, expected)
     assert datalist["contrasts"] == ["t1", "t2", "pd"] and len(datalist["training"]) == len(datalist["validation"]) == 1
     assert "skipped images of contrasts not asked for: dti00 (1), mra (1)" in result.stdout
@@ -252,7 +252,7 @@ def test_missing_contrast_is_refused_unless_allowed(tmp_path, capsys):
 def test_refuses_files_that_are_not_3d_images(tmp_path):
     folder = tmp_path / "bad"
     link(folder / "sub01" / "t1.nii.gz", CSTAR / "T1.nii.gz")
-    (folder / "sub01" / "t2.nii.gz").write_text("this is a text file\n")
+    (folder / "sub01" / "t2.nii.gz").write_text("this is a text file\n", encoding="utf-8")
     t2 = nib.load(CSTAR / "T2.nii.gz")
     for subject, plane in (("sub02", np.s_[:, :, 70]), ("sub03", np.s_[:, :, 70:71])):  # 2D; one slice in 3D
         link(folder / subject / "t1.nii.gz", CSTAR / "T1.nii.gz")
@@ -274,7 +274,7 @@ def test_refuses_empty_folders_unknown_layouts_and_bad_splits(tmp_path):
     assert "--split 1.0" in refusal(tmp_path, tmp_path / "odd", "--layout", "subject-folders", "--split", "1")
     # from the shell: exit status 1, one line on stderr, no traceback
     result = subprocess.run([sys.executable, "-m", "tools.datalist", str(tmp_path / "empty"), "--layout", "ixi", "-o",
-                             str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: no subject found in") and len(result.stderr.strip().splitlines()) == 1
 
@@ -308,9 +308,30 @@ def test_bundle_trains_from_a_built_datalist(dicom_dataset, tmp_path):
     folder, _ = dicom_dataset
     datalist_file = tmp_path / "mine.json"
     assert main([str(folder), "--layout", "subject-folders", "--split", "0.5", "-o", str(datalist_file)]) == 0
-    assert [e["subject"] for e in json.loads(datalist_file.read_text())["training"]] == ["cstar"]  # T1 from DICOM
+    assert [e["subject"] for e in json.loads(datalist_file.read_text(encoding="utf-8"))["training"]] == ["cstar"]  # T1 from DICOM
     bundle_root = tmp_path / "bundle"
     wf, outputs = train("cyclegan", folder, bundle_root, 2, TRAIN_TEST_SIZE, datalist=str(datalist_file))
     assert len(outputs) == 2 and all(np.isfinite(o["loss_G"]) for o in outputs)
     weights = torch.load(bundle_root / "models/model.pt", weights_only=True)
     wf.parser.get_parsed_content("G_A", lazy=False).load_state_dict(weights)  # a fresh test-size generator: strict
+
+
+def test_inference_on_a_dicom_series_writes_nifti_with_the_series_geometry(dicom_dataset, tmp_path):
+    """A DICOM series folder as the inference input (random test-size weights: the geometry is what is checked)."""
+    import torch
+    from monai.transforms import LoadImage
+
+    from bundle_utils import TEST_SIZE, workflow
+
+    folder, _ = dicom_dataset
+    series = folder / "cstar" / "t1"
+    wf = workflow("cyclegan", ("inference",), "infer", bundle_root=str(tmp_path), input=str(series),
+                  output_dir=str(tmp_path / "out"), **TEST_SIZE)
+    (tmp_path / "models").mkdir()
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), tmp_path / "models" / "model.pt")
+    wf.run()
+    out = nib.load(tmp_path / "out" / "t1_synthetic_t2.nii.gz")  # named after the series folder
+    source = LoadImage(image_only=True)(str(series))
+    assert out.shape == tuple(source.shape) == (31, 40, 35)
+    np.testing.assert_allclose(out.affine, np.asarray(source.affine), atol=1e-4)  # the series' oblique 4 mm grid
+    assert np.isfinite(out.get_fdata()).all()
