@@ -190,14 +190,14 @@ class BaselineComparison:
         directions = {n: m.direction for n, m in self.mappings.items()}
         result = {"histogram_direction": directions.get("source", directions)}
         result.update({"groups": table} if self.group_key else {"methods": table.get("", {})})
-        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
-        with open(self.output_dir / "comparison.csv", "w", newline="") as f:
+        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        with open(self.output_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow([*(["inputs"] if self.group_key else []), "method", *self.names])
             for g, methods in table.items():
                 writer.writerows([*([g] if self.group_key else []), m, *(f"{v[n]:.4f}" for n in self.names)]
                                  for m, v in methods.items())
-        (self.output_dir / "comparison.md").write_text(comparison_markdown(table, self.group_key is not None))
+        (self.output_dir / "comparison.md").write_text(comparison_markdown(table, self.group_key is not None), encoding="utf-8")
         return table
 
 

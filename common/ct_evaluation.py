@@ -165,8 +165,8 @@ class CTEnhancementComparison:
     def write(self, engine: Engine | None = None) -> dict:
         result = {"hu_window": list(self.hu_window), "volumes": self.volumes}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
-        (self.output_dir / "comparison.md").write_text("\n".join(comparison_markdown(v) for v in self.volumes))
+        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (self.output_dir / "comparison.md").write_text("\n".join(comparison_markdown(v) for v in self.volumes), encoding="utf-8")
         return result
 
 

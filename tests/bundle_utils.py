@@ -67,7 +67,7 @@ def check_metadata_and_network(bundle: str, *size_args: str) -> None:
         ["verify_metadata", "--meta_file", meta, "--filepath", str(ROOT / "tools/schema/bundle_metadata.schema.json")],
         ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", configs(bundle, "inference")[0], *size_args],
     ):
-        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "monai.bundle", *cmd], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
         assert result.returncode == 0, result.stderr[-2000:]
         assert "verified with no error" in result.stdout + result.stderr
 
@@ -146,14 +146,14 @@ def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str,
            "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
     for k, v in size.items():
         cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     if result.returncode != 0 and GLOO_ABORT in result.stderr:
         # seen once in a CI run (MedGAN, PyTorch 2.13, gloo): a rank aborted in C++ right after parsing the configs,
         # before its first log line, and not again in 14 reruns here; one retry in a fresh folder, never for other errors
         import shutil
 
         shutil.rmtree(bundle_root, ignore_errors=True)
-        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert metric in result.stdout + result.stderr  # rank 0 validated
     ckpt = torch.load(Path(bundle_root) / f"models/checkpoints/checkpoint_{2 * per_epoch}.pt", weights_only=True)

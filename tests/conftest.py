@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import sys
 import threading
 from pathlib import Path
@@ -14,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# The commands the tests start write UTF-8 whatever the locale (libraries print marks such as a check mark), and
+# the tests read their output as UTF-8: a C/ASCII locale (as on some CI machines) must not fail a test.
+os.environ["PYTHONIOENCODING"] = "utf-8"
 
 
 def pytest_configure(config):
@@ -85,13 +89,13 @@ def release_build(data_dir, release_server, tmp_path_factory):
     @functools.cache
     def build(name: str) -> dict:
         before = source_files(bundles / name, ROOT / "common")
-        source_meta = (bundles / name / "configs/metadata.json").read_text()
+        source_meta = (bundles / name / "configs/metadata.json").read_text(encoding="utf-8")
         index = tmp_path_factory.mktemp(f"{name}_index") / "index.json"
         result = release.build_release(name, train=True, size="test", out=served, index_path=index,
                                        data_dir=data_dir, url_base=url, allow_dirty=True, quiet=True, threads=1)
         # built in a temporary folder: no weights, logs or results in the source tree, its metadata not bumped
         assert source_files(bundles / name, ROOT / "common") == before
-        assert (bundles / name / "configs/metadata.json").read_text() == source_meta
+        assert (bundles / name / "configs/metadata.json").read_text(encoding="utf-8") == source_meta
         return result
 
     return build

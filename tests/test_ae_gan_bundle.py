@@ -49,7 +49,7 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 
 def test_default_sizes_and_weights_are_the_authors():
-    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     assert (train_cfg["num_filters"], train_cfg["num_res_blocks"], train_cfg["dropout"], train_cfg["se_reduction"]) == (64, 6, 0.5, 16)
     assert (train_cfg["lambda_adv"], train_cfg["lambda_l1"], train_cfg["lambda_rec"], train_cfg["lambda_sr"]) == (1.0, 100.0, 100.0, 0.1)
     assert (train_cfg["sr_decay"], train_cfg["sr_decay_interval"]) == (0.05, 5000)
@@ -96,9 +96,9 @@ def test_evaluate_scores_every_input_combination_beside_the_baselines(trained, d
     root, _ = trained
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root), **AE_GAN_TEST_SIZE)
     wf.run()
-    rows = dict(csv.reader(open(root / "eval/metrics.csv")))
+    rows = dict(csv.reader(open(root / "eval/metrics.csv", encoding="utf-8")))
     assert 5 < float(rows["val_psnr"]) < 40 and -1 <= float(rows["val_ncc"]) <= 1
-    groups = json.loads((root / "eval/comparison.json").read_text())["groups"]
+    groups = json.loads((root / "eval/comparison.json").read_text(encoding="utf-8"))["groups"]
     assert list(groups) == ["t1+t1c+flair", "t1+t1c", "t1+flair", "t1c+flair", "t1", "t1c", "flair"]
     for methods in groups.values():
         assert set(methods) == {"model", "model_fitted", "linear", "histogram"}
@@ -109,7 +109,7 @@ def test_evaluate_scores_every_input_combination_beside_the_baselines(trained, d
             assert methods["linear"]["psnr"] >= groups[single]["linear"]["psnr"] - 1e-6
     # each combination gives the model a different input (the outputs differ)
     assert len({round(m["model"]["psnr"], 6) for m in groups.values()}) > 1
-    md = (root / "eval/comparison.md").read_text()
+    md = (root / "eval/comparison.md").read_text(encoding="utf-8")
     assert md.startswith("| inputs | method | psnr | ssim | mae | ncc |") and md.count("\n") == 2 + 7 * 4
     assert (root / "eval/TCGA-DU-7294_t1c_bet_normalized_t1c_flair_panel.png").is_file()
 

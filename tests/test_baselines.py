@@ -47,7 +47,7 @@ def test_comparison_writes_the_table_on_real_contrasts(data_dir, tmp_path):
     engine = Engine(lambda e, b: [{"image": t1, "label": t2, "pred": t2.clone(), "eval_mask": (t2 > -1).float()}])
     handler.attach(engine)
     engine.run([0], max_epochs=1)
-    result = json.loads((tmp_path / "comparison.json").read_text())
+    result = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))
     methods = result["methods"]
     assert result["histogram_direction"] == "decreasing"
     assert methods["model"]["psnr"] == float("inf") and methods["model"]["ncc"] == pytest.approx(1.0)
@@ -56,7 +56,7 @@ def test_comparison_writes_the_table_on_real_contrasts(data_dir, tmp_path):
     r = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
     assert r < 0 and methods["linear"]["ncc"] == pytest.approx(abs(r), abs=1e-4)
     assert 5 < methods["histogram"]["psnr"] < 30 and 0 < methods["histogram"]["ncc"] < 1
-    md = (tmp_path / "comparison.md").read_text()
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert "histogram matching" in md and md.count("\n") == 6
     assert methods["model_fitted"]["psnr"] == float("inf")  # the oracle line of a perfect output is the identity
-    assert (tmp_path / "comparison.csv").read_text().splitlines()[0] == "method,psnr,ssim,mae,ncc"
+    assert (tmp_path / "comparison.csv").read_text(encoding="utf-8").splitlines()[0] == "method,psnr,ssim,mae,ncc"

@@ -24,7 +24,7 @@ TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
 
 
 def _size_args(size: dict) -> list[str]:
@@ -82,7 +82,7 @@ def test_copied_bundle_uses_its_own_root_and_a_folder_goes_on_past_a_bad_file(da
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     (inputs / "a_t1.nii.gz").symlink_to(data_dir / TCGA_T1)
-    (inputs / "b_broken.nii.gz").write_text("not an image")
+    (inputs / "b_broken.nii.gz").write_text("not an image", encoding="utf-8")
     src = nib.load(data_dir / TCGA_T1)
     nib.save(nib.Nifti1Image(np.asarray(src.dataobj)[:, :, 70].astype(np.float32), src.affine), inputs / "c_slice.nii.gz")
 
@@ -104,7 +104,7 @@ def test_copied_bundle_uses_its_own_root_and_a_folder_goes_on_past_a_bad_file(da
     elsewhere.mkdir()
     env_cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
                "--input", str(inputs / "a_t1.nii.gz"), "--output_dir", "out", *_size_args(TEST_SIZE)]
-    result = subprocess.run(env_cmd, cwd=elsewhere, capture_output=True, text=True, timeout=300,
+    result = subprocess.run(env_cmd, cwd=elsewhere, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
                             env={"PYTHONPATH": str(bundle), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (elsewhere / "out" / "a_t1_synthetic_t2.nii.gz").is_file()
@@ -162,8 +162,8 @@ def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(da
 def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle):
     """multi_gpu_train.json keeps ``train#handlers[:-4]`` on ranks > 0: the last four must be exactly the handlers
     only rank 0 runs, and the epoch seeder (every rank, with its own seed) must not be among them."""
-    train = json.loads((BUNDLES / bundle / "configs/train.json").read_text())
-    multi = json.loads((BUNDLES / bundle / "configs/multi_gpu_train.json").read_text())
+    train = json.loads((BUNDLES / bundle / "configs/train.json").read_text(encoding="utf-8"))
+    multi = json.loads((BUNDLES / bundle / "configs/multi_gpu_train.json").read_text(encoding="utf-8"))
     names = [h["_target_"].split(".")[-1] for h in train["train"]["handlers"]]
     assert names[-4:] == ["ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler"]
     assert "EpochSeeder" in names[:-4] and "AtomicCheckpointSaver" in names[:-4]  # every rank (ignite syncs saving)

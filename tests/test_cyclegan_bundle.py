@@ -49,7 +49,7 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 
 def test_default_sizes_are_the_papers():
-    train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     assert (train["num_filters"], train["num_res_blocks"], train["disc_filters"], train["disc_layers"]) == (64, 9, 64, 3)
     assert (train["lr"], train["lambda_cycle"], train["lambda_identity"], train["pool_size"]) == (0.0002, 10.0, 0.5, 50)
     assert (train["n_epochs"], train["n_epochs_decay"], train["batch_size"], train["spatial_dims"]) == (100, 100, 1, 2)
@@ -69,7 +69,7 @@ def test_evaluate_writes_metrics_and_panel(trained, data_dir):
     root, _ = trained
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root), **TRAIN_TEST_SIZE)
     wf.run()
-    rows = dict(csv.reader(open(root / "eval/metrics.csv")))
+    rows = dict(csv.reader(open(root / "eval/metrics.csv", encoding="utf-8")))
     psnr, ssim, mae, ncc = (float(rows[f"val_{m}"]) for m in ("psnr", "ssim", "mae", "ncc"))
     assert 10 < psnr < 40 and 0 < ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
     panel = Image.open(root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png")
@@ -163,7 +163,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     assert "no entry of section 'training' has all of ['pd', 't1']; its entries have ['flair', 't1', 't1c', 't2']" in error_chain(err.value)
 
     empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"training": []}))
+    empty.write_text(json.dumps({"training": []}), encoding="utf-8")
     with pytest.raises(Exception) as err:
         _train(data_dir, tmp_path / "c", iterations=1, datalist=str(empty))
     assert "empty.json' has no entries in section 'training'" in error_chain(err.value)

@@ -33,11 +33,11 @@ def test_datalist_errors_name_the_problem(data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
         load_datalist(tmp_path / "nowhere.json", "training", {"A": "t1"})
     empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"training": [], "validation": [{"t1": "x"}]}))
+    empty.write_text(json.dumps({"training": [], "validation": [{"t1": "x"}]}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"empty.json' has no entries in section 'training' \(non-empty sections: \['validation'\]\)"):
         load_datalist(empty, "training", {"A": "t1"})
     missing = tmp_path / "missing.json"
-    missing.write_text(json.dumps({"training": [{"subject": "s1", "t1": "s1/t1.nii.gz"}]}))
+    missing.write_text(json.dumps({"training": [{"subject": "s1", "t1": "s1/t1.nii.gz"}]}), encoding="utf-8")
     with pytest.raises(FileNotFoundError, match=r"entry 0 \(s1\).*file for 't1' not found: '.*s1/t1.nii.gz'"):
         load_datalist(missing, "training", {"A": "t1"})
 

@@ -29,7 +29,7 @@ def _evaluate(root, data_dir, out, **size):
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root),
                   output_dir=str(out), **{**DEFORM_GAN_TRAIN_TEST_SIZE, **size})
     wf.run()
-    return {k: float(v) for k, v in csv.reader(open(out / "metrics.csv"))}
+    return {k: float(v) for k, v in csv.reader(open(out / "metrics.csv", encoding="utf-8"))}
 
 
 def _infer(root, data_dir, out, fixed=FIXED, moving=MOVING, **extra):
@@ -69,13 +69,13 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 
 def test_default_sizes_and_weights():
-    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     # T: VoxelMorph's U-Net (16, 32, 32, 32 down; 32, 32, 32, 32 up; 16, 16 after); 1 mm whole brains; the local
     # gradient neighbourhood n = 7; D, G, T each with their own Adam
     assert train_cfg["t_channels"] == [16, 32, 32, 32, 32, 32, 32, 32] and train_cfg["t_final_channels"] == [16, 16]
     assert (train_cfg["pixdim"], train_cfg["roi_size"], train_cfg["lg_kernel_size"]) == ([1.0, 1.0, 1.0], [160, 192, 160], 7)
     assert [train_cfg[k] for k in ("alpha", "beta", "mu", "lam")] == [1.0, 1.0, 1.0, 100.0]
-    inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text())
+    inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text(encoding="utf-8"))
     assert all(inference[k] == train_cfg[k] for k in ("t_channels", "t_final_channels", "integration_steps", "pixdim",
                                                        "intensity_percentile"))
 
@@ -97,7 +97,7 @@ def test_training_on_a_real_pair_lowers_its_endpoint_error(trained, data_dir, tm
     # test-time instance optimisation from the trained T lowers it further
     refined = _evaluate(root, data_dir, tmp_path / "refined", lg_kernel_size=3, refine_steps=40)
     assert refined["val_epe_mm"] < after["val_epe_mm"] and refined["val_seconds"] > after["val_seconds"], (after, refined)
-    rows = list(csv.DictReader(open(tmp_path / "after/pairs.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "after/pairs.csv", encoding="utf-8")))
     assert [r["pair"] for r in rows] == ["TCGA-DU-7294_t2_bet_normalized"]
     assert float(rows[0]["epe_mm"]) == pytest.approx(after["val_epe_mm"])
     panel = Image.open(tmp_path / "after/TCGA-DU-7294_t2_bet_normalized_registration.png")

@@ -23,19 +23,19 @@ def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
     torch.save(net.state_dict(), tmp_path / "model.pt")
     dest = tmp_path / "bundles"
     (dest / name).mkdir(parents=True)
-    (dest / name / "stale.txt").write_text("an older demo run")
+    (dest / name / "stale.txt").write_text("an older demo run", encoding="utf-8")
 
     bundle = write_servable_bundle(name, tmp_path / "model.pt", dest, size)
 
     assert bundle == dest / name and [p.name for p in dest.iterdir()] == [name]
     assert not (bundle / "stale.txt").exists() and (bundle / "common" / "networks" / "__init__.py").is_file()
-    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    inference = json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))
     assert {k: inference[k] for k in inference_keys(name) & set(size)} == {k: size[k] for k in inference_keys(name) & set(size)}
     served_parser = ConfigParser()
     served_parser.read_config(str(bundle / "configs" / "inference.json"))
     served = served_parser.get_parsed_content("network_def")
     served.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))  # strict: the size fits
-    channels = json.loads((BUNDLES / name / "configs/metadata.json").read_text())["network_data_format"]["inputs"]["image"]["num_channels"]
+    channels = json.loads((BUNDLES / name / "configs/metadata.json").read_text(encoding="utf-8"))["network_data_format"]["inputs"]["image"]["num_channels"]
     x = torch.randn(1, channels, *size["roi_size"])
     net.eval(), served.eval()
     with torch.no_grad():

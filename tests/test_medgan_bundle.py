@@ -53,7 +53,7 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 
 def test_default_sizes_and_weights_are_the_papers():
-    train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    train = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     parser = ConfigParser(train)
     assert (train["num_ublocks"], parser.get_parsed_content("gen_channels")) == (6, [64, 128, 256, 512, 512, 512, 512, 512])
     parser["spatial_dims"] = 3  # 64^3 patches: 6 levels (each spatial size divisible by 64)
@@ -101,17 +101,17 @@ def test_evaluate_writes_metrics_panel_and_the_baselines(trained, data_dir):
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root),
                   **MEDGAN_TRAIN_TEST_SIZE)
     wf.run()
-    rows = dict(csv.reader(open(root / "eval/metrics.csv")))
+    rows = dict(csv.reader(open(root / "eval/metrics.csv", encoding="utf-8")))
     psnr, ssim, mae, ncc = (float(rows[f"val_{m}"]) for m in ("psnr", "ssim", "mae", "ncc"))
     assert 5 < psnr < 40 and -1 <= ssim <= 1 and 0 < mae < 0.5 and -1 <= ncc <= 1
-    comparison = json.loads((root / "eval/comparison.json").read_text())
+    comparison = json.loads((root / "eval/comparison.json").read_text(encoding="utf-8"))
     methods = comparison["methods"]
     assert set(methods) == {"model", "model_fitted", "linear", "histogram"}
     assert methods["model_fitted"]["psnr"] >= methods["model"]["psnr"] - 1e-6  # the oracle line can only help
     assert methods["model"]["psnr"] == pytest.approx(psnr, abs=1e-4)  # the same metric code scores all three
     assert comparison["histogram_direction"] == "decreasing"  # T1 -> T2 inverts the contrast
     assert methods["linear"]["ncc"] > 0.3 and methods["histogram"]["ncc"] > 0.3
-    assert (root / "eval/comparison.md").read_text().startswith("| method | psnr | ssim | mae | ncc |")
+    assert (root / "eval/comparison.md").read_text(encoding="utf-8").startswith("| method | psnr | ssim | mae | ncc |")
     assert (root / "eval/TCGA-DU-7294_t1_bet_normalized_panel.png").is_file()
 
 
@@ -171,7 +171,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path):
     shifted = tmp_path / "t2_other_grid.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(t1.dataobj, dtype=np.float32)[:, :, :150], t1.affine), shifted)
     datalist = tmp_path / "pairs.json"
-    datalist.write_text(json.dumps({"training": [{"subject": "x", "t1": str(data_dir / TCGA_T1), "t2": str(shifted)}]}))
+    datalist.write_text(json.dumps({"training": [{"subject": "x", "t1": str(data_dir / TCGA_T1), "t2": str(shifted)}]}), encoding="utf-8")
     with pytest.raises(Exception) as err:
         _train(data_dir, tmp_path / "d", iterations=1, datalist=str(datalist))
     assert "t2_other_grid.nii.gz' ('label') and" in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)
@@ -198,7 +198,7 @@ def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_di
     torch.rand(100)
     assert torch.equal(first, preprocessing(dict(item))["image"])
     ev.run()
-    comparison = json.loads((tmp_path / "eval_motion/comparison.json").read_text())["methods"]
+    comparison = json.loads((tmp_path / "eval_motion/comparison.json").read_text(encoding="utf-8"))["methods"]
     assert set(comparison) == {"model", "model_fitted", "source", "linear", "histogram"}
     corrupted = comparison["source"]
     assert 10 < corrupted["psnr"] < 40 and 0 < corrupted["ssim"] < 0.99  # motion ghosts, not a clean image

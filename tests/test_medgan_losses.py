@@ -203,7 +203,7 @@ def test_vgg_refuses_wrong_files(other_state, tmp_path):
     with pytest.raises(ValueError, match=shape_message):
         VGG19Features(tmp_path / "wrong_shape.pth")
 
-    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    (tmp_path / "notes.pth").write_text("not a checkpoint", encoding="utf-8")
     with pytest.raises(ValueError, match="notes.pth could not be read"):
         VGG19Features(tmp_path / "notes.pth")
 

@@ -74,8 +74,8 @@ def _difference_bundle(path: Path) -> None:
             {"_target_": "SaveImaged", "keys": "pred", "output_dir": "out", "output_dtype": "$numpy.float32",
              "resample": False}]},
     }
-    (path / "configs/metadata.json").write_text(json.dumps(meta))
-    (path / "configs/inference.json").write_text(json.dumps(inference))
+    (path / "configs/metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    (path / "configs/inference.json").write_text(json.dumps(inference), encoding="utf-8")
     torch.save({"weight": torch.tensor([1.0, -1.0]).reshape(1, 2, 1, 1, 1)}, path / "models/model.pt")
 
 
@@ -158,14 +158,14 @@ def server(folders):
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({proc.returncode}):\n{(work / 'server.log').read_text()[-4000:]}")
+                raise RuntimeError(f"the server exited ({proc.returncode}):\n{(work / 'server.log').read_text(encoding='utf-8')[-4000:]}")
             try:
                 if _request(f"{url}/info/", timeout=5)[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no answer in 180 s:\n{(work / 'server.log').read_text()[-4000:]}")
+                raise RuntimeError(f"no answer in 180 s:\n{(work / 'server.log').read_text(encoding='utf-8')[-4000:]}")
             time.sleep(1)
         yield url
     finally:
@@ -193,7 +193,7 @@ def test_info_lists_served_and_unavailable_bundles(server, folders):
     assert sorted(info["models"]) == sorted([*SERVED, "difference"])
     cyclegan = info["models"]["cyclegan"]
     assert (cyclegan["type"], cyclegan["dimension"], cyclegan["labels"], cyclegan["result"]) == ("others", 3, {}, "image")
-    assert cyclegan["version"] == json.loads((folders["downloads"] / "cyclegan/configs/metadata.json").read_text())["version"]
+    assert cyclegan["version"] == json.loads((folders["downloads"] / "cyclegan/configs/metadata.json").read_text(encoding="utf-8"))["version"]
     assert list(info["models"]["difference"]["inputs"]) == ["image", "moving"]
     reason = info["unavailable_models"]["cyclegan_untrained"]
     assert "no weights" in reason and str(folders["downloads"] / "cyclegan_untrained/models/model.pt") in reason
@@ -214,7 +214,7 @@ def test_synthesis_equals_the_bundles_own_inference(server, folders, tmp_path, n
     extras = [a for k, v in params.items() for a in (f"--{k}", str(folders["studies"] / f"{v}.nii.gz"))]
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
                           f"--{BUNDLES[name]['input_arg']}", str(source), *extras, "--output_dir", str(tmp_path / "own")],
-                         cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+                         cwd=bundle, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     (own_file,) = (tmp_path / "own").glob(BUNDLES[name].get("output_glob", "*.nii.gz"))
     own, src = nib.load(own_file), nib.load(source)
@@ -293,7 +293,7 @@ def test_further_contrasts_come_as_optional_image_id_parameters(server, folders,
     env = {**os.environ, "PYTHONPATH": str(bundle), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
                           "--t1", str(studies / f"{SUBJECT}_t1.nii.gz"), "--flair", str(studies / f"{SUBJECT}_flair.nii.gz"),
-                          "--output_dir", str(tmp_path / "own")], cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+                          "--output_dir", str(tmp_path / "own")], cwd=bundle, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     (own_file,) = (tmp_path / "own").glob("*.nii.gz")
     np.testing.assert_allclose(served.get_fdata(), nib.load(own_file).get_fdata(), atol=1e-4)

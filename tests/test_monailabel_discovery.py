@@ -14,9 +14,9 @@ from tools.monailabel import bundle_discovery as bd
 def _bundle(root: Path, name: str, inputs=("image",), weights: str | None = "model.pt") -> Path:
     path = root / name
     (path / "configs").mkdir(parents=True)
-    (path / "configs/inference.json").write_text("{}")
+    (path / "configs/inference.json").write_text("{}", encoding="utf-8")
     meta = {"network_data_format": {"inputs": {k: {} for k in inputs}, "outputs": {"pred": {}}}}
-    (path / "configs/metadata.json").write_text(json.dumps(meta))
+    (path / "configs/metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     if weights:
         (path / "models").mkdir()
         (path / "models" / weights).write_bytes(b"weights")
@@ -52,7 +52,7 @@ def test_extra_inputs_and_what_keeps_a_bundle_from_serving(tmp_path):
     assert odd.problem == (f"{tmp_path / 'odd/configs/metadata.json'}: the first network_data_format input must be "
                            "'image', got ['fixed', 'moving'].")
     broken = _bundle(tmp_path, "broken")
-    (broken / "configs/metadata.json").write_text("{not json")
+    (broken / "configs/metadata.json").write_text("{not json", encoding="utf-8")
     assert bd.inspect_bundle("broken", broken).problem.startswith(f"{broken / 'configs/metadata.json'}: no readable")
 
 

@@ -118,7 +118,7 @@ def test_release_zip_layout_hashes_and_index(built, server):
     assert all(train[k] == v for k, v in settings.items())
     assert all(inference[k] == v for k, v in settings.items() if k in inference)
     meta = json.loads(_zip_member(built, "configs/metadata.json"))
-    source_meta = json.loads((BUNDLES_DIR / name / "configs/metadata.json").read_text())
+    source_meta = json.loads((BUNDLES_DIR / name / "configs/metadata.json").read_text(encoding="utf-8"))
     assert meta["version"] == version == release.next_version(source_meta["version"], [])
     assert version in meta["changelog"] and set(source_meta["changelog"]) < set(meta["changelog"])
     assert meta["release"]["size"] == "test" and meta["release"]["settings"] == settings
@@ -134,7 +134,7 @@ def test_release_zip_layout_hashes_and_index(built, server):
     # TorchScript and ONNX equal to eager on the real slice; the index entry
     assert built["export_checks"]["torchscript_max_abs_diff"] <= 1e-4
     assert built["export_checks"]["onnx_max_abs_diff"] <= 1e-4
-    index = json.loads(Path(built["index"]).read_text())
+    index = json.loads(Path(built["index"]).read_text(encoding="utf-8"))
     entry = index[name][version]
     assert (entry["url"], entry["sha256"], entry["size"]) == (built["url"], built["sha256"], built["size"])
     assert entry["metrics"] == built["metrics"] and set(entry["assets"]) == {e["path"] for e in listing}
@@ -176,17 +176,17 @@ def test_checkpoint_weights_are_the_network_entry_and_must_fit(built, tmp_path):
 def test_update_source_keeps_metadata_layout(tmp_path, monkeypatch):
     meta = tmp_path / "bundles/cyclegan/configs/metadata.json"
     meta.parent.mkdir(parents=True)
-    original = (BUNDLES_DIR / "cyclegan/configs/metadata.json").read_text()
-    meta.write_text(original)
-    (tmp_path / "README.md").write_text(f"# x\n{release.RELEASES_BEGIN}\nold\n{release.RELEASES_END}\nrest\n")
+    original = (BUNDLES_DIR / "cyclegan/configs/metadata.json").read_text(encoding="utf-8")
+    meta.write_text(original, encoding="utf-8")
+    (tmp_path / "README.md").write_text(f"# x\n{release.RELEASES_BEGIN}\nold\n{release.RELEASES_END}\nrest\n", encoding="utf-8")
     monkeypatch.setattr(release, "ROOT", tmp_path)
     index = {"cyclegan": {"0.1.2": {"url": "https://x/cyclegan_v0.1.2.zip", "sha256": "ab" * 32, "size": 3 << 20,
                                     "metrics": {"val_psnr": 20.0, "val_ssim": 0.7, "val_mae": 0.05}, "size_name": "release"}}}
     release.update_source("cyclegan", "0.1.2", "release 0.1.2: weights", index)
-    updated = json.loads(meta.read_text())
+    updated = json.loads(meta.read_text(encoding="utf-8"))
     assert updated["version"] == "0.1.2" and list(updated["changelog"])[0] == "0.1.2"
-    assert len(meta.read_text().splitlines()) == len(original.splitlines()) + 1  # one changelog line added
-    readme = (tmp_path / "README.md").read_text()
+    assert len(meta.read_text(encoding="utf-8").splitlines()) == len(original.splitlines()) + 1  # one changelog line added
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "old" not in readme and "`cyclegan` | [0.1.2](https://x/cyclegan_v0.1.2.zip)" in readme and "rest" in readme
 
 
@@ -208,7 +208,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     env = {**_clean_env(tmp_path, home), "PYTHONPATH": ""}
     cmd = [sys.executable, "-m", "monai.bundle", "download", "--name", name, "--version", version,
            "--url", built["url"], "--bundle_dir", str(dl), "--progress", "false"]
-    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     bundle = dl / name
     # MONAI's download takes no hash: check the archive it kept against the index, and the weights against
@@ -222,7 +222,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     bundle_env = _clean_env(bundle, home)
     probe = subprocess.run([sys.executable, "-c", "import common, importlib.util as u; print(common.__file__); "
                             "print(u.find_spec('tools'), u.find_spec('tests'))"],
-                           cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=120)
+                           cwd=bundle, env=bundle_env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
     assert probe.returncode == 0, probe.stderr[-2000:]
     common_file, not_found = probe.stdout.split("\n")[:2]
     assert Path(common_file).resolve().is_relative_to(bundle.resolve()) and not_found == "None None"
@@ -230,7 +230,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file", f"configs/{spec['inference']}.json",
                           f"--{spec['input_arg']}", str(sample), *[a for k, v in extras.items() for a in (f"--{k}", v)],
                           "--output_dir", str(out_dl)],
-                         cwd=bundle, env=bundle_env, capture_output=True, text=True, timeout=300)
+                         cwd=bundle, env=bundle_env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
 
     # the in-repo bundle with the same weights (its default bundle_root layout: <root>/models/model.pt)
@@ -238,7 +238,7 @@ def test_download_with_monai_and_infer_outside_the_repo(built, server, data_dir,
     (repo_root / "models").mkdir(parents=True)
     (repo_root / "models/model.pt").write_bytes((bundle / "models/model.pt").read_bytes())
     settings = BUNDLES[name]["sizes"]["test"]["settings"]
-    inference_keys = json.loads((BUNDLES_DIR / name / "configs" / f"{spec['inference']}.json").read_text())
+    inference_keys = json.loads((BUNDLES_DIR / name / "configs" / f"{spec['inference']}.json").read_text(encoding="utf-8"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -33,7 +33,7 @@ def _corrupt(path: Path) -> None:
 
 def test_manifest_matches_sha256sums():
     sums = {}
-    for line in (SHARED / "SHA256SUMS").read_text().splitlines():
+    for line in (SHARED / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         digest, name = line.split(maxsplit=1)
         sums[name.removeprefix("./")] = digest
     assert {e.path: e.sha256 for e in sd.MANIFEST} == sums
@@ -49,12 +49,12 @@ def test_import_all_and_datalists(tmp_path):
     assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == [
         "brain_mri.json", "ct_unpaired.json", "registration.json"]
 
-    ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text())
+    ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text(encoding="utf-8"))
     assert ct["training"][0]["A"] == "ct/example_ct.nii.gz" and "non-contrast" in ct["description"]
     assert [item["B"] for item in ct["training"]] == ["ct/sub-spleen2_ct.nii.gz"]  # the one contrast abdomen
     assert ct["validation"] == [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}]
     assert all((tmp_path / p).is_file() for p in ct["contrast_chest_crops"])
-    reg = json.loads((tmp_path / "datalists" / "registration.json").read_text())
+    reg = json.loads((tmp_path / "datalists" / "registration.json").read_text(encoding="utf-8"))
     assert reg["training"] == [{"image": "registration/ch2bet.nii.gz", "label": AAL}]
     assert reg["freesurfer"] == [
         {"subject": "freesurfer-mrtrix3-sub-01", "image": "registration/freesurfer-mrtrix3-sub-01/norm.mgz",
@@ -80,7 +80,7 @@ def test_import_all_and_datalists(tmp_path):
 def test_brain_mri_datalist(tmp_path):
     sd.import_from(SHARED, tmp_path, groups=["brain_mri"])
     assert [p.name for p in (tmp_path / "datalists").iterdir()] == ["brain_mri.json"]
-    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text())
+    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text(encoding="utf-8"))
     assert brain["contrasts"] == ["t1", "t1c", "t2", "flair"]
     train = {item["subject"]: item for item in brain["training"]}
     assert list(train) == ["BraTS-MET-00110-000", "BraTS-GLI-00001-000", "CSTAR-stroke"]

@@ -60,13 +60,13 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
 
 
 def test_default_sizes_are_the_papers():
-    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text())
+    train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     # UNIT (Liu et al. 2017): 64 filters, 4 residual blocks per side of which 1 shared; lambda_0..4 = 10, 0.1, 100,
     # 0.1, 100; Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4, batch 1
     assert (train_cfg["num_filters"], train_cfg["num_res_blocks"], train_cfg["num_shared_blocks"]) == (64, 4, 1)
     assert [train_cfg[f"lambda_{i}"] for i in range(5)] == [10.0, 0.1, 100.0, 0.1, 100.0]
     assert (train_cfg["lr"], train_cfg["weight_decay"], train_cfg["batch_size"], train_cfg["spatial_dims"]) == (0.0001, 0.0001, 1, 2)
-    inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text())
+    inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text(encoding="utf-8"))
     assert all(inference[k] == train_cfg[k] for k in ("num_filters", "num_res_blocks", "num_shared_blocks", "pixdim", "hu_window"))
 
 
@@ -86,12 +86,12 @@ def test_evaluate_writes_figures_comparison_and_panel(trained, data_dir):
     root, _ = trained
     wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root), **UNIT_GMM_TRAIN_TEST_SIZE)
     wf.run()
-    rows = {k: float(v) for k, v in csv.reader(open(root / "eval/metrics.csv"))}
+    rows = {k: float(v) for k, v in csv.reader(open(root / "eval/metrics.csv", encoding="utf-8"))}
     assert set(rows) == set(BUNDLES_SPEC_METRICS)
     assert all(np.isfinite(v) for v in rows.values()) and rows["val_cycle_mae_hu"] > 0
     assert wf.evaluator.state.metrics["val_vessel_gain_hu"] == pytest.approx(rows["val_vessel_gain_hu"])
 
-    comparison = json.loads((root / "eval/comparison.json").read_text())
+    comparison = json.loads((root / "eval/comparison.json").read_text(encoding="utf-8"))
     (volume,) = comparison["volumes"]
     assert volume["volume"] == "example_ct_sm" and set(volume["figures"]) == {"input", "model", "histogram"}
     regions = volume["regions"]["input"]
@@ -102,7 +102,7 @@ def test_evaluate_writes_figures_comparison_and_panel(trained, data_dir):
     # the baseline maps body HU up (contrast scans are brighter); it leaves the lungs (below -500 HU) alone
     assert volume["regions"]["histogram"]["aorta"]["gain"] > 0
     assert volume["regions"]["histogram"]["lung"]["abs_change"] < 50
-    md = (root / "eval/comparison.md").read_text()
+    md = (root / "eval/comparison.md").read_text(encoding="utf-8")
     assert "| aorta |" in md and "HU-histogram mapping" in md
 
     panel = Image.open(root / "eval/example_ct_sm_panel.png")

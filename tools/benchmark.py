@@ -545,7 +545,7 @@ def _deform_gan_plain(config: dict) -> Callable:
 
 def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
     """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
-    config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
+    config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text(encoding="utf-8"))
     return {k: config[k] for k in keys}
 
 
@@ -645,7 +645,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def _peak_rss_mib() -> float:
     """This process's peak resident set size (VmHWM) in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     import resource
@@ -839,7 +839,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
                                 dataset_dir=str(data_dir), output_dir=tmp, tb_dir=tmp, eval_seed=seed)
             wf.initialize()
             wf.run()
-            rows["T"] += [{**r, "pair": f"{r['pair']} (seed {seed})"} for r in csv.DictReader(open(Path(tmp) / "pairs.csv"))]
+            rows["T"] += [{**r, "pair": f"{r['pair']} (seed {seed})"} for r in csv.DictReader(open(Path(tmp) / "pairs.csv", encoding="utf-8"))]
             for item in wf.parser.get_parsed_content("validate#dataset"):
                 fixed, moving = item["fixed"], item["moving"]
                 spacing = [float(v) for v in fixed.pixdim]
@@ -890,7 +890,7 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
         cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
@@ -1027,7 +1027,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pairs:
         print_pairs(report)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
 
 

@@ -292,7 +292,7 @@ def write_json(path: str | os.PathLike, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(json.dumps(content, indent=2) + "\n")
         os.replace(tmp, path)
     except BaseException:

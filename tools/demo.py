@@ -164,7 +164,7 @@ def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> P
 
 def inference_keys(name: str) -> set[str]:
     """Top-level values of the bundle's ``inference.json`` (the demo passes it only those of its size)."""
-    return set(json.loads((ROOT / "bundles" / name / "configs" / "inference.json").read_text()))
+    return set(json.loads((ROOT / "bundles" / name / "configs" / "inference.json").read_text(encoding="utf-8")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                               "output_dir": str(out / "eval")})
 
     served = write_servable_bundle(name, out / "models" / "model.pt", out.parent / "bundles", demo["size"])
-    metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv"))}
+    metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv", encoding="utf-8"))}
     first_input = Path(next(iter(inputs.values())))
     nifti = out / "eval" / demo.get("nifti", first_input.name.replace(".nii.gz", f"_{demo['output']}.nii.gz"))
     panel = out / "eval" / demo.get("panel", first_input.name.replace(".nii.gz", "_panel.png"))
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + "   ".join(f"{label} {fmt.format(metrics[key])}" for label, key, fmt in demo.get("figures", MRI_FIGURES))
           + ("   (the mean over the input combinations; each one in the table below)" if demo.get("combinations") else ""))
     print(demo.get("baselines", "Beside the trivial baselines (a model below them has learnt nothing a look-up table could not do):"))
-    print((out / "eval" / "comparison.md").read_text().rstrip())
+    print((out / "eval" / "comparison.md").read_text(encoding="utf-8").rstrip())
     print(f"  output (NIfTI, input's grid and affine): {nifti}")
     print(f"  panel {demo['titles']}:   {panel}")
     print(f"  the trained bundle, self-contained:       {served}")

@@ -112,13 +112,13 @@ def next_version(source_version: str, released: list[str]) -> str:
 
 
 def load_index(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() and path.read_text().strip() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.read_text(encoding="utf-8").strip() else {}
 
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -135,14 +135,14 @@ def git_dirty(paths: list[str]) -> list[str]:
     """``git status --porcelain`` lines for ``paths`` (relative to the repository root)."""
     try:
         result = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True,
-                                text=True, check=True)
+                                text=True, encoding="utf-8", errors="replace", check=True)
     except (OSError, subprocess.CalledProcessError) as e:
         raise ReleaseError(f"cannot tell whether {paths} are committed ({e}); use --allow-dirty to build anyway.") from e
     return [line for line in result.stdout.splitlines() if line.strip()]
 
 
 def git_commit() -> str | None:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
@@ -153,7 +153,8 @@ class Steps:
     def __init__(self, stage: Path, logs: Path, quiet: bool = False, threads: int | None = None):
         self.stage, self.logs, self.quiet = stage, logs, quiet
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "PYTHONPATH": str(stage), "PYTHONDONTWRITEBYTECODE": "1"}
+        # children write UTF-8 whatever the locale (libraries print non-ASCII marks), read back as UTF-8
+        self.env = {**os.environ, "PYTHONPATH": str(stage), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
         if threads:  # on a shared machine, more OpenMP threads than free cores can slow torch down 100-fold
             self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.seconds: dict[str, float] = {}
@@ -167,10 +168,10 @@ class Steps:
     def _run(self, step: str, cmd: list[str]) -> str:
         """Runs ``cmd`` in the staged bundle, timing it and keeping its output in ``logs/<step>.log``."""
         start = time.monotonic()
-        result = subprocess.run(cmd, cwd=self.stage, env=self.env, capture_output=True, text=True)
+        result = subprocess.run(cmd, cwd=self.stage, env=self.env, capture_output=True, text=True, encoding="utf-8", errors="replace")
         self.seconds[step] = round(time.monotonic() - start, 1)
         output = result.stdout + result.stderr
-        (self.logs / f"{step}.log").write_text(output)
+        (self.logs / f"{step}.log").write_text(output, encoding="utf-8")
         if result.returncode != 0:
             raise ReleaseError(f"step '{step}' failed (exit {result.returncode}):\n{output[-4000:]}")
         return output
@@ -184,9 +185,9 @@ class Steps:
                 net_id = [kwargs["net_id"]] if "net_id" in kwargs else []
                 print(f"[{step}] (in {self.stage}) $ -m monai.bundle " + " ".join([fn, *net_id, *args]), flush=True)
         driver = ("import ast, sys\nfrom monai.bundle import scripts\n"
-                  "for fn, kwargs in ast.literal_eval(open(sys.argv[1]).read()):\n    getattr(scripts, fn)(**kwargs)\n")
+                  "for fn, kwargs in ast.literal_eval(open(sys.argv[1], encoding='utf-8').read()):\n    getattr(scripts, fn)(**kwargs)\n")
         calls_file = self.logs / f"{step}.calls"
-        calls_file.write_text(repr(calls))
+        calls_file.write_text(repr(calls), encoding="utf-8")
         return self._run(step, [sys.executable, "-c", driver, str(calls_file)])
 
 
@@ -261,12 +262,12 @@ def bake_settings(stage: Path, settings: Mapping[str, Any]) -> list[str]:
     for path in sorted((stage / "configs").glob("*.json")):
         if path.name == "metadata.json":
             continue
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
         keys = [k for k in settings if k in config]
         if keys:
             for k in keys:
                 config[k] = settings[k]
-            path.write_text(json.dumps(config, indent=4) + "\n")
+            path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
             used.update(keys)
             changed.append(path.name)
     missing = sorted(set(settings) - used)
@@ -417,7 +418,7 @@ def write_large_files(stage: Path, url_base: str, asset_prefix: str) -> dict[str
         url = f"{url_base}/{asset_prefix}_{fname}"
         entries.append({"path": f"models/{fname}", "url": url, "hash_val": digest, "hash_type": "sha256"})
         assets[f"models/{fname}"] = {"url": url, "sha256": digest, "size": path.stat().st_size}
-    (stage / "large_files.yml").write_text(yaml.safe_dump({"large_files": entries}, sort_keys=False))
+    (stage / "large_files.yml").write_text(yaml.safe_dump({"large_files": entries}, sort_keys=False), encoding="utf-8")
     return assets
 
 
@@ -438,19 +439,19 @@ def update_source(name: str, version: str, changelog: str, index: Mapping[str, A
     """Writes the released version and changelog line into the source metadata (a text edit that keeps its
     layout) and regenerates the README's release table between its markers."""
     meta_path = ROOT / "bundles" / name / "configs" / "metadata.json"
-    text = meta_path.read_text()
+    text = meta_path.read_text(encoding="utf-8")
     text, n_version = re.subn(r'^(\s*"version"\s*:\s*")[^"]*(")', rf"\g<1>{version}\g<2>", text, count=1, flags=re.M)
     text, n_log = re.subn(r'^(\s*)("changelog"\s*:\s*\{)', lambda m: f'{m.group(1)}{m.group(2)}\n{m.group(1)}    '
                           f'{json.dumps(version)}: {json.dumps(changelog)},', text, count=1, flags=re.M)
     meta = json.loads(text) if n_version and n_log else None
     if not meta or meta.get("version") != version or meta["changelog"].get(version) != changelog:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["version"] = version
         meta["changelog"] = {version: changelog, **meta.get("changelog", {})}
         text = json.dumps(meta, indent=4) + "\n"
     _write_atomic(meta_path, text)
     readme = ROOT / "README.md"
-    content = readme.read_text()
+    content = readme.read_text(encoding="utf-8")
     if RELEASES_BEGIN in content and RELEASES_END in content:
         head, rest = content.split(RELEASES_BEGIN, 1)
         _, tail = rest.split(RELEASES_END, 1)
@@ -508,7 +509,7 @@ def build_release(
     dirty = git_dirty(watched) if not allow_dirty else []
     if dirty:
         raise ReleaseError(f"uncommitted changes in {watched} (commit them or use --allow-dirty):\n" + "\n".join(dirty))
-    source_meta = json.loads((ROOT / "bundles" / name / "configs" / "metadata.json").read_text())
+    source_meta = json.loads((ROOT / "bundles" / name / "configs" / "metadata.json").read_text(encoding="utf-8"))
     index = load_index(index_path)
     released = list(index.get(name, {}))
     version = version or next_version(source_meta["version"], released)
@@ -536,8 +537,8 @@ def build_release(
                    "weights": "trained with configs/train.json on the sample data" if train else "from a given checkpoint",
                    "commit": git_commit(), "dirty": bool(allow_dirty and git_dirty_safe(watched))}
         meta_path = stage / "configs" / "metadata.json"
-        meta = update_metadata(json.loads(meta_path.read_text()), version, changelog, settings, release)
-        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+        meta = update_metadata(json.loads(meta_path.read_text(encoding="utf-8")), version, changelog, settings, release)
+        meta_path.write_text(json.dumps(meta, indent=4) + "\n", encoding="utf-8")
         configs = {n: str(stage / "configs" / f"{n}.json") for n in {*spec["train"], *spec["evaluate"], spec["inference"]}}
 
         # weights
@@ -557,10 +558,10 @@ def build_release(
         steps.monai_bundle("evaluate", "run", "--config_file", _cli_list([configs[n] for n in spec["evaluate"]]),
                            "--bundle_root", str(stage), "--dataset_dir", str(data_dir), "--output_dir", str(eval_dir),
                            "--ckpt_dir", str(work / "ckpt"), "--tb_dir", str(work / "tb"))
-        rows = dict(csv.reader(open(eval_dir / "metrics.csv")))
+        rows = dict(csv.reader(open(eval_dir / "metrics.csv", encoding="utf-8")))
         metrics = {k: float(rows[k]) for k in spec["metrics"]}
         meta["eval_metrics"] = {**metrics, "note": meta.get("eval_metrics", {}).get("note", "held-out evaluation")}
-        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+        meta_path.write_text(json.dumps(meta, indent=4) + "\n", encoding="utf-8")
 
         # exports (the metadata and inference config are embedded in model.ts)
         net_in = next(iter(meta["network_data_format"]["inputs"].values()))
@@ -588,7 +589,7 @@ def build_release(
         readme = stage / "docs" / "README.md"
         if readme.is_file():
             results = results_section(name, version, size, release, metrics, checks, str(sample))
-            readme.write_text(_fill_results(readme.read_text(), results))
+            readme.write_text(_fill_results(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
 
         # pack: zip (weights included) + the weights as flat release assets
         src = ROOT / "bundles" / name
@@ -705,7 +706,7 @@ def _check_large_files(bundle: Path) -> None:
         return
     import yaml
 
-    for entry in (yaml.safe_load(listing.read_text()) or {}).get("large_files", []):
+    for entry in (yaml.safe_load(listing.read_text(encoding="utf-8")) or {}).get("large_files", []):
         path = (bundle / entry["path"]).resolve()
         if bundle.resolve() not in path.parents:
             raise ReleaseError(f"large_files.yml lists '{entry['path']}' outside the bundle.")

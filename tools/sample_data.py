@@ -398,7 +398,7 @@ def write_datalists(dest: Path) -> list[Path]:
         if all((dest / p).is_file() for p in _paths(parts)):
             out = dest / "datalists" / name
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(content, indent=2) + "\n")
+            out.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
             written.append(out)
     return written
 

@@ -37,7 +37,7 @@ def load_datalist(
     if not datalist_file.is_file():
         raise FileNotFoundError(f"datalist '{datalist_file}' does not exist (run `python -m tools.sample_data` or pass --datalist).")
     try:
-        content = json.loads(datalist_file.read_text())
+        content = json.loads(datalist_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"datalist '{datalist_file}' is not valid JSON: {e}") from e
     entries = content.get(section) if isinstance(content, dict) else None

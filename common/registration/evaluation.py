@@ -159,7 +159,7 @@ class RegistrationReport:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "pairs.csv"
         tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["pair", *FIGURES])
             writer.writeheader()
             writer.writerows(self.rows)
@@ -171,5 +171,5 @@ class RegistrationReport:
             lines.append(f"| {r['pair']} | T (this model) | {r['epe_mm']:.2f} | {r['epe_p95_mm']:.2f} | {r['dice_after']:.3f} "
                          f"| {r['folding_percent']:.2f} | {r['seconds']:.2f} |")
         tmp = self.output_dir / "comparison.md.tmp"
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.replace(tmp, self.output_dir / "comparison.md")

@@ -56,7 +56,7 @@ def inspect_bundle(name: str, path: Path) -> BundleEntry:
     entry = BundleEntry(name, path)
     meta_file = path / "configs" / "metadata.json"
     try:
-        formats = dict(json.loads(meta_file.read_text())["network_data_format"]["inputs"])
+        formats = dict(json.loads(meta_file.read_text(encoding="utf-8"))["network_data_format"]["inputs"])
         inputs = list(formats)
     except (OSError, ValueError, KeyError, TypeError) as e:
         entry.problem = f"{meta_file}: no readable network_data_format.inputs ({type(e).__name__}: {e})."
