@@ -10,6 +10,7 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from ignite.engine import Events
 from PIL import Image
 
@@ -116,6 +117,37 @@ def test_learning_rate_decays_from_the_first_decay_iteration(data_dir, tmp_path)
     wf.run()
     expected = [2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3]
     assert [g for g, _ in lrs] == pytest.approx(expected) and [d for _, d in lrs] == pytest.approx(expected)
+
+
+def test_source_augmentation_changes_the_t1_slices_only(data_dir, tmp_path):
+    """``--source_augmentation @intensity_augmentation`` (the demo's): random gamma and histogram shifts of the T1
+    (A) slices after they are drawn; the T2 (B) slices are untouched, and by default (the paper) nothing is added."""
+    from monai.transforms import Compose, RandAdjustContrastd
+
+    def preprocessing(**overrides):
+        wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(tmp_path), **TRAIN_TEST_SIZE,
+                      **overrides)
+        return wf.parser.get_parsed_content("train#preprocessing").transforms, wf
+
+    plain, _ = preprocessing()
+    augmented, wf = preprocessing(source_augmentation="@intensity_augmentation")
+    assert not any(isinstance(t, RandAdjustContrastd) for t in plain)
+    added = [type(t).__name__ for t in augmented if type(t) not in {type(u) for u in plain}]
+    assert added == ["RandAdjustContrastd", "RandHistogramShiftd"]
+
+    # on real drawn slices: A changes and stays in the scaled range; B is the same tensor
+    sample = Compose(plain[:-1])  # loading, scaling, slice drawing (the flip left out)
+    sample.set_random_state(seed=0)
+    item = sample(wf.parser.get_parsed_content("train#datalist")[0])
+    augment = Compose(wf.parser.get_parsed_content("intensity_augmentation"))
+    changed = 0
+    for seed in range(8):
+        augment.set_random_state(seed=seed)
+        out = augment({"A": item["A"].clone(), "B": item["B"].clone()})
+        assert torch.equal(out["B"], item["B"])
+        assert out["A"].shape == item["A"].shape and float(out["A"].min()) >= -1.0 - 1e-5 and float(out["A"].max()) <= 1.0 + 1e-5
+        changed += not torch.allclose(out["A"], item["A"])
+    assert changed >= 6  # prob 0.8 and 0.5: nearly every draw changes the T1
 
 
 def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
