@@ -44,9 +44,10 @@ BUNDLES: dict[str, dict] = {
             "release": {
                 "settings": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
                              "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
-                # no identity loss, as the demo (tools/demo.py, DEMO_TRAINING: it held the output T1-like)
+                # no identity loss (it held the output T1-like) and source intensity augmentation, as the demo
+                # (tools/demo.py, DEMOS["cyclegan"]["training"])
                 "schedule": {"iterations_per_epoch": 250, "n_epochs": 6, "n_epochs_decay": 2, "val_interval": 1000,
-                             "lambda_identity": 0.0},
+                             "lambda_identity": 0.0, "source_augmentation": "@intensity_augmentation"},
             },
             # tests/bundle_utils.py's TRAIN_TEST_SIZE: 4 mm slices, 8 filters, 2 blocks; 20 iterations (seconds)
             "test": {
