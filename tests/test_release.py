@@ -178,16 +178,18 @@ def test_update_source_keeps_metadata_layout(tmp_path, monkeypatch):
     meta.parent.mkdir(parents=True)
     original = (BUNDLES_DIR / "cyclegan/configs/metadata.json").read_text(encoding="utf-8")
     meta.write_text(original, encoding="utf-8")
+    major, minor, patch = map(int, json.loads(original)["version"].split("."))
+    version = f"{major}.{minor}.{patch + 1}"  # the next one: a version already in the changelog adds no line
     (tmp_path / "README.md").write_text(f"# x\n{release.RELEASES_BEGIN}\nold\n{release.RELEASES_END}\nrest\n", encoding="utf-8")
     monkeypatch.setattr(release, "ROOT", tmp_path)
-    index = {"cyclegan": {"0.1.2": {"url": "https://x/cyclegan_v0.1.2.zip", "sha256": "ab" * 32, "size": 3 << 20,
+    index = {"cyclegan": {version: {"url": f"https://x/cyclegan_v{version}.zip", "sha256": "ab" * 32, "size": 3 << 20,
                                     "metrics": {"val_psnr": 20.0, "val_ssim": 0.7, "val_mae": 0.05}, "size_name": "release"}}}
-    release.update_source("cyclegan", "0.1.2", "release 0.1.2: weights", index)
+    release.update_source("cyclegan", version, f"release {version}: weights", index)
     updated = json.loads(meta.read_text(encoding="utf-8"))
-    assert updated["version"] == "0.1.2" and list(updated["changelog"])[0] == "0.1.2"
+    assert updated["version"] == version and list(updated["changelog"])[0] == version
     assert len(meta.read_text(encoding="utf-8").splitlines()) == len(original.splitlines()) + 1  # one changelog line added
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
-    assert "old" not in readme and "`cyclegan` | [0.1.2](https://x/cyclegan_v0.1.2.zip)" in readme and "rest" in readme
+    assert "old" not in readme and f"`cyclegan` | [{version}](https://x/cyclegan_v{version}.zip)" in readme and "rest" in readme
 
 
 # ------------------------------------------------------------------------------------------ download end to end
