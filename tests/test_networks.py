@@ -5,6 +5,7 @@ import torch
 from monai.networks.nets import PatchDiscriminator
 
 from common.networks import ResnetGenerator
+from common.networks.resnet_generator import upsampling
 
 
 def test_resnet_generator_2d_shape_range_and_paper_size():
@@ -36,6 +37,32 @@ def test_resnet_generator_init_matches_reference():
     weights = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
     assert abs(weights.std().item() - 0.02) < 0.001
     assert abs(weights.mean().item()) < 0.001
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_resize_upsampling_has_no_checkerboard(spatial_dims):
+    # a flat feature map: the transposed convolution's kernel overlaps the output unevenly, so even and odd output
+    # positions get different sums of weights (the checkerboard); nearest upsampling + 3x3 convolution stays flat
+    torch.manual_seed(0)
+    flat = torch.ones((1, 8) + (6,) * spatial_dims)
+    with torch.no_grad():
+        transposed = upsampling(spatial_dims, 8, norm=None, mode="transposed")(flat)
+        resize = upsampling(spatial_dims, 8, norm=None, mode="resize")(flat)
+    assert transposed.shape == resize.shape == (1, 4) + (12,) * spatial_dims
+    inner = (slice(None), slice(None)) + (slice(2, 10),) * spatial_dims
+    even_odd = transposed[inner][(Ellipsis,) + (slice(0, None, 2),) * spatial_dims] \
+        - transposed[inner][(Ellipsis,) + (slice(1, None, 2),) * spatial_dims]
+    assert even_odd.abs().max() > 1e-3
+    assert torch.allclose(resize, resize.flatten(2)[..., :1].reshape((1, 4) + (1,) * spatial_dims).expand_as(resize))
+    with pytest.raises(ValueError, match="upsample_mode must be one of"):
+        upsampling(spatial_dims, 8, mode="bilinear")
+
+
+def test_resnet_generator_resize_upsampling_same_weights_and_shape():
+    nets = {m: ResnetGenerator(2, num_filters=8, num_res_blocks=2, upsample_mode=m) for m in ("transposed", "resize")}
+    assert len({sum(p.numel() for p in net.parameters()) for net in nets.values()}) == 1
+    with torch.no_grad():
+        assert nets["resize"](torch.randn(1, 1, 84, 84)).shape == (1, 1, 84, 84)
 
 
 def test_patch_discriminator_is_the_70x70_patchgan():

@@ -36,10 +36,25 @@ def encoder_layers(spatial_dims: int, in_channels: int, num_filters: int, num_do
     return layers
 
 
-def upsampling(spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE") -> nn.Module:
-    """Stride-2 3x3 transposed convolution halving the filters: (B, C, *S) -> (B, C / 2, *2S)."""
-    return Convolution(spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1, output_padding=1,
-                       is_transposed=True, act="RELU", norm=norm)
+UPSAMPLE_MODES = ("transposed", "resize")
+
+
+def upsampling(spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE", mode: str = "transposed") -> nn.Module:
+    """Double the size and halve the filters: (B, C, *S) -> (B, C / 2, *2S).
+
+    ``"transposed"``: a stride-2 3x3 transposed convolution (the paper's). Its kernel overlaps unevenly on the output
+    grid, which can print a checkerboard. ``"resize"``: nearest-neighbour upsampling then a reflection-padded 3x3
+    convolution (Odena et al. 2016, "Deconvolution and checkerboard artifacts"), which has no uneven overlap; the
+    same number of weights, 4x (2D) or 8x (3D) the multiply-adds of the transposed convolution at this layer.
+    """
+    if mode == "transposed":
+        return Convolution(spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1,
+                           output_padding=1, is_transposed=True, act="RELU", norm=norm)
+    if mode == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _reflection_pad(spatial_dims)(1),
+                             Convolution(spatial_dims, channels, channels // 2, kernel_size=3, padding=0, act="RELU",
+                                         norm=norm))
+    raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}, got {mode!r}.")
 
 
 def output_layers(spatial_dims: int, channels: int, out_channels: int) -> list[nn.Module]:
@@ -67,7 +82,8 @@ class ResidualBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """c7s1-F, `num_downsamplings` stride-2 convolutions, `num_res_blocks` residual blocks, as many
-    transposed convolutions, c7s1-out and tanh: output in [-1, 1], same spatial size as the input.
+    upsamplings (``upsample_mode``: the paper's transposed convolutions, or resize-convolutions; see
+    :func:`upsampling`), c7s1-out and tanh: output in [-1, 1], same spatial size as the input.
 
     The paper's setting is ``num_filters=64, num_res_blocks=9`` for 256x256 images (6 blocks for 128x128).
     Each spatial size of the input must be divisible by ``2 ** num_downsamplings``.
@@ -83,6 +99,7 @@ class ResnetGenerator(nn.Module):
         num_downsamplings: int = 2,
         norm: str | tuple = "INSTANCE",
         dropout: float = 0.0,
+        upsample_mode: str = "transposed",
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -93,7 +110,7 @@ class ResnetGenerator(nn.Module):
         channels = num_filters * 2**num_downsamplings
         layers += [ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)]
         for _ in range(num_downsamplings):
-            layers.append(upsampling(spatial_dims, channels, norm))
+            layers.append(upsampling(spatial_dims, channels, norm, upsample_mode))
             channels //= 2
         layers += output_layers(spatial_dims, channels, out_channels)
         self.model = nn.Sequential(*layers)
