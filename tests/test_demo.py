@@ -58,3 +58,24 @@ def test_the_echoed_command_can_be_pasted(monkeypatch, capsys):
     assert line == (f"$ {shown} -m monai.bundle run --config_file bundles/cyclegan/configs/train.json "
                     "--pixdim '[3.0,3.0,3.0]' --dataset_dir data")
     assert ran[0][0][0] == sys.executable and ran[0][1]["cwd"] == demo.ROOT
+
+
+@pytest.mark.parametrize("argv, seed", [([], 0), (["--seed", "3"], 3)])
+def test_the_seed_reaches_the_training_only(monkeypatch, tmp_path, argv, seed):
+    """``--seed`` is the training's seed (the model cards' seed rows); evaluation and inference take none."""
+    from tools import demo
+
+    calls = []
+
+    def record(files, overrides):
+        calls.append(({f.name for f in files}, overrides))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stop before the real evaluation
+
+    monkeypatch.setattr(demo, "run_bundle", record)
+    monkeypatch.setattr(demo.sample_data, "import_from", lambda *args, **kwargs: None)
+    with pytest.raises(KeyboardInterrupt):
+        demo.main(["medgan", "--data-from", str(tmp_path), "--output-dir", str(tmp_path / "out"), *argv])
+    (train_files, train), (eval_files, evaluation) = calls
+    assert train_files == {"train.json"} and train["seed"] == seed and train["iterations_per_epoch"] == 500
+    assert eval_files == {"train.json", "evaluate.json"} and "seed" not in evaluation
