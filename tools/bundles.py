@@ -100,7 +100,7 @@ BUNDLES: dict[str, dict] = {
             # a quarter of the paper's filters (16), its 6 residual blocks
             "release": {
                 "settings": {"num_filters": 16, "num_res_blocks": 6, "pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96]},
-                "schedule": {"iterations_per_epoch": 1125, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000,
+                "schedule": {"iterations_per_epoch": 1500, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000,
                              "lr": 0.001, "input_augmentation": "@intensity_augmentation"},
             },
             # tests/bundle_utils.py's AE_GAN_TEST_SIZE: 4 mm slices, 8 filters, 2 residual blocks; 20 iterations
