@@ -88,6 +88,17 @@ def test_local_gradient_directions_against_explicit_loops():
     np.testing.assert_allclose(got, expected, atol=1e-10)
 
 
+def test_local_gradient_loss_has_finite_gradients_on_a_flat_background():
+    """A brain on a zero background: the neighbourhood gradient is exactly 0 far from the brain, where a plain
+    square root's derivative is infinite; the loss's gradient stays finite and is 0 there."""
+    image = torch.zeros(1, 1, 24, 24, 24)
+    image[..., 8:16, 8:16, 8:16] = torch.rand(8, 8, 8)
+    moving = torch.roll(image, 1, dims=2).requires_grad_(True)
+    LocalGradientLoss(kernel_size=3)(image, moving).backward()
+    assert torch.isfinite(moving.grad).all() and moving.grad.abs().sum() > 0
+    assert moving.grad[..., :4, :, :].abs().max() == 0  # flat and far from any edge
+
+
 def test_local_gradient_similarity_is_largest_for_identical_images():
     torch.manual_seed(0)
     image = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 20, 20, 20), 3, 1, 1)

@@ -81,5 +81,6 @@ class DeformGANStep:
         values = {"loss_T": loss_t, **t_terms, "loss_G": loss_g, **g_terms, "loss_D": loss_d}
         out = {k: float(v.detach()) for k, v in values.items()}
         if "true_ddf" in batch:  # training-pair endpoint error, voxels: is T learning the deformation?
-            out["epe_vox"] = float((ddf.detach().float() - batch["true_ddf"].float()).norm(dim=1).mean())
+            error = ddf.detach().float() - batch["true_ddf"].float()
+            out["epe_vox"] = float(error.square().sum(1).sqrt().mean())  # not norm(dim=1): 100x slower on the CPU
         return out

@@ -26,15 +26,18 @@ def local_gradient_directions(image: torch.Tensor, kernel_size: int = 7, eps: fl
     spatial = image.ndim - 2
     if spatial not in (2, 3):
         raise ValueError(f"local gradient loss needs a 2D or 3D image, got shape {tuple(image.shape)}.")
-    pool = (F.avg_pool2d, F.avg_pool3d)[spatial - 2]
-    # the box sum over the neighbourhood (zero-padded at the borders), one axis at a time: n instead of n^D per voxel
-    summed = grad
-    for axis in range(spatial):
-        kernel = [1] * spatial
-        kernel[axis] = kernel_size
-        padding = [k // 2 for k in kernel]
-        summed = pool(summed, kernel, stride=1, padding=padding, count_include_pad=True) * kernel_size
-    return summed / (summed.norm(dim=1, keepdim=True) + eps)
+    # the box sum over the neighbourhood (zero-padded at the borders), one axis at a time: n instead of n^D per voxel,
+    # as n shifted slices added up: exact, and 4x faster on the CPU than avg_pool3d with an (n, 1, 1) kernel (the
+    # loss forward on two (1, 1, 80, 96, 80) images: 58 against 263 ms)
+    summed, half = grad, kernel_size // 2
+    for axis in range(2, image.ndim):
+        padding = [0, 0] * (image.ndim - 1 - axis) + [half, half]  # F.pad lists the last axis first
+        padded, length = F.pad(summed, padding), summed.shape[axis]
+        summed = sum(padded.narrow(axis, shift, length) for shift in range(kernel_size))
+    # the channel norm written out: torch's norm(dim=1) takes 100x longer on the CPU (48 ms against 0.4 ms for
+    # (1, 3, 54, 64, 54), measured with torch 2.13), and it ran twice in every loss evaluation. The 1e-20 under the
+    # root keeps the gradient finite where the image is flat (sqrt'(0) is infinite; norm's backward returns 0)
+    return summed / ((summed.square().sum(1, keepdim=True) + 1e-20).sqrt() + eps)
 
 
 class LocalGradientLoss(nn.Module):
