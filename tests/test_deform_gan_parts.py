@@ -248,3 +248,52 @@ def test_instance_optimisation_moves_the_field_towards_a_known_shift():
     error_after = (refined[inner] - torch.tensor([1.0, 0, 0]).reshape(1, 3, 1, 1, 1)).norm(dim=1).mean()
     assert error_after < 0.5 * error_before, (float(error_before), float(error_after))
     assert not refined.requires_grad
+
+
+def test_instance_optimisation_downsampled_runs_the_network_on_the_coarse_grid_and_rescales_its_vectors():
+    """downsample=3 on a 24x30x20 pair: the network sees ceil(s / 3) = 8x10x7 padded to multiples of 4 (8x12x8); a
+    field of 1 coarse voxel along each axis comes back as (s - 1) / (c - 1) input voxels: 23/7, 29/9, 19/6."""
+    from common.registration import InstanceOptimisation
+    from common.registration.refinement import coarser_kernel_size
+
+    seen = []
+
+    class OneCoarseVoxel(torch.nn.Module):
+        def forward(self, pair):
+            seen.append(tuple(pair.shape))
+            return torch.ones(pair.shape[0], 3, *pair.shape[2:])
+
+    pair = torch.rand(1, 2, 24, 30, 20)
+    ddf = InstanceOptimisation(steps=0, downsample=3, size_divisible=4)(pair, OneCoarseVoxel())
+    assert seen == [(1, 2, 8, 12, 8)] and ddf.shape == (1, 3, 24, 30, 20)
+    for axis, expected in enumerate((23 / 7, 29 / 9, 19 / 6)):
+        torch.testing.assert_close(ddf[0, axis], torch.full((24, 30, 20), expected))
+    # a second pyramid level without steps hands the same field on: down to 12x15x10, back, rescaled both ways
+    seen.clear()
+    two_levels = InstanceOptimisation(steps=(0, 0), downsample=(3, 2), size_divisible=4)(pair, OneCoarseVoxel())
+    assert len(seen) == 1  # the network runs once, on the first level
+    torch.testing.assert_close(two_levels, ddf)
+    assert [coarser_kernel_size(7, f) for f in (1, 2, 3)] == [7, 3, 3] and coarser_kernel_size(15, 3) == 5
+    for bad in ({"downsample": 0}, {"downsample": (3, 2), "steps": 10}):
+        with pytest.raises(ValueError, match="downsample"):
+            InstanceOptimisation(**bad)
+
+
+def test_instance_optimisation_downsampled_recovers_a_known_shift_in_input_voxels():
+    """moving = fixed rolled by +3 voxels along axis 0 (the true field is (3, 0, 0) input voxels, 1 coarse voxel at
+    downsample 3): optimising on the coarse grid brings the full-resolution field near it."""
+    from common.registration import InstanceOptimisation
+
+    torch.manual_seed(0)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 48, 48, 48), 9, 1, 4)
+    fixed = torch.nn.functional.avg_pool3d(fixed, 9, 1, 4)
+    pair = torch.cat([fixed, torch.roll(fixed, 3, dims=2)], 1)
+    identity = TransformationNetwork(channels=(4, 8, 8, 8), final_conv_channels=(4,))
+    inner = (slice(None), slice(None), slice(9, -9), slice(9, -9), slice(9, -9))
+    true = torch.tensor([3.0, 0, 0]).reshape(1, 3, 1, 1, 1)
+    error_before = (identity(pair)[inner] - true).norm(dim=1).mean()
+    for steps, downsample in ((60, 3), ((60, 10), (3, 1))):  # one level, then coarse to fine
+        refine = InstanceOptimisation(steps=steps, lr=0.05, lg_kernel_size=9, grid_factor=4, downsample=downsample,
+                                      size_divisible=4)
+        error_after = (refine(pair, identity)[inner] - true).norm(dim=1).mean()
+        assert error_after < 0.5 * error_before, (downsample, float(error_before), float(error_after))
