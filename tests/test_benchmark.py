@@ -1,6 +1,8 @@
 """tools/benchmark.py without benchmarking: its bundle table and CLI, its networks, and the plain MedGAN step against
 MedGANStep."""
 
+import json
+
 import pytest
 import torch
 
@@ -39,9 +41,14 @@ def test_cli_bundles_and_sizes(monkeypatch):
     with pytest.raises(SystemExit):
         benchmark.parse_args(["cyclegan", "--pairs", "outputs/demo/bundles/cyclegan"])
     args = benchmark.parse_args(["deform_gan", "--pairs", "outputs/demo/bundles/deform_gan"])
-    assert args.sizes == "" and args.skip_inference and args.pair_seeds == 3
+    assert args.sizes == "" and args.skip_inference and args.pair_seeds == 3 and args.pair_overrides == {}
     benchmark.spawn("pairs", args)
-    assert calls[1][3:6] == ["deform_gan", "--_worker", "pairs"] and calls[1][-4:-2] == ["--pairs", str(args.pairs)]
+    assert calls[1][3:6] == ["deform_gan", "--_worker", "pairs"] and calls[1][-6:-4] == ["--pairs", str(args.pairs)]
+    # config overrides for the pairs (1 mm pairs for a T trained at 3 mm) reach the child unchanged
+    overrides = {"pixdim": [1.0, 1.0, 1.0], "refine_downsample": 3}
+    args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", json.dumps(overrides)])
+    benchmark.spawn("pairs", args)
+    assert benchmark.parse_args(calls[2][3:]).pair_overrides == overrides
 
 
 def test_plain_medgan_step_matches_medgan_step():

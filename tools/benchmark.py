@@ -4,6 +4,7 @@
                                 [--warmup K] [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
                                 [--json OUT]
     python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3]   # T against elastix, side by side
+        [--pair-overrides '{"pixdim": [1, 1, 1], "roi_size": [160, 192, 160], "lg_kernel_size": 7, "refine_downsample": 3}']
 
 Run from the repository root. Per network size it reports:
 
@@ -818,10 +819,11 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
     return {"seconds": seconds * n_slices / timed, "timed_slices": timed, "slices": n_slices}
 
 
-def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) -> dict:
+def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None) -> dict:
     """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the elastix baseline
     (``tools/registration_baseline.py``) on the same evaluation pairs: the bundle's ``evaluate.json`` pairs under
-    ``seeds`` different seeded deformations, each scored by ``registration_figures`` against the known field."""
+    ``seeds`` different seeded deformations, each scored by ``registration_figures`` against the known field.
+    ``overrides`` are config values for that evaluation (e.g. 1 mm pairs for a T trained at 3 mm)."""
     import csv
 
     import torch
@@ -836,7 +838,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
             wf = ConfigWorkflow(config_file=configs, workflow_type="eval", bundle_root=str(bundle_dir),
-                                dataset_dir=str(data_dir), output_dir=tmp, tb_dir=tmp, eval_seed=seed)
+                                dataset_dir=str(data_dir), output_dir=tmp, tb_dir=tmp, eval_seed=seed, **(overrides or {}))
             wf.initialize()
             wf.run()
             rows["T"] += [{**r, "pair": f"{r['pair']} (seed {seed})"} for r in csv.DictReader(open(Path(tmp) / "pairs.csv", encoding="utf-8"))]
@@ -849,9 +851,9 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int) ->
                           "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                 name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
                 rows["elastix"].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
-            refine_steps = int(wf.parser.get_parsed_content("refine_steps"))
+            settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
             wf.finalize()
-    return {"rows": rows, "refine_steps": refine_steps}
+    return {"rows": rows, **settings}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -870,7 +872,7 @@ def run_worker(args: argparse.Namespace) -> None:
     elif kind == "bundle_inference":
         result = measure_bundle_inference(args.bundle, args.data)
     elif kind == "pairs":
-        result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads)
+        result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides)
     else:
         result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
@@ -889,7 +891,7 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--data", str(args.data), "--warmup", str(warmup), "--iterations", str(iterations)]
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
-        cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds)]
+        cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
@@ -955,7 +957,8 @@ def print_pairs(report: dict) -> None:
     keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); T with "
-          f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps)")
+          f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
+          f"downsampled {report['pairs'].get('refine_downsample', 1)}x; pairs at {report['pairs'].get('pixdim')} mm")
     head = f"{'pair':<44}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
     print(head)
     print("-" * len(head))
@@ -989,6 +992,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with elastix "
                    "(pip install -r requirements-benchmark.txt) and prints both side by side")
     p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
+    p.add_argument("--pair-overrides", type=json.loads, default={}, help="deform_gan --pairs: config values as a JSON "
+                   "object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
+                   "\"lg_kernel_size\": 7, \"refine_downsample\": 3}' (1 mm pairs for a T trained at 3 mm)")
     p.add_argument("--json", type=Path, default=None, help="also write all numbers, per-iteration times included")
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
