@@ -49,6 +49,9 @@ def test_cli_bundles_and_sizes(monkeypatch):
     args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", json.dumps(overrides)])
     benchmark.spawn("pairs", args)
     assert benchmark.parse_args(calls[2][3:]).pair_overrides == overrides
+    for bad in ("{pixdim: 1}", "[1, 2]"):  # not JSON; not an object
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", bad])
 
 
 def test_plain_medgan_step_matches_medgan_step():

@@ -4,7 +4,8 @@
                                 [--warmup K] [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
                                 [--json OUT]
     python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3]   # T against elastix, side by side
-        [--pair-overrides '{"pixdim": [1, 1, 1], "roi_size": [160, 192, 160], "lg_kernel_size": 7, "refine_downsample": 3}']
+        [--pair-overrides '{"pixdim": [1, 1, 1], "roi_size": [160, 192, 160], "lg_kernel_size": 7,
+                            "refine_steps": [100, 30], "refine_downsample": [3, 2], "refine_lr": 0.1}']
 
 Run from the repository root. Per network size it reports:
 
@@ -974,6 +975,16 @@ def print_pairs(report: dict) -> None:
     print(f"elastix s/pair / T s/pair: {means['elastix']['seconds'] / means['T']['seconds']:.0f}x")
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e}): {text!r}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of config values, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", choices=list(BENCHMARKS))
@@ -992,9 +1003,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with elastix "
                    "(pip install -r requirements-benchmark.txt) and prints both side by side")
     p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
-    p.add_argument("--pair-overrides", type=json.loads, default={}, help="deform_gan --pairs: config values as a JSON "
-                   "object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
-                   "\"lg_kernel_size\": 7, \"refine_downsample\": 3}' (1 mm pairs for a T trained at 3 mm)")
+    p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
+                   "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
+                   "\"lg_kernel_size\": 7, \"refine_steps\": [100, 30], \"refine_downsample\": [3, 2]}' (1 mm pairs "
+                   "for a T trained at 3 mm, coarse to fine)")
     p.add_argument("--json", type=Path, default=None, help="also write all numbers, per-iteration times included")
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
