@@ -42,9 +42,13 @@ def _infer(root, data_dir, out, fixed=FIXED, moving=MOVING, **extra):
 
 # the held-out pair as the training pair: its T1 onto its T2 under the evaluation's seeded deformation (train_seed =
 # eval_seed), so that 80 iterations show the losses pulling T towards the true field; generalising to unseen pairs
-# takes far longer training (the model card)
+# takes far longer training (the model card). The learning rates decay linearly to 0 over the 80 iterations: at a
+# constant rate the final weights are a random draw of the adversarial game (rounding differences alone, e.g. a
+# faster local gradient loss with the same values, moved the evaluated error from 2.97 to 3.60 mm; decaying, the
+# two give 2.76 and 2.94 mm against 4.17 before)
 FIXED_PAIR_TRAINING = {"train_seed": 0, "lr": 0.002, "lg_kernel_size": 3, "train#datalist":
-                       "$common.data.load_datalist(@datalist, 'validation', {'fixed': @fixed_contrast, 'moving': @moving_contrast}, base_dir=@dataset_dir)"}
+                       "$common.data.load_datalist(@datalist, 'validation', {'fixed': @fixed_contrast, 'moving': @moving_contrast}, base_dir=@dataset_dir)",
+                       **{f"lr_schedule#{n}#constant_steps": 0 for n in "TGD"}}
 
 
 @pytest.fixture(scope="module")

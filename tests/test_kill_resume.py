@@ -26,7 +26,7 @@ SCHEDULE = {"iterations_per_epoch": 8, "n_epochs": 4, "n_epochs_decay": 2, "val_
             "log_interval": 1}
 TOTAL = 48
 PROGRESS = re.compile(rf"iteration (\d+)/{TOTAL} ")  # logged after every iteration (log_interval 1)
-INFERRING = "SupervisedEvaluator - INFO - Engine run"  # the evaluator's first log line: set-up is over
+WRITING = "common.data.writers - INFO - writing: "  # logged as each output's write begins (AtomicNibabelWriter)
 
 
 def _train_cmd(data_dir, root: Path, resume: bool) -> list[str]:
@@ -124,10 +124,13 @@ def test_inference_killed_at_random_moments_leaves_only_whole_outputs(data_dir, 
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs/inference.json"),
            "--input", str(inputs), "--output_dir", str(out), *_size_args(TEST_SIZE)]
+    # kill points in output progress, not wall-clock time (a slow machine wrote nothing within seconds): during or
+    # just after the write of a random output from the second on, so earlier outputs exist to be checked
     rng, kills, seen = random.Random(1), 0, 0
     for attempt in range(4):
-        kills += _start_and_kill(cmd, tmp_path / f"infer{attempt}.log", lambda text: INFERRING in text,
-                                 delay=rng.uniform(0.5, 6.0))
+        target = rng.randint(2, 8)
+        kills += _start_and_kill(cmd, tmp_path / f"infer{attempt}.log", lambda text: text.count(WRITING) >= target,
+                                 delay=rng.uniform(0.0, 0.3))
         for path in out.glob("[!.]*.nii.gz"):  # every file under a final name is whole (a truncated gzip fails here)
             assert nib.load(path).get_fdata().shape == (240, 240, 155), path
             seen += 1
