@@ -70,6 +70,10 @@ def test_local_gradient_similarity_of_ramps_by_hand():
     assert loss.similarity(ramp_x, -3 * ramp_x).item() == pytest.approx(1.0, abs=1e-5)  # contrast and sign do not matter
     assert loss.similarity(ramp_x, diagonal).item() == pytest.approx(2**-0.5, abs=1e-5)
     assert loss(ramp_x, diagonal).item() == pytest.approx(-(2**-0.5), abs=1e-5)  # the loss is minus the similarity
+    # the directions of a fixed image computed once give the same similarity
+    assert loss.similarity_to_directions(loss.directions(ramp_x), diagonal).item() == pytest.approx(2**-0.5, abs=1e-5)
+    with pytest.raises(ValueError, match="do not match"):
+        loss.similarity_to_directions(loss.directions(ramp_x), diagonal[..., :-1])
 
 
 def test_local_gradient_directions_against_explicit_loops():

@@ -61,13 +61,24 @@ class LocalGradientLoss(nn.Module):
             raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}.")
         self.kernel_size, self.eps = kernel_size, eps
 
+    def directions(self, image: torch.Tensor) -> torch.Tensor:
+        """n(image, p) at every voxel, (B, 1, *S) -> (B, D, *S): computed once for an image that stays the same
+        over many evaluations (the fixed image of a test-time optimisation), for ``similarity_to_directions``."""
+        if image.shape[1] != 1:
+            raise ValueError(f"expected a single-channel image, got shape {tuple(image.shape)}.")
+        return local_gradient_directions(image, self.kernel_size, self.eps)
+
+    def similarity_to_directions(self, a_directions: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """mean_p |n(a, p) . n(b, p)| per batch item from ``a_directions = directions(a)``: (B, D, *S), (B, 1, *S) -> (B,)."""
+        if a_directions.shape[2:] != b.shape[2:] or a_directions.shape[0] != b.shape[0]:
+            raise ValueError(f"directions of shape {tuple(a_directions.shape)} do not match the image's {tuple(b.shape)}.")
+        return (a_directions * self.directions(b)).sum(1).abs().flatten(1).mean(1)
+
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """mean_p |n(a, p) . n(b, p)| per batch item: (B, 1, *S) x 2 -> (B,)."""
         if a.shape != b.shape or a.shape[1] != 1:
             raise ValueError(f"expected two single-channel images of one shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
-        na = local_gradient_directions(a, self.kernel_size, self.eps)
-        nb = local_gradient_directions(b, self.kernel_size, self.eps)
-        return (na * nb).sum(1).abs().flatten(1).mean(1)
+        return self.similarity_to_directions(self.directions(a), b)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return -self.similarity(a, b).mean()

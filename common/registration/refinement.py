@@ -36,8 +36,9 @@ class InstanceOptimisation(Inferer):
     Coarse to fine: ``downsample`` and ``steps`` may be sequences of one length, one pyramid level each, e.g.
     ``downsample=(3, 2), steps=(100, 30)``: T and 100 steps on the pair resampled 3 times coarser, then 30 steps 2
     times coarser, starting from the field so far. At each level the pair is resampled that many times coarser
-    (Gaussian anti-aliasing, corners aligned) and the field is interpolated back with its vectors rescaled to the
-    input's voxels; a step costs about ``downsample ** D`` times less, and a T trained at 3 mm serves 1 mm images.
+    (Gaussian anti-aliasing, corners aligned) and the field is carried from level to level, and at the end to the
+    input, with its vectors rescaled to the new voxels (``resize_field``); a step costs about ``downsample ** D``
+    times less, and a T trained at 3 mm serves 1 mm images.
     The local gradient neighbourhood shrinks with the level (``coarser_kernel_size``) so it keeps its extent in mm.
     ``size_divisible`` pads the pair T sees (zeros, at the far end) for its poolings.
     """
@@ -57,30 +58,23 @@ class InstanceOptimisation(Inferer):
 
     def __call__(self, pair: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:
         size = tuple(pair.shape[2:])
-        mode = "trilinear" if len(size) == 3 else "bilinear"
-        ddf = None  # (B, D, *S), input voxels
+        ddf = None  # (B, D, *level size), in the last level's voxels
         for factor, steps in self.levels:
-            small = [max(2, -(-s // factor)) for s in size]  # ceil(s / factor)
+            small = tuple(max(2, -(-s // factor)) for s in size)  # ceil(s / factor)
             if factor == 1:
                 level_pair = pair
             else:
                 blurred = GaussianFilter(len(size), sigma=(factor - 1) / 2).to(pair.device)(pair)
-                level_pair = F.interpolate(blurred, size=small, mode=mode, align_corners=True)  # (B, 2, *small)
-            # one level voxel spans (s - 1) / (c - 1) input voxels along each axis (align_corners)
-            scale = torch.tensor([(s - 1) / (c - 1) for s, c in zip(size, small)], dtype=pair.dtype, device=pair.device)
-            scale = scale.reshape(1, -1, *[1] * len(size))
+                level_pair = resize(blurred, small)  # (B, 2, *small)
             if ddf is None:  # the first level: the network's field
                 padding = [p for s in reversed(small) for p in (0, -s % self.size_divisible)]  # F.pad: last axis first
-                level_ddf = network(F.pad(level_pair, padding), *args, **kwargs)[(..., *[slice(0, s) for s in small])]
-            elif factor == 1:
-                level_ddf = ddf
+                ddf = network(F.pad(level_pair, padding), *args, **kwargs)[(..., *[slice(0, s) for s in small])]
             else:
-                level_ddf = F.interpolate(ddf, size=small, mode=mode, align_corners=True) / scale
-            level_ddf = self._refine(level_pair, level_ddf, steps, self.local_gradient[factor])
-            ddf = level_ddf if factor == 1 else F.interpolate(level_ddf, size=size, mode=mode, align_corners=True) * scale
-        return ddf
+                ddf = resize_field(ddf, small)
+            ddf = self._refine(level_pair, ddf, steps, self.local_gradient[factor])
+        return resize_field(ddf, size)
 
-    def _refine(self, pair: torch.Tensor, ddf: torch.Tensor, steps: int, local_gradient: nn.Module) -> torch.Tensor:
+    def _refine(self, pair: torch.Tensor, ddf: torch.Tensor, steps: int, local_gradient: LocalGradientLoss) -> torch.Tensor:
         """``ddf`` (B, D, *S) plus the correction optimised for ``pair`` (B, 2, *S) in ``steps`` Adam steps."""
         if steps <= 0:
             return ddf
@@ -88,14 +82,31 @@ class InstanceOptimisation(Inferer):
         fixed, moving = pair[:, :1].detach(), pair[:, 1:2].detach()
         size = tuple(pair.shape[2:])
         coarse = [max(2, -(-s // self.grid_factor)) for s in size]  # ceil(s / factor)
-        mode = "trilinear" if len(size) == 3 else "bilinear"
         with torch.enable_grad():
+            fixed_directions = local_gradient.directions(fixed)  # the same in every step: once (a tenth of a step)
             correction = torch.zeros(pair.shape[0], len(size), *coarse, device=pair.device, requires_grad=True)
             optimizer = torch.optim.Adam([correction], lr=self.lr)
             for _ in range(steps):
-                field = ddf + F.interpolate(correction, size=size, mode=mode, align_corners=True)
-                loss = self.beta * local_gradient(fixed, self.warp(moving, field)) + self.alpha * self.smoothness(field)
+                field = ddf + resize(correction, size)
+                similarity = local_gradient.similarity_to_directions(fixed_directions, self.warp(moving, field)).mean()
+                loss = -self.beta * similarity + self.alpha * self.smoothness(field)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        return ddf + F.interpolate(correction.detach(), size=size, mode=mode, align_corners=True)
+        return ddf + resize(correction.detach(), size)
+
+
+def resize(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(B, C, *S) -> (B, C, *size), (bi/tri)linear with the corners aligned: voxel 0 and voxel s - 1 keep their
+    places, so both grids span the same field of view."""
+    return F.interpolate(image, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear", align_corners=True)
+
+
+def resize_field(ddf: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """A displacement field in voxels, (B, D, *S) -> (B, D, *size), its vectors rescaled to the new grid's voxels:
+    one voxel of S spans (c - 1) / (s - 1) voxels of ``size`` along each axis (corners aligned, as ``resize``)."""
+    old = ddf.shape[2:]
+    if tuple(old) == tuple(size):
+        return ddf
+    scale = torch.tensor([(c - 1) / (s - 1) for s, c in zip(old, size)], dtype=ddf.dtype, device=ddf.device)
+    return resize(ddf, size) * scale.reshape(1, -1, *[1] * len(size))
