@@ -149,6 +149,18 @@ def test_source_augmentation_changes_the_t1_slices_only(data_dir, tmp_path):
         changed += not torch.allclose(out["A"], item["A"])
     assert changed >= 6  # prob 0.8 and 0.5: nearly every draw changes the T1
 
+    # the bias field measured in the model card: multiplicative on the 0..1 scale, so the background (-1) stays
+    bias = Compose(wf.parser.get_parsed_content("bias_field_augmentation"))
+    background, changed = item["A"] <= -1.0 + 1e-6, 0
+    assert background.any() and not background.all()
+    for seed in range(8):
+        bias.set_random_state(seed=seed)
+        out = bias({"A": item["A"].clone(), "B": item["B"].clone()})
+        assert torch.equal(out["B"], item["B"]) and float(out["A"].min()) >= -1.0 and float(out["A"].max()) <= 1.0
+        torch.testing.assert_close(out["A"][background], item["A"][background])
+        changed += not torch.allclose(out["A"], item["A"], atol=1e-3)
+    assert 2 <= changed <= 7  # prob 0.5
+
 
 def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
     size = {"spatial_dims": 3, "roi_size": [16, 16, 16], "num_filters": 4, "num_res_blocks": 1, "pixdim": [4.0, 4.0, 4.0]}
