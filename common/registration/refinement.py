@@ -34,7 +34,7 @@ class InstanceOptimisation(Inferer):
     ``TransformationNetwork``: (B, 2, *S) -> (B, D, *S) voxels.
 
     Coarse to fine: ``downsample`` and ``steps`` may be sequences of one length, one pyramid level each, e.g.
-    ``downsample=(3, 2), steps=(100, 30)``: T and 100 steps on the pair resampled 3 times coarser, then 30 steps 2
+    ``downsample=(3, 2), steps=(30, 10)``: T and 30 steps on the pair resampled 3 times coarser, then 10 steps 2
     times coarser, starting from the field so far. At each level the pair is resampled that many times coarser
     (Gaussian anti-aliasing, corners aligned) and the field is carried from level to level, and at the end to the
     input, with its vectors rescaled to the new voxels (``resize_field``); a step costs about ``downsample ** D``
