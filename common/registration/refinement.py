@@ -60,7 +60,7 @@ class InstanceOptimisation(Inferer):
         size = tuple(pair.shape[2:])
         ddf = None  # (B, D, *level size), in the last level's voxels
         for factor, steps in self.levels:
-            small = tuple(max(2, -(-s // factor)) for s in size)  # ceil(s / factor)
+            small = coarser_size(size, factor)
             if factor == 1:
                 level_pair = pair
             else:
@@ -81,7 +81,7 @@ class InstanceOptimisation(Inferer):
         ddf = ddf.detach()
         fixed, moving = pair[:, :1].detach(), pair[:, 1:2].detach()
         size = tuple(pair.shape[2:])
-        coarse = [max(2, -(-s // self.grid_factor)) for s in size]  # ceil(s / factor)
+        coarse = coarser_size(size, self.grid_factor)
         with torch.enable_grad():
             fixed_directions = local_gradient.directions(fixed)  # the same in every step: once (a tenth of a step)
             correction = torch.zeros(pair.shape[0], len(size), *coarse, device=pair.device, requires_grad=True)
@@ -94,6 +94,11 @@ class InstanceOptimisation(Inferer):
                 loss.backward()
                 optimizer.step()
         return ddf + resize(correction.detach(), size)
+
+
+def coarser_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
+    """The grid ``factor`` times coarser: ceil(s / factor) voxels along each axis, at least 2 (corners aligned)."""
+    return tuple(max(2, -(-s // factor)) for s in size)
 
 
 def resize(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
