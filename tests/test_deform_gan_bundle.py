@@ -72,6 +72,17 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
     assert isinstance(net, TransformationNetwork) and net.levels == 2 and net.integrate is None
 
 
+def test_test_time_smoothness_weight_is_its_own_setting(data_dir, tmp_path):
+    # refine_alpha weights the smoothness of the test-time optimisation alone: T's α by default; the 1 mm schedule
+    # of the model card raises it without touching T's training loss
+    default = workflow(BUNDLE, ("inference",), "infer", bundle_root=str(tmp_path), **DEFORM_GAN_TEST_SIZE)
+    assert default.parser.get_parsed_content("inferer").alpha == default.parser.get_parsed_content("alpha") == 1.0
+    wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(tmp_path),
+                  refine_alpha=2.5, **DEFORM_GAN_TRAIN_TEST_SIZE)
+    assert wf.parser.get_parsed_content("validate#inferer").alpha == 2.5
+    assert wf.parser.get_parsed_content("step").alpha == 1.0
+
+
 def test_default_sizes_and_weights():
     train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     # T: VoxelMorph's U-Net (16, 32, 32, 32 down; 32, 32, 32, 32 up; 16, 16 after); 1 mm whole brains; the local

@@ -5,7 +5,8 @@
                                 [--json OUT]
     python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3]   # T against elastix, side by side
         [--pair-overrides '{"pixdim": [1, 1, 1], "roi_size": [160, 192, 160], "lg_kernel_size": 7,
-                            "refine_steps": [100, 30], "refine_downsample": [3, 2], "refine_lr": 0.1}']
+                            "refine_steps": [30, 10], "refine_downsample": [3, 2], "refine_lr": 0.5,
+                            "refine_alpha": 2.5, "refine_grid_factor": 5}']
 
 Run from the repository root. Per network size it reports:
 
@@ -853,6 +854,8 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                 name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
                 rows["elastix"].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
+            inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
+            settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
             wf.finalize()
     return {"rows": rows, **settings}
 
@@ -959,7 +962,9 @@ def print_pairs(report: dict) -> None:
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); T with "
           f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
-          f"downsampled {report['pairs'].get('refine_downsample', 1)}x; pairs at {report['pairs'].get('pixdim')} mm")
+          f"downsampled {report['pairs'].get('refine_downsample', 1)}x, lr {report['pairs'].get('refine_lr')}, smoothness "
+          f"{report['pairs'].get('refine_alpha')}, correction grid {report['pairs'].get('refine_grid_factor')}x coarser; "
+          f"pairs at {report['pairs'].get('pixdim')} mm")
     head = f"{'pair':<44}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
     print(head)
     print("-" * len(head))
@@ -1005,8 +1010,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
     p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
                    "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
-                   "\"lg_kernel_size\": 7, \"refine_steps\": [100, 30], \"refine_downsample\": [3, 2]}' (1 mm pairs "
-                   "for a T trained at 3 mm, coarse to fine)")
+                   "\"lg_kernel_size\": 7, \"refine_steps\": [30, 10], \"refine_downsample\": [3, 2], \"refine_lr\": 0.5, "
+                   "\"refine_alpha\": 2.5, \"refine_grid_factor\": 5}' (1 mm pairs for a T trained at 3 mm, coarse to "
+                   "fine: the model card's schedule)")
     p.add_argument("--json", type=Path, default=None, help="also write all numbers, per-iteration times included")
     p.add_argument("--_worker", dest="worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
