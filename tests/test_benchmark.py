@@ -172,12 +172,15 @@ def test_plain_unit_gmm_step_matches_unit_gmm_step():
             torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_plain_deform_gan_step_matches_deform_gan_step():
-    """The hand-written D -> G -> T step computes DeformGANStep's losses and updates on the same networks and batch."""
+@pytest.mark.parametrize("gen_kernel_size", [3, 1])
+def test_plain_deform_gan_step_matches_deform_gan_step(gen_kernel_size):
+    """The hand-written D -> G -> T step computes DeformGANStep's losses and updates on the same networks and batch,
+    with the paper's U-Net G and with the pointwise one."""
     from common.engines import DeformGANStep
 
     config = {**BENCHMARKS["deform_gan"].config("test"), "t_channels": [4, 8, 8, 8], "t_final_channels": [4],
-              "gen_channels": [4, 8], "disc_filters": 4, "disc_layers": 2, "lg_kernel_size": 3}
+              "gen_channels": [4, 8], "gen_kernel_size": gen_kernel_size, "disc_filters": 4, "disc_layers": 2,
+              "lg_kernel_size": 3}
     torch.manual_seed(0)
     nets, nets2 = benchmark.deform_gan_networks(config), benchmark.deform_gan_networks(config)
     for net, net2 in zip(nets, nets2):

@@ -95,6 +95,24 @@ def test_default_sizes_and_weights():
                                                        "intensity_percentile"))
 
 
+@pytest.mark.parametrize("pointwise", [False, True])
+def test_pointwise_generator_maps_each_voxel_alone(data_dir, tmp_path, pointwise):
+    # gen_kernel_size 1: G is a function of each voxel's intensity (1x1x1 kernels; instance norm's statistics are the
+    # only coupling, and they do not depend on where voxels are), so shuffling the voxels shuffles its output the
+    # same way; the paper's U-Net G sees neighbourhoods and can move anatomy, which T's LCC term then rewards
+    wf = workflow(BUNDLE, ("train",), "train", dataset_dir=str(data_dir), bundle_root=str(tmp_path),
+                  gen_kernel_size=1 if pointwise else 3, **DEFORM_GAN_TRAIN_TEST_SIZE)
+    g = wf.parser.get_parsed_content("G").eval()
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 16, 16, 16), 3, 1, 1)
+    order = torch.randperm(image.numel())
+    shuffled = image.flatten()[order].reshape(image.shape)
+    with torch.no_grad():
+        out, out_shuffled = g(image), g(shuffled)
+    same = torch.allclose(out.flatten()[order], out_shuffled.flatten(), atol=1e-5)
+    assert same == pointwise and out.shape == image.shape
+
+
 def test_training_on_a_real_pair_lowers_its_endpoint_error(trained, data_dir, tmp_path):
     root, outputs = trained
     assert len(outputs) == 80 and all(np.isfinite(o["loss_T"]) and np.isfinite(o["loss_G"]) for o in outputs)

@@ -475,8 +475,10 @@ def deform_gan_networks(config: dict):
     from monai.networks.nets import PatchDiscriminator, UNet
 
     t = _transformation_network(config)
-    g = UNet(3, 1, 1, channels=config["gen_channels"], strides=[2] * (len(config["gen_channels"]) - 1), num_res_units=1,
-             norm="INSTANCE")
+    kernel = config["gen_kernel_size"]
+    strides = [2 if kernel > 1 else 1] * (len(config["gen_channels"]) - 1)  # 1: pointwise, no down-sampling
+    g = UNet(3, 1, 1, channels=config["gen_channels"], strides=strides, kernel_size=kernel, up_kernel_size=kernel,
+             num_res_units=1, norm="INSTANCE")
     d = PatchDiscriminator(3, config["disc_filters"], 2, num_layers_d=config["disc_layers"], norm="INSTANCE", bias=True)
     return _training((t, g, d))
 
@@ -563,8 +565,8 @@ _UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_
 
 # T's and the step's settings as shipped unless a size sets them
 _DEFORM_GAN_SHIPPED = _shipped("deform_gan", ("t_channels", "t_final_channels", "integration_steps", "gen_channels",
-                                              "disc_filters", "disc_layers", "alpha", "beta", "mu", "lam",
-                                              "lcc_kernel_size", "lg_kernel_size"))
+                                              "gen_kernel_size", "disc_filters", "disc_layers", "alpha", "beta", "mu",
+                                              "lam", "lcc_kernel_size", "lg_kernel_size"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
