@@ -59,6 +59,18 @@ def test_configs_initialise_with_all_properties(data_dir, tmp_path, names, workf
     assert type(net).__name__ == "SharedLatentVAEs" and net.spatial_dims == 2 and net.source_domain == 0
 
 
+def test_weight_decay_spares_the_mixture_prior(data_dir, tmp_path):
+    """UNIT's weight decay is for the networks' weights; on the prior's means, log-variances and weight logits it
+    would pull every component towards N(0, I) with equal weights, undoing the mixture."""
+    wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(tmp_path), **UNIT_GMM_TRAIN_TEST_SIZE)
+    optimiser = wf.parser.get_parsed_content("optimizer_G")
+    prior = {id(p) for p in wf.parser.get_parsed_content("networks#prior").parameters()}
+    generator = {id(p) for p in wf.parser.get_parsed_content("networks#G").parameters()}
+    decay = {id(p): group["weight_decay"] for group in optimiser.param_groups for p in group["params"]}
+    assert set(decay) == prior | generator and prior and generator
+    assert {decay[i] for i in prior} == {0.0} and {decay[i] for i in generator} == {0.0001}
+
+
 def test_default_sizes_are_the_papers():
     train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
     # UNIT (Liu et al. 2017): 64 filters, 4 residual blocks per side of which 1 shared; lambda_0..4 = 10, 0.1, 100,
