@@ -211,3 +211,15 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     with pytest.raises(Exception) as err:
         _train(data_dir, tmp_path / "c", iterations=1, datalist=str(empty))
     assert "empty.json' has no entries in section 'training'" in error_chain(err.value)
+
+    # a held-out T2 on another grid than its T1: the voxel-wise metrics would compare different anatomy
+    other_grid = tmp_path / "t2_other_grid.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(src.dataobj, dtype=np.float32)[:, :, :150], src.affine), other_grid)
+    datalist = json.loads((data_dir / "datalists/brain_mri.json").read_text(encoding="utf-8"))
+    datalist["validation"] = [{"subject": "x", "t1": str(data_dir / TCGA_T1), "t2": str(other_grid)}]
+    mismatched = tmp_path / "mismatched.json"
+    mismatched.write_text(json.dumps(datalist), encoding="utf-8")
+    with pytest.raises(Exception) as err:
+        workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root),
+                 datalist=str(mismatched), output_dir=str(tmp_path / "eval"), **TRAIN_TEST_SIZE).run()
+    assert "t2_other_grid.nii.gz' ('label') and" in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)

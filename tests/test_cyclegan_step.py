@@ -97,6 +97,11 @@ def test_image_pool():
             assert new.item() in history
         assert len(pool.images) == 3
     assert seen_old
+    twins = [CycleGANStep(pool_size=2, seed=5) for _ in range(2)]  # two runs of one seed show D the same history
+    stream = [torch.full((1, 1, 2, 2), float(i)) for i in range(12)]
+    assert [float(twins[0].pool_A.query(x)[0, 0, 0, 0]) for x in stream] == \
+        [float(twins[1].pool_A.query(x)[0, 0, 0, 0]) for x in stream]
+    assert twins[0].pool_A._random.random() != twins[0].pool_B._random.random()  # A and B draw independently
     clone = ImagePool(pool_size=3)
     clone.load_state_dict(pool.state_dict())
     probe = torch.full((1, 1, 1, 1), -1.0)

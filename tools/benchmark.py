@@ -218,7 +218,7 @@ def _cyclegan_plain(config: dict) -> Callable:
     nets = _cyclegan_networks(config)
     opt_g = torch.optim.Adam(itertools.chain(nets[0].parameters(), nets[1].parameters()), **ADAM)
     opt_d = torch.optim.Adam(itertools.chain(nets[2].parameters(), nets[3].parameters()), **ADAM)
-    return functools.partial(cyclegan_plain_step, nets, opt_g, opt_d, (ImagePool(50), ImagePool(50)))
+    return functools.partial(cyclegan_plain_step, nets, opt_g, opt_d, (ImagePool(50, seed=0), ImagePool(50, seed=1)))
 
 
 # ---------------------------------------------------------------- MedGAN

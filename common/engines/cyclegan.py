@@ -31,13 +31,16 @@ class CycleGANStep:
         pool_size: int = 50,
         adversarial_loss: nn.Module | None = None,
         cycle_loss: nn.Module | None = None,
+        seed: int | None = 0,
     ):
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.adversarial_loss = adversarial_loss or lsgan_loss()
         self.cycle_loss = cycle_loss or nn.L1Loss()
-        self.pool_A = ImagePool(pool_size)  # history of G_B(B), shown to D_A
-        self.pool_B = ImagePool(pool_size)  # history of G_A(A), shown to D_B
+        # the pools draw from their own generators (checkpointed with them), seeded so that two runs of one seed match
+        pool_seeds = (None, None) if seed is None else (2 * int(seed), 2 * int(seed) + 1)
+        self.pool_A = ImagePool(pool_size, seed=pool_seeds[0])  # history of G_B(B), shown to D_A
+        self.pool_B = ImagePool(pool_size, seed=pool_seeds[1])  # history of G_A(A), shown to D_B
 
     def generator_loss(self, d_output) -> torch.Tensor:
         return generator_adversarial_loss(self.adversarial_loss, d_output)
