@@ -1,5 +1,6 @@
-"""Simulated k-space motion on a real slice: no motion changes nothing, moving every line shifts the image
-exactly, a move during the acquisition puts ghosts into empty space, and a seed makes it repeatable."""
+"""Simulated k-space motion on a real slice: no motion or one position for every line changes nothing, a move
+during the acquisition puts ghosts into empty space and leaves the anatomy where the clean image has it, and a seed
+makes it repeatable."""
 
 import numpy as np
 import pytest
@@ -24,14 +25,32 @@ def _ghosts(corrupted, clean):
     return float(signal[clean <= -1 + 1e-6].sum() / signal.sum())
 
 
-def test_no_motion_and_whole_acquisition_shift_by_hand(volume):
+def _best_shift(corrupted, clean, reach=6):
+    """The integer in-plane roll of ``corrupted`` that correlates best with ``clean``."""
+    a = clean - clean.mean()
+    scores = {(dy, dx): float((a * torch.roll(corrupted, (dy, dx), dims=(1, 2))).sum())
+              for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)}
+    return max(scores, key=scores.get)
+
+
+def test_no_motion_and_one_position_throughout_change_nothing(volume):
     motion = RandKSpaceMotiond("image")
     motion.moves = []
     np.testing.assert_allclose(motion.corrupt(volume).numpy(), volume.numpy(), atol=1e-4)
-    motion.moves = [(0.0, 3.0, -2.0)]  # moved before the first line: the whole image translated by (3, -2) pixels
-    shifted = motion.corrupt(volume)
-    expected = torch.roll(volume.as_tensor(), shifts=(3, -2), dims=(1, 2))  # circular, as the discrete Fourier shift
-    np.testing.assert_allclose(shifted.numpy(), expected.numpy(), atol=1e-4)
+    motion.moves = [(0.0, 3.0, -2.0)]  # moved before the first line and still: no artefact, nothing to correct
+    np.testing.assert_allclose(motion.corrupt(volume).numpy(), volume.numpy(), atol=1e-4)
+
+
+def test_a_move_before_the_centre_of_k_space_leaves_the_anatomy_in_place(volume):
+    clean_slice = volume[..., 40]
+    motion = RandKSpaceMotiond("image")
+    motion.moves = [(0.3, 4.0, -3.0)]  # the centre of k-space (at 0.5) is acquired after the move
+    corrupted = motion.corrupt(clean_slice)
+    assert _best_shift(corrupted, clean_slice) == (0, 0)  # counted from the start it would be (-4, 3)
+    assert _ghosts(corrupted, clean_slice) > 0.02
+    # the same as the earlier lines (0 .. 0.3) carrying the opposite offset from a still position
+    motion.moves = [(0.0, -4.0, 3.0), (0.3, 0.0, 0.0)]
+    np.testing.assert_allclose(motion.corrupt(clean_slice).numpy(), corrupted.numpy(), atol=1e-5)
 
 
 def test_a_move_during_the_acquisition_makes_ghosts(volume):
@@ -60,18 +79,30 @@ def test_seeded_draws_repeat_and_volumes_move_slice_by_slice(volume):
         RandKSpaceMotiond("image", start=0.9, stop=0.1)
 
 
-def test_the_lines_acquired_after_a_move_carry_its_phase():
-    """Sequential acquisition from -N/2 to N/2 - 1: a move half-way shifts exactly the lines with ky >= 0."""
+def test_the_lines_acquired_away_from_the_centre_position_carry_their_offset():
+    """Sequential acquisition from -N/2 to N/2 - 1, positions counted from the one held at ky = 0."""
     motion = RandKSpaceMotiond("image")
-    motion.moves = [(0.5, 1.0, 0.0)]
-    phase = motion.phase_map(8, 6)
     ky = torch.fft.fftfreq(8)
+    motion.moves = [(0.625, 1.0, 0.0)]  # just after ky = 0 (line 4 of 8): the lines ky > 0 are 1 pixel off along y
+    phase = motion.phase_map(8, 6)
     moved = (phase != 0).any(dim=1)
-    assert torch.equal(moved, ky > 0)  # the lines ky >= 0; the ky = 0 line has no phase for a shift along y
-    np.testing.assert_allclose(phase[ky > 0, 0].numpy(), (-2 * np.pi * ky[ky > 0]).numpy(), atol=1e-6)
-    motion.moves = [(0.25, 0.0, 1.0), (0.75, 0.0, 0.0)]  # moved at 1/4 and back at 3/4: the middle half of the lines
-    ky_rows = (motion.phase_map(8, 6) != 0).any(dim=1)
-    assert sorted(ky[ky_rows].tolist()) == [-0.25, -0.125, 0.0, 0.125]  # kx ramp on rows -N/4 .. N/4 - 1 (ky = 0 too)
+    assert torch.equal(moved, ky > 0)
+    np.testing.assert_allclose(phase[moved].numpy(), (-2 * np.pi * ky[moved, None]).expand(-1, 6).numpy(), atol=1e-6)
+    motion.moves = [(0.5, 1.0, 0.0)]  # at ky = 0: the position from there on is the reference, the lines ky < 0 are -1 off
+    phase = motion.phase_map(8, 6)
+    moved = (phase != 0).any(dim=1)
+    assert torch.equal(moved, ky < 0)
+    np.testing.assert_allclose(phase[moved].numpy(), (2 * np.pi * ky[moved, None]).expand(-1, 6).numpy(), atol=1e-6)
+    motion.moves = [(0.25, 0.0, 1.0), (0.75, 0.0, 0.0)]  # moved at 1/4 and back at 3/4, ky = 0 in between
+    kx = torch.fft.fftfreq(6)
+    phase = motion.phase_map(8, 6)
+    ky_rows = (phase != 0).any(dim=1)
+    assert sorted(ky[ky_rows].tolist()) == [-0.5, -0.375, 0.25, 0.375]  # the first and the last quarter: -1 along x
+    np.testing.assert_allclose(phase[ky_rows].numpy(), (2 * np.pi * kx[None, :]).expand(4, -1).numpy(), atol=1e-6)
+    motion.phase_axis = 1  # the same along columns
+    phase = motion.phase_map(6, 8)
+    kx_cols = (phase != 0).any(dim=0)
+    assert sorted(ky[kx_cols].tolist()) == [-0.5, -0.375, 0.25, 0.375]
 
 
 def test_seeded_motion_is_the_same_whatever_else_drew_random_numbers(volume):

@@ -18,9 +18,13 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
 
     The k-space of every axial slice is filled line by line along ``phase_axis``, in order. The patient moves
     ``num_moves`` times (drawn from 1..``max_moves``) at random moments between ``start`` and ``stop`` (fractions of
-    the acquisition): the lines acquired after a move see the object translated by a random in-plane (dy, dx) of at
-    most ``max_shift`` pixels, i.e. their k-space values carry the phase ramp ``exp(-2 pi i (ky dy + kx dx))``. The
-    image is the magnitude of the inverse transform: copies of the anatomy ("ghosts") spread along the phase axis.
+    the acquisition): the lines acquired after a move see the object at a new random in-plane position (dy, dx), at
+    most ``max_shift`` pixels from the start in each axis. Positions count from the one held while the centre of
+    k-space (ky = 0, the middle of the acquisition) was acquired, which is where the image shows the anatomy: each
+    line's k-space values carry the phase ramp ``exp(-2 pi i (ky dy + kx dx))`` of its offset from there. The image is
+    the magnitude of the inverse transform: the anatomy stays where the clean image has it, and copies of it
+    ("ghosts") spread along the phase axis. (Counted from the start instead, a move before the centre would shift the
+    whole image against its clean target by up to ``max_shift``, an offset no restoration can learn.)
     Every slice of a volume gets the same motion (a 2D multi-slice acquisition). Intensities are taken relative to
     ``background`` (the value of empty space: -1 for the bundles' -1..1 scaling), so empty space stays empty but for
     the ghosts.
@@ -63,18 +67,21 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
         self.moves = [(float(t), *(float(s) for s in self.R.uniform(-self.max_shift, self.max_shift, size=2))) for t in when]
 
     def phase_map(self, h: int, w: int) -> torch.Tensor:
-        """(H, W) phase of every k-space sample (unshifted FFT layout) for the drawn ``moves``: 0 before the first."""
-        ky, kx = torch.fft.fftfreq(h)[:, None], torch.fft.fftfreq(w)[None, :]  # cycles per pixel, (H, 1) and (1, W)
-        order = torch.fft.fftshift(torch.arange(h if self.phase_axis == 0 else w))  # acquisition order: -N/2 .. N/2 - 1
-        phase = torch.zeros(h, w)
+        """(H, W) phase of every k-space sample (unshifted FFT layout) for the drawn ``moves``; 0 on the lines acquired
+        at the position held at the centre of k-space."""
+        n = h if self.phase_axis == 0 else w
+        offset = torch.zeros(n, 2)  # (dy, dx) of the object while each line, in acquisition order, was acquired
         for when, dy, dx in self.moves:  # each move sets the position of every line acquired after it
-            later = order[int(round(when * len(order))):]
-            ramp = -2 * math.pi * (ky * dy + kx * dx)  # (H, W)
-            if self.phase_axis == 0:
-                phase[later, :] = ramp[later, :]
-            else:
-                phase[:, later] = ramp[:, later]
-        return phase
+            offset[int(round(when * n)):] = torch.tensor([dy, dx])
+        offset -= offset[n // 2].clone()  # line n // 2 of the order is ky = 0: offsets from the position held there
+        line_offset = torch.zeros(n, 2)
+        line_offset[torch.fft.fftshift(torch.arange(n))] = offset  # acquisition order -N/2 .. N/2 - 1 -> FFT layout
+        ky, kx = torch.fft.fftfreq(h)[:, None], torch.fft.fftfreq(w)[None, :]  # cycles per pixel, (H, 1) and (1, W)
+        if self.phase_axis == 0:
+            dy, dx = line_offset[:, 0:1], line_offset[:, 1:2]  # (H, 1): one offset per row
+        else:
+            dy, dx = line_offset[:, 0], line_offset[:, 1]  # (W,): one offset per column
+        return -2 * math.pi * (ky * dy + kx * dx)  # (H, W)
 
     def corrupt(self, img: torch.Tensor) -> torch.Tensor:
         """Applies the drawn ``moves`` to one (C, H, W[, D]) image; the result keeps its type, metadata and device."""
