@@ -10,6 +10,7 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
+import monai
 import torch
 from monai.bundle import ConfigParser
 
@@ -186,8 +187,25 @@ def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_di
     sample = wf.parser.get_parsed_content("train#preprocessing")(dict(wf.parser.get_parsed_content("train#datalist")[0]))
     assert sample["image"].meta["slice_index"] == sample["label"].meta["slice_index"]
     assert float((sample["image"] - sample["label"]).abs().max()) > 0.05  # the source is the corrupted target
+    # the intensity augmentation changes the source and the target alike (other sites' contrasts, the pair kept)
+    augmentation = monai.transforms.Compose(wf.parser.get_parsed_content("motion_augmentation"))
+    clean = sample["label"].clone()
+    changed = 0
+    for seed in range(4):
+        augmentation.set_random_state(seed)
+        pair = augmentation({"image": clean.clone(), "label": clean.clone()})
+        assert torch.equal(pair["image"], pair["label"])
+        changed += not torch.allclose(pair["label"], clean)
+    assert changed >= 2
+    assert wf.parser.get_parsed_content("G").residual  # the network predicts the correction of its input
     wf.run()
     assert (tmp_path / "models/model_motion.pt").is_file() and not (tmp_path / "models/model.pt").exists()
+    # inference with the same overlay builds the residual network and loads the motion weights by default
+    infer = workflow(BUNDLE, ("inference", "motion_correction"), "infer", bundle_root=str(tmp_path),
+                     input=str(data_dir / TCGA_T1), output_dir=str(tmp_path / "restored"), **MEDGAN_TEST_SIZE)
+    assert infer.parser.get_parsed_content("network_def").residual
+    infer.run()
+    assert [p.name for p in (tmp_path / "restored").glob("*.nii.gz")] == ["TCGA-DU-7294_t1_bet_normalized_restored_t1.nii.gz"]
 
     ev = workflow(BUNDLE, ("train", "evaluate", "motion_correction"), "eval", **overrides)
     # the held-out volume is corrupted the same way whatever drew random numbers before (a DataLoader reseeds)

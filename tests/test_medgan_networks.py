@@ -42,6 +42,35 @@ def test_casnet_3d_and_channels():
     assert [c.in_channels for c in first_convs] == [2, 1]
 
 
+def test_residual_casnet_starts_at_the_identity_and_adds_its_correction():
+    torch.manual_seed(0)
+    net = CasNet(spatial_dims=2, num_ublocks=2, channels=(4, 8, 16), residual=True)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), x)  # the last convolution starts at zero: tanh(0) = 0 is added
+    target = x.flip(-1)
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = (net(x) - target).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    last_block = []
+    net.blocks[-1].register_forward_hook(lambda mod, inp, out: last_block.append(out))
+    with torch.no_grad():
+        out = net(x)
+    correction = last_block[0]  # (2, 1, 32, 32) in [-1, 1], no longer zero
+    assert correction.abs().max() > 1e-3 and correction.abs().max() <= 1
+    torch.testing.assert_close(out, x + correction)
+    first_conv = next(m for m in net.blocks[0].modules() if isinstance(m, nn.Conv2d))
+    assert first_conv.weight.grad.abs().sum() > 0  # after the first step the whole cascade learns
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        CasNet(in_channels=2, out_channels=1, residual=True)
+
+
 def test_casnet_input_checks():
     net = CasNet(spatial_dims=2, num_ublocks=1, channels=(2, 4, 8, 8))
     with pytest.raises(ValueError, match="divisible by 16"):

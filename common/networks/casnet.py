@@ -101,6 +101,11 @@ class CasNet(nn.Module):
     encoder, ReLU in the decoder). The paper does not say whether pix2pix's decoder dropout is kept, so ``dropout``
     defaults to 0; pix2pix uses 0.5 (applied to the three deepest decoder layers). Each spatial size must be divisible
     by ``divisor`` (the product of ``strides``: 256 for the defaults); use fewer ``channels`` levels for smaller inputs.
+
+    ``residual`` (not in the paper, off by default) returns the input plus the cascade's output, so the network predicts
+    a correction: for restoration (motion correction), where the target is the input contrast and a plain CasNet must
+    first learn to reproduce its input. The last block's last convolution then starts at zero, so an untrained
+    residual CasNet returns its input exactly; it needs ``in_channels == out_channels``.
     """
 
     def __init__(
@@ -116,12 +121,16 @@ class CasNet(nn.Module):
         act: str | tuple = (Act.LEAKYRELU, {"negative_slope": 0.2}),
         up_act: str | tuple = Act.RELU,
         dropout: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if num_ublocks < 1:
             raise ValueError(f"num_ublocks must be at least 1, got {num_ublocks}.")
+        if residual and in_channels != out_channels:
+            raise ValueError(f"a residual CasNet adds its input to its output: needs in_channels == out_channels, got "
+                             f"{in_channels} and {out_channels}.")
         self.spatial_dims = spatial_dims
         self.num_ublocks = num_ublocks
         self.blocks = nn.ModuleList(
@@ -130,6 +139,11 @@ class CasNet(nn.Module):
             for i in range(num_ublocks)
         )
         self.divisor = self.blocks[0].divisor
+        self.residual = bool(residual)
+        if self.residual:
+            last_conv = [m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))][-1]
+            nn.init.zeros_(last_conv.weight)  # tanh(0) = 0: the untrained correction is zero
+            nn.init.zeros_(last_conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial = x.shape[2:]
@@ -140,6 +154,7 @@ class CasNet(nn.Module):
                 f"divisible by {self.divisor}, got shape {tuple(x.shape)}: make the patch size (a bundle's `roi_size`) a "
                 f"multiple of {self.divisor}, or give the U-blocks fewer levels (`gen_channels`; each level halves)."
             )
+        source = x
         for block in self.blocks:
             x = block(x)  # (B, out_channels, *spatial), in [-1, 1]
-        return x
+        return source + x if self.residual else x
