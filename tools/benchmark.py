@@ -454,7 +454,8 @@ def _unit_gmm_optimizers(nets, lr: float = 1e-4, weight_decay: float = 1e-4):
 
     g, prior, d1, d2 = nets
     adam = {"lr": lr, "betas": (0.5, 0.999), "weight_decay": weight_decay}
-    return (torch.optim.Adam([*g.parameters(), *prior.parameters()], **adam),
+    # as the bundle's train.json: no weight decay on the mixture prior
+    return (torch.optim.Adam([{"params": g.parameters()}, {"params": prior.parameters(), "weight_decay": 0.0}], **adam),
             torch.optim.Adam([*d1.parameters(), *d2.parameters()], **adam))
 
 
