@@ -99,10 +99,13 @@ def test_the_lines_acquired_away_from_the_centre_position_carry_their_offset():
     ky_rows = (phase != 0).any(dim=1)
     assert sorted(ky[ky_rows].tolist()) == [-0.5, -0.375, 0.25, 0.375]  # the first and the last quarter: -1 along x
     np.testing.assert_allclose(phase[ky_rows].numpy(), (2 * np.pi * kx[None, :]).expand(4, -1).numpy(), atol=1e-6)
-    motion.phase_axis = 1  # the same along columns
+    motion.phase_axis = 1  # along columns, with a move along y: columns kx of the first and last quarter, -2 along y
+    motion.moves = [(0.25, 2.0, 0.0), (0.75, 0.0, 0.0)]
     phase = motion.phase_map(6, 8)
     kx_cols = (phase != 0).any(dim=0)
-    assert sorted(ky[kx_cols].tolist()) == [-0.5, -0.375, 0.25, 0.375]
+    assert sorted(ky[kx_cols].tolist()) == [-0.5, -0.375, 0.25, 0.375]  # fftfreq(8) is also the columns' kx
+    ky6 = torch.fft.fftfreq(6)
+    np.testing.assert_allclose(phase[:, kx_cols].numpy(), (4 * np.pi * ky6[:, None]).expand(-1, 4).numpy(), atol=1e-6)
 
 
 def test_seeded_motion_is_the_same_whatever_else_drew_random_numbers(volume):

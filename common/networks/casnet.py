@@ -94,7 +94,8 @@ class CasNet(nn.Module):
     """``num_ublocks`` U-blocks in series, each refining the previous one's output image; trained end to end.
 
     The first block maps ``in_channels`` to ``out_channels``, the later ones ``out_channels`` to ``out_channels``;
-    every block ends with tanh, so each intermediate output is itself an image in [-1, 1] and so is the result.
+    every block ends with tanh, so each intermediate output is itself an image in [-1, 1] and so is the result (with
+    ``residual``, the input plus such an image).
 
     Defaults are the paper's: 6 U-blocks, each the pix2pix 256x256 U-Net (encoder filters 64-128-256-512-512-512-512-512,
     decoder inputs 512-1024-1024-1024-1024-512-256-128, 4x4 convolutions of stride 2, batch norm, LeakyReLU(0.2) in the
