@@ -135,6 +135,8 @@ def test_endpoint_error_and_dice_by_hand():
     a = torch.tensor([0, 1, 1, 2, 2, 2])
     b = torch.tensor([0, 1, 2, 2, 2, 0])
     assert dice(a, b) == pytest.approx(np.mean([2 * 1 / 3, 2 * 2 / 6]))  # label 1: 2*1/(2+1); label 2: 2*2/(3+3)
+    mask, moved = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 1, 1, 1, 1])
+    assert dice(mask, moved) == pytest.approx(2 * 2 / 6)  # the brain alone; with the background (2*1/4) it would be 0.583
 
 
 def test_smooth_deformation_bounds_and_seeded_pairs():
@@ -177,6 +179,13 @@ def test_registration_figures_of_a_perfect_and_an_identity_prediction():
     assert identity["epe_mm"] == pytest.approx(float((true * 2.0).norm(dim=0)[inside].mean()), rel=1e-5)
     assert identity["epe_mm"] == pytest.approx(identity["epe_before_mm"]) and identity["seconds"] == 0.5
     assert identity["dice_after"] == pytest.approx(identity["dice_before"]) and identity["dice_before"] < 1.0
+    # folding counts inside the fixed labels: a field folded only outside them scores 0, folded inside it does not
+    folded = torch.zeros_like(true)
+    folded[0, :2] = -2 * torch.arange(2.0)[:, None, None]  # x -> -x along axis 0 over the first two slices
+    outside = registration_figures({"image": image, "pred": folded, "label": label, "label_fixed": label})
+    assert outside["folding_percent"] == 0.0 and folding_percent(folded[None]) > 0
+    inside = registration_figures({"image": image, "pred": folded.roll(6, dims=1), "label": label, "label_fixed": label})
+    assert inside["folding_percent"] > 0
 
 
 class ConstantField(nn.Module):

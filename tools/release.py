@@ -309,7 +309,7 @@ _METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (
                   "val_epe_mm": "mean endpoint error (mm)", "val_epe_p95_mm": "95th-percentile endpoint error (mm)",
                   "val_epe_before_mm": "mean endpoint error before registration (mm)",
                   "val_dice_before": "Dice before registration", "val_dice_after": "Dice after registration",
-                  "val_folding_percent": "voxels with a non-positive Jacobian determinant (%)",
+                  "val_folding_percent": "brain voxels with a non-positive Jacobian determinant (%)",
                   "val_seconds": "seconds per pair (T's forward pass)"}
 
 

@@ -35,9 +35,9 @@ def registration_figures(item: Mapping) -> dict[str, float]:
     The item holds ``image`` ((2, *S): the fixed and the moving image, as T saw them), ``pred`` (T's displacement,
     (3, *S) voxels) and, where known, ``true_ddf`` (the synthetic deformation, ``RandSmoothDeformationd``),
     ``label`` and ``label_fixed`` (label maps or brain masks of the moving image and, deformed with it, of the fixed one) and ``seconds`` (``PairOutputs``).
-    Endpoint errors are in mm inside the fixed image's labels (its foreground when it has none); Dice is the mean
-    over the labels present, before (moving labels as they are) and after warping them (nearest neighbour);
-    folding is over the whole field. Missing inputs give NaN.
+    Endpoint errors and folding are inside the fixed image's labels (its foreground when it has none), so the empty
+    space around the head does not dilute them; Dice is the mean over the non-zero labels present, before (moving
+    labels as they are) and after warping them (nearest neighbour). Missing inputs give NaN.
     """
     image, ddf = _cpu(item["image"]), _cpu(item["pred"])
     fixed = image[:1]
@@ -53,7 +53,7 @@ def registration_figures(item: Mapping) -> dict[str, float]:
         moving_label, fixed_label = _cpu(item["label"]), _cpu(item["label_fixed"])
         out["dice_before"] = dice(moving_label, fixed_label)
         out["dice_after"] = dice(_warp(moving_label, ddf, "nearest"), fixed_label)
-    out["folding_percent"] = folding_percent(ddf[None])
+    out["folding_percent"] = folding_percent(ddf[None], mask[None])
     if "seconds" in item:
         out["seconds"] = float(item["seconds"])
     return out

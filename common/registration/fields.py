@@ -45,7 +45,7 @@ def dice(a: torch.Tensor, b: torch.Tensor, labels: Sequence[int] | None = None) 
     """Mean Dice over ``labels`` (default: every non-zero label present in either) of two label maps."""
     a, b = torch.as_tensor(a).round().long(), torch.as_tensor(b).round().long()
     if labels is None:
-        labels = sorted(set(torch.unique(a).tolist()) | set(torch.unique(b).tolist()) - {0})
+        labels = sorted((set(torch.unique(a).tolist()) | set(torch.unique(b).tolist())) - {0})
     scores = []
     for lab in labels:
         x, y = a == lab, b == lab
