@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from monai.networks.blocks import ChannelSELayer
+from torch import nn
 
 from common.losses import SelfRepresentationLoss
 from common.networks import ContrastAutoencoder, MultiContrastSynthesisNet
@@ -54,7 +56,9 @@ def test_shapes_and_features(spatial_dims, size):
     assert recon.shape == (2, 1, *size) and [f.shape for f in features_a] == [f.shape for f in features]
     quarter = size[0] // 4
     assert logits.shape == (2, 1, *([(quarter - 4) // 2 + 1] * spatial_dims))
-    assert torch.equal(a(x[:, :1], decode=False), logits)
+    assert not torch.equal(a(x[:, :1], decode=False), logits)  # dropout in A's residual blocks while training
+    a.eval()
+    assert torch.equal(a(x[:, :1], decode=False), a(x[:, :1])[2])
     with pytest.raises(ValueError, match=r"expects a \(B, 6, \*spatial\) input .* divisible by 4"):
         s(torch.zeros(1, 6, *(n + 2 for n in size)))
 
@@ -62,6 +66,11 @@ def test_shapes_and_features(spatial_dims, size):
 def test_paper_default_sizes():
     s, a = MultiContrastSynthesisNet(), ContrastAutoencoder()
     assert len(s.branches) == 3 and len(s.res_blocks) == 6 and len(a.encoder) == 2 + 2 + 6  # pad, c7s1, 2 down, 6 res
+    # as the authors' code: SE attention after S's two upsamplings and none in A's; dropout 0.5 in both's residual blocks
+    assert sum(isinstance(m, ChannelSELayer) for m in s.decoder.modules()) == 2
+    assert not any(isinstance(m, ChannelSELayer) for m in a.modules())
+    for blocks in (s.res_blocks, a.encoder[4:]):
+        assert [m.p for b in blocks for m in b.modules() if isinstance(m, nn.Dropout)] == [0.5] * 6
     with torch.no_grad():
         out, features = s(torch.zeros(1, 6, 256, 256), return_features=True)
         assert [f.shape[1:] for f in features] == [(128, 128, 128), (64, 256, 256)]
@@ -71,7 +80,7 @@ def test_paper_default_sizes():
 def test_discriminator_is_the_autoencoders_encoder():
     """D(x) = head(A_E(x)): the same parameter tensors as the autoencoder's encoder, not a copy."""
     torch.manual_seed(0)
-    a = ContrastAutoencoder(num_filters=4, num_res_blocks=1)
+    a = ContrastAutoencoder(num_filters=4, num_res_blocks=1, dropout=0.0)
     x = torch.randn(1, 1, 32, 32)
     a(x, decode=False).sum().backward()
     encoder = {id(p) for p in a.encoder.parameters()}

@@ -18,7 +18,7 @@ LR = 0.01
 def _nets():
     torch.manual_seed(0)
     return (MultiContrastSynthesisNet(num_inputs=3, num_filters=4, num_res_blocks=1, dropout=0.0),
-            ContrastAutoencoder(num_filters=4, num_res_blocks=1))
+            ContrastAutoencoder(num_filters=4, num_res_blocks=1, dropout=0.0))
 
 
 def _batch():

@@ -3,10 +3,11 @@ whose encoder is also the discriminator.
 
 Layout as in the authors' code (github.com/bcaosudo/AE-GAN, Apache-2.0; the paper's own text was not at hand):
 each encoder is CycleGAN's ResNet encoder (c7s1-F, two stride-2 convolutions); S fuses its branches with a 1x1
-convolution and runs ``num_res_blocks`` residual blocks with dropout; A has one branch with those residual blocks;
-both decode with two transposed convolutions, each followed by squeeze-and-excitation channel attention
-(MONAI's ``ChannelSELayer``, x + x * sigmoid(se(x))), and c7s1-1 with tanh. The decoder's upsampling outputs are
-the intermediate features the self-representation loss compares. Normalisation is a config value: the authors use
+convolution and runs ``num_res_blocks`` residual blocks with dropout; A has one branch with those residual blocks,
+also with dropout. Both decode with two transposed convolutions and c7s1-1 with tanh; in S each transposed
+convolution is followed by squeeze-and-excitation channel attention (MONAI's ``ChannelSELayer``,
+x + x * sigmoid(se(x))), in A not. The decoders' upsampling outputs are the intermediate features the
+self-representation loss compares. Normalisation is a config value: the authors use
 batch norm, the bundle defaults to instance norm, which is the same in training and inference at batch size 1.
 """
 
@@ -20,18 +21,21 @@ from ..data.contrasts import missing_flags
 from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, output_layers, upsampling
 
 
-class SEDecoder(nn.Module):
-    """``num_upsamplings`` x (transposed convolution halving the filters, SE attention), then c7s1-out and tanh.
+class Decoder(nn.Module):
+    """``num_upsamplings`` x (transposed convolution halving the filters[, SE attention]), then c7s1-out and tanh.
 
+    ``se_reduction`` is the attention's channel reduction (S's decoder); ``None`` leaves the attention out (A's).
     ``forward`` returns the image and the upsampling outputs (the features that S and A compare)."""
 
     def __init__(self, spatial_dims: int, channels: int, out_channels: int, num_upsamplings: int = 2,
-                 norm: str | tuple = "INSTANCE", se_reduction: int = 16):
+                 norm: str | tuple = "INSTANCE", se_reduction: int | None = 16):
         super().__init__()
         self.ups = nn.ModuleList()
         for _ in range(num_upsamplings):
-            se = ChannelSELayer(spatial_dims, channels // 2, r=min(se_reduction, channels // 2), add_residual=True)
-            self.ups.append(nn.Sequential(upsampling(spatial_dims, channels, norm), se))
+            up = [upsampling(spatial_dims, channels, norm)]
+            if se_reduction is not None:
+                up.append(ChannelSELayer(spatial_dims, channels // 2, r=min(se_reduction, channels // 2), add_residual=True))
+            self.ups.append(nn.Sequential(*up))
             channels //= 2
         self.out = nn.Sequential(*output_layers(spatial_dims, channels, out_channels))
 
@@ -84,7 +88,7 @@ class MultiContrastSynthesisNet(nn.Module):
         )
         self.fusion = Convolution(spatial_dims, num_inputs * (channels + 1), channels, kernel_size=1, act="RELU", norm=None)
         self.res_blocks = nn.Sequential(*(ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)))
-        self.decoder = SEDecoder(spatial_dims, channels, out_channels, num_downsamplings, norm, se_reduction)
+        self.decoder = Decoder(spatial_dims, channels, out_channels, num_downsamplings, norm, se_reduction)
         self.apply(_init_normal)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
@@ -109,7 +113,8 @@ class MultiContrastSynthesisNet(nn.Module):
 class ContrastAutoencoder(nn.Module):
     """A: reconstructs the target contrast from itself; its encoder A_E, with a patch head, is the discriminator.
 
-    ``encoder``: one branch (c7s1-F, two stride-2 convolutions) and the residual blocks; ``decoder`` as S's;
+    ``encoder``: one branch (c7s1-F, two stride-2 convolutions) and the residual blocks, with ``dropout`` as S's;
+    ``decoder``: S's without the attention (the authors' autoencoder, ``SrResnetGenerator``, has none);
     ``head``: 1x1 convolution, norm, LeakyReLU(0.2), then a 4x4 stride-2 unpadded convolution to one channel of
     patch logits (31x31 for a 256x256 image). The discriminator is ``head(encoder(x))``: the encoder's parameters
     are shared with the autoencoder, not copied.
@@ -119,7 +124,7 @@ class ContrastAutoencoder(nn.Module):
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, num_filters: int = 64, num_res_blocks: int = 6,
-                 num_downsamplings: int = 2, norm: str | tuple = "INSTANCE", se_reduction: int = 16):
+                 num_downsamplings: int = 2, norm: str | tuple = "INSTANCE", dropout: float = 0.5):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
@@ -127,9 +132,9 @@ class ContrastAutoencoder(nn.Module):
         channels = num_filters * self.divisor
         self.encoder = nn.Sequential(
             *encoder_layers(spatial_dims, in_channels, num_filters, num_downsamplings, norm),
-            *(ResidualBlock(spatial_dims, channels, norm) for _ in range(num_res_blocks)),
+            *(ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)),
         )
-        self.decoder = SEDecoder(spatial_dims, channels, in_channels, num_downsamplings, norm, se_reduction)
+        self.decoder = Decoder(spatial_dims, channels, in_channels, num_downsamplings, norm, se_reduction=None)
         self.head = nn.Sequential(
             Convolution(spatial_dims, channels, channels, kernel_size=1, act=("LEAKYRELU", {"negative_slope": 0.2}), norm=norm),
             Convolution(spatial_dims, channels, 1, kernel_size=4, strides=2, padding=0, conv_only=True),
