@@ -44,21 +44,23 @@ def _run(bundle: str, names: list[str], **overrides) -> str:
 
 def test_trainer_tracks_every_scalar_and_the_learning_rates_each_step_ran_with():
     """What MultiNetworkTrainer hands an MLFlowHandler per iteration: scalars only (a 0-d tensor too, no images),
-    and ``lr_<optimiser>`` (per group where there are several) as the step saw it, before a per-iteration
-    scheduler moves it."""
+    and ``lr_<optimiser>`` (per group where its groups run at different rates) as the step saw it, before a
+    per-iteration scheduler moves it."""
     g, d = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
     opt_g = torch.optim.SGD(g.parameters(), lr=0.1)
     opt_d = torch.optim.SGD([{"params": [d.weight], "lr": 0.2}, {"params": [d.bias], "lr": 0.3}])
+    e = torch.nn.Linear(1, 1)  # two groups at one rate, differing in weight decay only: one entry
+    opt_e = torch.optim.SGD([{"params": [e.weight]}, {"params": [e.bias], "weight_decay": 0.0}], lr=0.4, weight_decay=1e-4)
     halve = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda k: 0.5**k)
     trainer = MultiNetworkTrainer(
-        "cpu", 1, [{"x": torch.zeros(1)}] * 2, {"G": g, "D": d}, {"G": opt_g, "D": opt_d},
+        "cpu", 1, [{"x": torch.zeros(1)}] * 2, {"G": g, "D": d, "E": e}, {"G": opt_g, "D": opt_d, "E": opt_e},
         step=lambda engine, batch: {"loss_G": 1.5, "loss_D": torch.tensor(0.25), "n": 3, "fake": torch.zeros(1, 1, 4, 4)},
         handlers=[LrScheduleHandler(halve, epoch_level=False, print_lr=False)])
     seen = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(e.tracked_values(e.state.output)))
     trainer.run()
-    assert seen == [{"loss_G": 1.5, "loss_D": 0.25, "n": 3.0, "lr_G": lr, "lr_D_group_0": 0.2, "lr_D_group_1": 0.3}
-                    for lr in (0.1, 0.05)]
+    assert seen == [{"loss_G": 1.5, "loss_D": 0.25, "n": 3.0, "lr_G": lr, "lr_D_group_0": 0.2, "lr_D_group_1": 0.3,
+                     "lr_E": 0.4} for lr in (0.1, 0.05)]
 
 
 @pytest.fixture(scope="module")

@@ -89,13 +89,16 @@ class MultiNetworkTrainer(Trainer):
         return output
 
     def learning_rates(self) -> dict[str, float]:
-        """Each optimiser's current learning rate, ``lr_<name>`` (``lr_<name>_group_<i>`` for an optimiser with
-        several parameter groups)."""
+        """Each optimiser's current learning rate, ``lr_<name>``; ``lr_<name>_group_<i>`` for an optimiser whose
+        parameter groups run at different rates (groups that differ in other settings only, e.g. UNIT-GMM's prior
+        without weight decay, share one entry)."""
         rates = {}
         for name, optimizer in self.optimizers.items():
-            groups = optimizer.param_groups
-            for i, group in enumerate(groups):
-                rates[f"lr_{name}" if len(groups) == 1 else f"lr_{name}_group_{i}"] = float(group["lr"])
+            groups = [float(group["lr"]) for group in optimizer.param_groups]
+            if len(set(groups)) == 1:
+                rates[f"lr_{name}"] = groups[0]
+            else:
+                rates.update({f"lr_{name}_group_{i}": lr for i, lr in enumerate(groups)})
         return rates
 
     def _record_learning_rates(self, engine: MultiNetworkTrainer) -> None:
