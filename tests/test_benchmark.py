@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from common.engines import MedGANStep, MultiNetworkTrainer
+from common.registration import folding_percent
 from tools import benchmark
 from tools.benchmark import BENCHMARKS
 
@@ -43,7 +44,7 @@ def test_cli_bundles_and_sizes(monkeypatch):
     args = benchmark.parse_args(["deform_gan", "--pairs", "outputs/demo/bundles/deform_gan"])
     assert args.sizes == "" and args.skip_inference and args.pair_seeds == 3 and args.pair_overrides == {}
     benchmark.spawn("pairs", args)
-    assert calls[1][3:6] == ["deform_gan", "--_worker", "pairs"] and calls[1][-6:-4] == ["--pairs", str(args.pairs)]
+    assert calls[1][3:6] == ["deform_gan", "--_worker", "pairs"] and benchmark.parse_args(calls[1][3:]).pairs == args.pairs
     # config overrides for the pairs (1 mm pairs for a T trained at 3 mm) reach the child unchanged
     overrides = {"pixdim": [1.0, 1.0, 1.0], "refine_downsample": 3}
     args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", json.dumps(overrides)])
@@ -52,6 +53,15 @@ def test_cli_bundles_and_sizes(monkeypatch):
     for bad in ("{pixdim: 1}", "[1, 2]"):  # not JSON; not an object
         with pytest.raises(SystemExit):
             benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", bad])
+    # the classical baselines: both by default, any subset by name (any case), and they reach the child
+    assert args.baselines == ["SyN", "elastix"]
+    args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--baselines", "syn", "--syn-transform", "SyNRA"])
+    benchmark.spawn("pairs", args)
+    child = benchmark.parse_args(calls[3][3:])
+    assert args.baselines == child.baselines == ["SyN"] and child.syn_transform == "SyNRA"
+    for bad in ("", "syn,demons"):
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(["deform_gan", "--pairs", "b", "--baselines", bad])
 
 
 def test_plain_medgan_step_matches_medgan_step():
@@ -215,6 +225,17 @@ def test_plain_deform_gan_step_matches_deform_gan_step(gen_kernel_size):
             torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def _shifted_cube():
+    """A noisy cube and the same moved by (0, +3, -2) voxels: moving(x + (0, 3, -2)) = fixed(x)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    fixed = np.zeros((40, 48, 56), np.float32)
+    fixed[8:30, 10:36, 12:40] = 1.0
+    fixed += rng.random(fixed.shape).astype(np.float32) * 0.1
+    return fixed, np.roll(np.roll(fixed, 3, 1), -2, 2)
+
+
 def test_elastix_baseline_finds_a_known_shift():
     """tools/registration_baseline.py's field follows common.registration's convention (voxels, pull-back, the
     array's axes): a cube moved by (0, +3, -2) voxels on an anisotropic grid."""
@@ -222,11 +243,35 @@ def test_elastix_baseline_finds_a_known_shift():
 
     from tools.registration_baseline import elastix_register
 
-    rng = np.random.default_rng(0)
-    fixed = np.zeros((40, 48, 56), np.float32)
-    fixed[8:30, 10:36, 12:40] = 1.0
-    fixed += rng.random(fixed.shape).astype(np.float32) * 0.1
-    moving = np.roll(np.roll(fixed, 3, 1), -2, 2)  # moving(x + (0, 3, -2)) = fixed(x)
+    fixed, moving = _shifted_cube()
     ddf, seconds = elastix_register(fixed, moving, [3.0, 2.0, 1.0], stages=("affine",), iterations=200)
     assert ddf.shape == (3, 40, 48, 56) and seconds > 0
     np.testing.assert_allclose(ddf[:, 20, 24, 28], [0.0, 3.0, -2.0], atol=0.1)
+
+
+@pytest.mark.parametrize("transform, atol", [("Affine", 0.1), ("SyN", 0.25)])
+def test_syn_baseline_finds_a_known_shift(transform, atol):
+    """ANTs, run in its own virtualenv (python3.11 -m tools.ants setup), returns its composed field in the same
+    convention: the affine stage alone (the field is the affine map's, exact) and SyN (affine + SyN's warp composed)
+    find the cube's shift at its centre, where the warp may bend the field by a fraction of a voxel."""
+    import numpy as np
+
+    from tools.registration_baseline import ANTS_VENV, syn_register
+
+    if not (ANTS_VENV / "bin" / "python").exists():
+        pytest.fail(f"no ANTs virtualenv at {ANTS_VENV}: run `python3.11 -m tools.ants setup` (the README's test command does)")
+    fixed, moving = _shifted_cube()
+    # one thread: with a fixed seed ANTs then gives the same field every run (with two its threads sample differently)
+    ddf, seconds = syn_register(fixed, moving, [3.0, 2.0, 1.0], transform=transform, threads=1)
+    assert ddf.shape == (3, 40, 48, 56) and seconds > 0
+    np.testing.assert_allclose(ddf[:, 20, 24, 28], [0.0, 3.0, -2.0], atol=atol)
+    assert folding_percent(torch.as_tensor(ddf[None], dtype=torch.float32)) == 0  # SyN's map is diffeomorphic
+
+
+def test_syn_baseline_refuses_a_missing_virtualenv(tmp_path):
+    import numpy as np
+
+    from tools.registration_baseline import syn_register
+
+    with pytest.raises(RuntimeError, match="tools.ants setup"):
+        syn_register(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), [1.0, 1.0, 1.0], venv=tmp_path / "none")

@@ -3,7 +3,8 @@
     python -m tools.benchmark {cyclegan,medgan,ae_gan,unit_gmm,deform_gan} [--sizes default,...] [--iterations N]
                                 [--warmup K] [--threads 2] [--data data] [--skip-inference] [--infer-batches 4]
                                 [--json OUT]
-    python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3]   # T against elastix, side by side
+    python -m tools.benchmark deform_gan --pairs BUNDLE_DIR [--pair-seeds 3] [--baselines SyN,elastix]
+        # T against ANTs SyN and elastix, side by side
         [--pair-overrides '{"pixdim": [1, 1, 1], "roi_size": [160, 192, 160], "lg_kernel_size": 7,
                             "refine_steps": [30, 10], "refine_downsample": [3, 2], "refine_lr": 0.5,
                             "refine_alpha": 2.5, "refine_grid_factor": 5}']
@@ -63,7 +64,8 @@ Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
   ``default`` the paper's (VoxelMorph's T on 1 mm whole brains cropped to 160x192x160); ``release`` and ``test``
   those of ``tools/bundles.py``. Inference is one forward pass of T on the whole volume (fixed and moving, 1 mm,
   padded to a multiple of 16). ``--pairs BUNDLE_DIR`` instead registers the bundle's evaluation pairs with its
-  trained T and with elastix (``tools/registration_baseline.py``) and prints both side by side.
+  trained T and with the classical baselines (``tools/registration_baseline.py``: ANTs SyN from its own virtualenv,
+  ``python3.11 -m tools.ants setup``; elastix from ``requirements-benchmark.txt``) and prints them side by side.
 
 Medians, not means: the machine may be shared. This is a measuring tool; it asserts nothing about speed.
 """
@@ -78,16 +80,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.bundles import BUNDLES
+from tools.registration_baseline import SYN_TRANSFORM
 
 ROOT = Path(__file__).resolve().parents[1]
 INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
 ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}  # the CycleGAN and MedGAN optimisers
 RESULT_PREFIX = "BENCHMARK_RESULT "
+# the classical registration baselines of deform_gan --pairs (tools/registration_baseline.py)
+BASELINES = ("SyN", "elastix")
 
 
 @dataclass(frozen=True)
@@ -824,11 +829,13 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
     return {"seconds": seconds * n_slices / timed, "timed_slices": timed, "slices": n_slices}
 
 
-def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None) -> dict:
-    """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the elastix baseline
-    (``tools/registration_baseline.py``) on the same evaluation pairs: the bundle's ``evaluate.json`` pairs under
-    ``seeds`` different seeded deformations, each scored by ``registration_figures`` against the known field.
-    ``overrides`` are config values for that evaluation (e.g. 1 mm pairs for a T trained at 3 mm)."""
+def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None,
+                  baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM) -> dict:
+    """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the classical baselines
+    (``tools/registration_baseline.py``: ANTs SyN on ``threads`` threads, elastix on one) on the same evaluation
+    pairs: the bundle's ``evaluate.json`` pairs under ``seeds`` different seeded deformations, each scored by
+    ``registration_figures`` against the known field. ``overrides`` are config values for that evaluation (e.g.
+    1 mm pairs for a T trained at 3 mm); ``syn_transform`` is ANTs' ``type_of_transform``."""
     import csv
 
     import torch
@@ -836,10 +843,12 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from monai.data import MetaTensor
 
     from common.registration import registration_figures
-    from tools.registration_baseline import elastix_register
+    from tools.registration_baseline import elastix_register, syn_register
 
+    register = {"SyN": lambda f, m, s: syn_register(f, m, s, threads=threads, transform=syn_transform),
+                "elastix": lambda f, m, s: elastix_register(f, m, s)}  # elastix: 1 thread, see there
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
-    rows = {"T": [], "elastix": []}
+    rows = {"T": [], **{b: [] for b in baselines}}
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
             wf = ConfigWorkflow(config_file=configs, workflow_type="eval", bundle_root=str(bundle_dir),
@@ -850,13 +859,15 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
             for item in wf.parser.get_parsed_content("validate#dataset"):
                 fixed, moving = item["fixed"], item["moving"]
                 spacing = [float(v) for v in fixed.pixdim]
-                ddf, seconds = elastix_register(fixed[0].numpy(), moving[0].numpy(), spacing)  # 1 thread: see there
-                scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)),
-                          "pred": torch.as_tensor(ddf, dtype=torch.float32), "true_ddf": item["true_ddf"],
-                          "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                 name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
-                rows["elastix"].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
+                for baseline in baselines:
+                    ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), spacing)
+                    scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)),
+                              "pred": torch.as_tensor(ddf, dtype=torch.float32), "true_ddf": item["true_ddf"],
+                              "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
+                    rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
+            settings["syn_transform"] = syn_transform
             inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
             settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
             wf.finalize()
@@ -879,7 +890,8 @@ def run_worker(args: argparse.Namespace) -> None:
     elif kind == "bundle_inference":
         result = measure_bundle_inference(args.bundle, args.data)
     elif kind == "pairs":
-        result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides)
+        result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides, args.baselines,
+                               args.syn_transform)
     else:
         result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
@@ -898,7 +910,8 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--data", str(args.data), "--warmup", str(warmup), "--iterations", str(iterations)]
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
-        cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides)]
+        cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides),
+                "--baselines", ",".join(args.baselines), "--syn-transform", args.syn_transform]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
@@ -957,13 +970,19 @@ def print_table(report: dict) -> None:
 
 
 def print_pairs(report: dict) -> None:
-    """T and elastix side by side: per pair, then the means."""
+    """T and the baselines side by side: per pair, then the means and the time ratios."""
     import numpy as np
 
     rows = report["pairs"]["rows"]
+    methods = list(rows)  # T first, then the baselines asked for
     keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
+
+    def cells(figures: dict) -> str:
+        return "".join(f"{float(figures[k]):>16.{3 if k == 'dice_after' else 2}f}" for k in keys)
+
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
-          f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); T with "
+          f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); ANTs "
+          f"{report['pairs'].get('syn_transform')}; T with "
           f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
           f"downsampled {report['pairs'].get('refine_downsample', 1)}x, lr {report['pairs'].get('refine_lr')}, smoothness "
           f"{report['pairs'].get('refine_alpha')}, correction grid {report['pairs'].get('refine_grid_factor')}x coarser; "
@@ -974,13 +993,21 @@ def print_pairs(report: dict) -> None:
     for i, r in enumerate(rows["T"]):
         before = float(r["epe_before_mm"])
         print(f"{r['pair']:<44}{'none':<10}{before:>16.2f}{'':>16}{float(r['dice_before']):>16.3f}{0.0:>16.2f}{'':>16}")
-        for method in ("T", "elastix"):
-            m = rows[method][i]
-            print(f"{'':<44}{method:<10}" + "".join(f"{float(m[k]):>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
-    means = {method: {k: float(np.nanmean([float(r[k]) for r in rows[method]])) for k in keys} for method in rows}
-    print(f"{'mean':<44}{'T':<10}" + "".join(f"{means['T'][k]:>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
-    print(f"{'':<44}{'elastix':<10}" + "".join(f"{means['elastix'][k]:>16.{3 if k == 'dice_after' else 2}f}" for k in keys))
-    print(f"elastix s/pair / T s/pair: {means['elastix']['seconds'] / means['T']['seconds']:.0f}x")
+        for method in methods:
+            print(f"{'':<44}{method:<10}" + cells(rows[method][i]))
+    means = {method: {k: float(np.nanmean([float(r[k]) for r in rows[method]])) for k in keys} for method in methods}
+    for i, method in enumerate(methods):
+        print(f"{'mean' if i == 0 else '':<44}{method:<10}" + cells(means[method]))
+    for method in methods[1:]:
+        print(f"{method} s/pair / T s/pair: {means[method]['seconds'] / means['T']['seconds']:.1f}x")
+
+
+def _baselines(text: str) -> list[str]:
+    known = {b.lower(): b for b in BASELINES}
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names or any(n not in known for n in names):
+        raise argparse.ArgumentTypeError(f"baselines are comma-separated names of {', '.join(BASELINES)}, got {text!r}")
+    return [known[n] for n in names]
 
 
 def _json_object(text: str) -> dict:
@@ -1008,9 +1035,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--infer-batches", type=int, default=4, help="batches of 8 slices timed for the plain generator, "
                    "scaled to the whole volume (0: time all slices)")
     p.add_argument("--pairs", type=Path, default=None, help="deform_gan: a trained bundle folder (e.g. the demo's "
-                   "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with elastix "
-                   "(pip install -r requirements-benchmark.txt) and prints both side by side")
+                   "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with the classical "
+                   "baselines (--baselines) and prints them side by side")
     p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
+    p.add_argument("--baselines", type=_baselines, default=list(BASELINES), help="deform_gan --pairs: the classical "
+                   f"baselines run beside T, comma-separated, of {','.join(BASELINES)} (default all: SyN needs "
+                   "python3.11 -m tools.ants setup, elastix pip install -r requirements-benchmark.txt)")
+    p.add_argument("--syn-transform", default=SYN_TRANSFORM, help="deform_gan --pairs: ANTs' type_of_transform for the "
+                   f"SyN baseline (default {SYN_TRANSFORM}: affine then SyN, Mattes mutual information; e.g. "
+                   "antsRegistrationSyNQuick[s], the antsRegistrationSyNQuick.sh recipe)")
     p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
                    "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
                    "\"lg_kernel_size\": 7, \"refine_steps\": [30, 10], \"refine_downsample\": [3, 2], \"refine_lr\": 0.5, "

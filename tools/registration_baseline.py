@@ -1,22 +1,32 @@
-"""The classical baseline for Deform-GAN: elastix (B-spline, Mattes mutual information) through itk-elastix.
+"""The classical baselines for Deform-GAN: ANTs SyN and elastix (B-spline), both with Mattes mutual information.
 
-    pip install -r requirements-benchmark.txt          # itk-elastix, an optional dependency of the benchmark only
+    python3.11 -m tools.ants setup                     # ANTs SyN: antspyx in a virtualenv of its own (.venv-ants)
+    pip install -r requirements-benchmark.txt          # elastix: itk-elastix, an optional dependency of the benchmark
     python -m tools.benchmark deform_gan --pairs outputs/demo/bundles/deform_gan
 
-``elastix_register`` registers one pair of volumes given as arrays on one grid and returns the pull-back
-displacement in voxels along the array axes, the convention of ``common.registration`` (``warped(x) =
-moving(x + u(x))``), so that the same ``registration_figures`` score both methods on the same pairs. The arrays
-are handed to ITK with the grid's spacing, zero origin and identity direction: the displacement transformix writes
-(in mm along ITK's axes, which are the array's axes in that case) divided by the spacing is the voxel field.
+``syn_register`` and ``elastix_register`` register one pair of volumes given as arrays on one grid and return the
+pull-back displacement in voxels along the array axes, the convention of ``common.registration`` (``warped(x) =
+moving(x + u(x))``), so that the same ``registration_figures`` score every method on the same pairs. The arrays
+are handed to ANTs and ITK with the grid's spacing, zero origin and identity direction: the displacement they
+write (in mm along their physical axes, which are the array's axes in that case) divided by the spacing is the
+voxel field.
 """
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+ANTS_VENV = Path(__file__).resolve().parents[1] / ".venv-ants"
+ANTS_SCRIPT = Path(__file__).resolve().parent / "ants" / "syn.py"
+# antspyx's default "SyN": an affine stage (up to 2100, 1200, 1200 iterations at 4x, 2x, 2x down-sampling) then SyN
+# (40 and 20 iterations at 4x and 2x, none at full resolution), both with Mattes mutual information (32 bins)
+SYN_TRANSFORM = "SyN"
 
 # elastix's default maps with a cross-modal metric: an affine stage, then a B-spline stage, 4 resolutions each,
 # Mattes mutual information (the defaults' metric), 256 iterations per resolution (the default). The B-spline
@@ -34,6 +44,27 @@ def _itk_image(array: np.ndarray, spacing: Sequence[float]):
     image = itk.image_from_array(np.ascontiguousarray(np.asarray(array, dtype=np.float32).T))  # a copy: a view would outlive its array
     image.SetSpacing([float(s) for s in spacing])
     return image
+
+
+def syn_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float], threads: int = 2,
+                 transform: str = SYN_TRANSFORM, venv: Path = ANTS_VENV) -> tuple[np.ndarray, float]:
+    """Registers ``moving`` onto ``fixed`` (3D arrays on one grid of ``spacing`` mm) with ANTs
+    (``ants.registration``'s ``type_of_transform``, SyN by default) in the ANTs virtualenv; returns the
+    displacement (3, *shape) in voxels and the seconds the registration took (start-up and the field's composition
+    excluded)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"the ANTs SyN baseline needs its virtualenv, {venv} is missing: python3.11 -m tools.ants setup")
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/pair.npz", fixed=np.asarray(fixed, np.float32), moving=np.asarray(moving, np.float32),
+                 spacing=np.asarray(spacing, np.float64))
+        cmd = [str(python), str(ANTS_SCRIPT), f"{tmp}/pair.npz", f"{tmp}/field.npz", "--transform", transform,
+               "--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"ANTs ({' '.join(cmd)}) failed with exit status {proc.returncode}:\n{proc.stderr[-2000:]}")
+        with np.load(f"{tmp}/field.npz") as result:
+            return result["ddf"].astype(np.float64), float(result["seconds"])
 
 
 def elastix_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float], threads: int = 1,

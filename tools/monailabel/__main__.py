@@ -11,10 +11,10 @@ that the server's imports work and prints the command that starts the server.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import venv
 from pathlib import Path
+
+from tools import virtualenvs
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
@@ -24,19 +24,6 @@ IMPORT_CHECK = ("import monailabel, monai, torch, torchvision, nibabel, ignite; 
                 " '| torchvision', torchvision.__version__)")
 
 
-def setup(venv_dir: Path, quiet: bool = False) -> Path:
-    """Creates (or completes) ``venv_dir`` with the pinned requirements; returns its python."""
-    python = venv_dir / "bin" / "python"
-    if not python.exists():
-        print(f"creating {venv_dir}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(venv_dir)
-    pip = [str(python), "-m", "pip", "install", "-r", str(REQUIREMENTS)] + (["-q"] if quiet else [])
-    print("$ " + " ".join(pip), flush=True)
-    subprocess.run(pip, check=True)
-    subprocess.run([str(python), "-c", IMPORT_CHECK], check=True)
-    return python
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.monailabel", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,17 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help=f"virtualenv folder (default: {DEFAULT_VENV.name})")
     p.add_argument("-q", "--quiet", action="store_true", help="quiet pip")
     args = parser.parse_args(argv)
-    if sys.version_info[:2] != (3, 11):
-        print(f"warning: the requirements are pinned for Python 3.11, this is {sys.version.split()[0]}", file=sys.stderr)
     venv_dir = args.venv.resolve()
-    setup(venv_dir, args.quiet)
-    try:
-        shown = venv_dir.relative_to(Path.cwd())
-    except ValueError:
-        shown = venv_dir
+    virtualenvs.setup(venv_dir, REQUIREMENTS, IMPORT_CHECK, args.quiet)
     # activate: the `monailabel` script runs the `python` found on PATH
     print("\nready. Start the server (from the repository root) with:\n"
-          f"  source {shown}/bin/activate\n"
+          f"  source {virtualenvs.shown(venv_dir)}/bin/activate\n"
           "  monailabel start_server --app tools/monailabel --studies <folder of NIfTI volumes> --conf models cyclegan")
     return 0
 
