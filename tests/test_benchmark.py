@@ -55,10 +55,12 @@ def test_cli_bundles_and_sizes(monkeypatch):
             benchmark.parse_args(["deform_gan", "--pairs", "b", "--pair-overrides", bad])
     # the classical baselines: both by default, any subset by name (any case), and they reach the child
     assert args.baselines == ["SyN", "elastix"]
-    args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--baselines", "syn", "--syn-transform", "SyNRA"])
+    args = benchmark.parse_args(["deform_gan", "--pairs", "b", "--baselines", "syn", "--syn-transform", "SyNRA",
+                                 "--syn-options", json.dumps({"reg_iterations": [40, 20, 10]})])
     benchmark.spawn("pairs", args)
     child = benchmark.parse_args(calls[3][3:])
     assert args.baselines == child.baselines == ["SyN"] and child.syn_transform == "SyNRA"
+    assert child.syn_options == {"reg_iterations": [40, 20, 10]}
     for bad in ("", "syn,demons"):
         with pytest.raises(SystemExit):
             benchmark.parse_args(["deform_gan", "--pairs", "b", "--baselines", bad])
@@ -275,3 +277,19 @@ def test_syn_baseline_refuses_a_missing_virtualenv(tmp_path):
 
     with pytest.raises(RuntimeError, match="tools.ants setup"):
         syn_register(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), [1.0, 1.0, 1.0], venv=tmp_path / "none")
+
+
+def test_print_pairs_sets_every_method_side_by_side(capsys):
+    """Per pair the identity, T and each baseline; then the means and each baseline's time over T's."""
+    def row(pair, epe, seconds):
+        return {"pair": pair, "epe_mm": epe, "epe_p95_mm": 2 * epe, "epe_before_mm": 4.0, "dice_before": 0.9,
+                "dice_after": 0.95, "folding_percent": 0.0, "seconds": seconds}
+
+    rows = {"T": [row("a", 1.0, 3.0), row("b", 2.0, 5.0)], "SyN": [row("a", 1.5, 30.0), row("b", 0.5, 50.0)],
+            "elastix": [row("a", 3.0, 60.0), row("b", 1.0, 100.0)]}
+    report = {"threads": 2, "pairs_bundle": "x", "pairs": {"rows": rows, "syn_transform": "SyN", "syn_options": {}}}
+    benchmark.print_pairs(report)
+    out = capsys.readouterr().out.splitlines()
+    means = out[out.index(next(ln for ln in out if ln.startswith("mean"))):]
+    assert [ln.split()[-6:-4] for ln in means[:3]] == [["T", "1.50"], ["SyN", "1.00"], ["elastix", "2.00"]]
+    assert means[3:] == ["SyN s/pair / T s/pair: 10.0x", "elastix s/pair / T s/pair: 20.0x"]

@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.bundles import BUNDLES
-from tools.registration_baseline import SYN_TRANSFORM
+from tools.registration_baseline import SYN_OPTIONS, SYN_TRANSFORM
 
 ROOT = Path(__file__).resolve().parents[1]
 INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
@@ -830,12 +830,14 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
 
 
 def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None,
-                  baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM) -> dict:
+                  baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM,
+                  syn_options: dict = SYN_OPTIONS) -> dict:
     """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the classical baselines
     (``tools/registration_baseline.py``: ANTs SyN on ``threads`` threads, elastix on one) on the same evaluation
     pairs: the bundle's ``evaluate.json`` pairs under ``seeds`` different seeded deformations, each scored by
     ``registration_figures`` against the known field. ``overrides`` are config values for that evaluation (e.g.
-    1 mm pairs for a T trained at 3 mm); ``syn_transform`` is ANTs' ``type_of_transform``."""
+    1 mm pairs for a T trained at 3 mm); ``syn_transform`` is ANTs' ``type_of_transform``, ``syn_options`` further
+    ``ants.registration`` arguments."""
     import csv
 
     import torch
@@ -845,7 +847,8 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from common.registration import registration_figures
     from tools.registration_baseline import elastix_register, syn_register
 
-    register = {"SyN": lambda f, m, s: syn_register(f, m, s, threads=threads, transform=syn_transform),
+    register = {"SyN": lambda f, m, s: syn_register(f, m, s, threads=threads, transform=syn_transform,
+                                                     options=syn_options),
                 "elastix": lambda f, m, s: elastix_register(f, m, s)}  # elastix: 1 thread, see there
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
     rows = {"T": [], **{b: [] for b in baselines}}
@@ -867,7 +870,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                               "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
-            settings["syn_transform"] = syn_transform
+            settings.update(syn_transform=syn_transform, syn_options=syn_options)
             inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
             settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
             wf.finalize()
@@ -891,7 +894,7 @@ def run_worker(args: argparse.Namespace) -> None:
         result = measure_bundle_inference(args.bundle, args.data)
     elif kind == "pairs":
         result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides, args.baselines,
-                               args.syn_transform)
+                               args.syn_transform, args.syn_options)
     else:
         result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
@@ -911,7 +914,8 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
         cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides),
-                "--baselines", ",".join(args.baselines), "--syn-transform", args.syn_transform]
+                "--baselines", ",".join(args.baselines), "--syn-transform", args.syn_transform,
+                "--syn-options", json.dumps(args.syn_options)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
@@ -982,7 +986,7 @@ def print_pairs(report: dict) -> None:
 
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); ANTs "
-          f"{report['pairs'].get('syn_transform')}; T with "
+          f"{report['pairs'].get('syn_transform')} {json.dumps(report['pairs'].get('syn_options'))}; T with "
           f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
           f"downsampled {report['pairs'].get('refine_downsample', 1)}x, lr {report['pairs'].get('refine_lr')}, smoothness "
           f"{report['pairs'].get('refine_alpha')}, correction grid {report['pairs'].get('refine_grid_factor')}x coarser; "
@@ -1044,6 +1048,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--syn-transform", default=SYN_TRANSFORM, help="deform_gan --pairs: ANTs' type_of_transform for the "
                    f"SyN baseline (default {SYN_TRANSFORM}: affine then SyN, Mattes mutual information; e.g. "
                    "antsRegistrationSyNQuick[s], the antsRegistrationSyNQuick.sh recipe)")
+    p.add_argument("--syn-options", type=_json_object, default=SYN_OPTIONS, help="deform_gan --pairs: further "
+                   "ants.registration arguments for the SyN baseline as a JSON object (default "
+                   f"'{json.dumps(SYN_OPTIONS)}', see tools/registration_baseline.py), e.g. "
+                   "'{\"total_sigma\": 3, \"reg_iterations\": [40, 20, 10]}' (SyN's iterations per level, the last at full resolution)")
     p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
                    "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
                    "\"lg_kernel_size\": 7, \"refine_steps\": [30, 10], \"refine_downsample\": [3, 2], \"refine_lr\": 0.5, "

@@ -1,6 +1,6 @@
 """Runs in the ANTs virtualenv (``python3.11 -m tools.ants setup``): registers one pair with ANTs SyN.
 
-    .venv-ants/bin/python tools/ants/syn.py PAIR.npz FIELD.npz [--transform SyN] [--threads 2]
+    .venv-ants/bin/python tools/ants/syn.py PAIR.npz FIELD.npz [--transform SyN] [--options '{"reg_iterations": [40, 20, 10]}'] [--threads 2]
 
 ``PAIR.npz`` holds ``fixed`` and ``moving`` (3D float arrays on one grid) and ``spacing`` (mm per array axis);
 ``FIELD.npz`` receives ``ddf``, the pull-back displacement (3, *shape) in voxels along the array axes
@@ -13,6 +13,7 @@ Called by ``tools.registration_baseline.syn_register``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -24,6 +25,8 @@ def main() -> None:
     p.add_argument("field", help=".npz to write ddf (voxels) and seconds into")
     p.add_argument("--transform", default="SyN", help="ants.registration's type_of_transform (default SyN: affine, "
                    "then SyN, both with Mattes mutual information)")
+    p.add_argument("--options", type=json.loads, default={}, help="further ants.registration arguments as a JSON "
+                   "object, e.g. '{\"reg_iterations\": [40, 20, 10]}' (SyN's iterations per level, the last at full resolution)")
     p.add_argument("--threads", type=int, default=2, help="ITK threads")
     p.add_argument("--seed", type=int, default=1, help="seed of the random sampling of the affine stage's metric "
                    "(non-zero: ANTs takes 0 as no seed)")
@@ -43,7 +46,8 @@ def main() -> None:
                                      direction=np.eye(3)) for k in ("fixed", "moving"))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = ants.registration(fixed, moving, type_of_transform=args.transform, outprefix=f"{tmp}/syn_")
+        result = ants.registration(fixed, moving, type_of_transform=args.transform, outprefix=f"{tmp}/syn_",
+                                   **args.options)
         seconds = time.perf_counter() - start
         # the forward transforms composed into one displacement field on the fixed grid: (x, y, z, 3) in mm
         composed = ants.apply_transforms(fixed, moving, result["fwdtransforms"], compose=f"{tmp}/composed_")
