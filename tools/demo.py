@@ -123,7 +123,7 @@ DEMOS = {
         "figures": [("endpoint error", "val_epe_mm", "{:.2f} mm"), ("95th percentile", "val_epe_p95_mm", "{:.2f} mm"),
                     ("Dice", "val_dice_after", "{:.3f}"), ("folding", "val_folding_percent", "{:.2f} %"),
                     ("time", "val_seconds", "{:.2f} s/pair")],
-        "baselines": "Beside no registration at all (the identity; tools.benchmark deform_gan adds elastix):",
+        "baselines": "Beside no registration at all (the identity; python -m tools.benchmark deform_gan --pairs adds ANTs SyN and elastix):",
     },
 }
 # what the MRI demos print: the held-out subject's masked metrics
