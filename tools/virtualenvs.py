@@ -8,6 +8,7 @@ only: runs with a bare Python 3.11).
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import venv
@@ -28,6 +29,21 @@ def setup(venv_dir: Path, requirements: Path, import_check: str, quiet: bool = F
     subprocess.run(pip, check=True)
     subprocess.run([str(python), "-c", import_check], check=True)
     return python
+
+
+def setup_command(argv: list[str] | None, prog: str, description: str, default_venv: Path, requirements: Path,
+                  import_check: str) -> Path:
+    """``python3.11 -m tools.<name> setup [--venv DIR] [-q]``: parses ``argv``, sets the virtualenv up (``setup``)
+    and returns its folder."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("setup", help=f"create the virtualenv with {requirements.parent.name}/{requirements.name}")
+    p.add_argument("--venv", type=Path, default=default_venv, help=f"virtualenv folder (default: {default_venv.name})")
+    p.add_argument("-q", "--quiet", action="store_true", help="quiet pip")
+    args = parser.parse_args(argv)
+    venv_dir = args.venv.resolve()
+    setup(venv_dir, requirements, import_check, args.quiet)
+    return venv_dir
 
 
 def shown(path: Path) -> Path:

@@ -9,7 +9,6 @@ calls ``tools/ants/syn.py`` with that virtualenv's python, passing the images an
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,13 +21,8 @@ IMPORT_CHECK = "import ants, numpy; print('antspyx', ants.__version__, '| numpy'
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.ants", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("setup", help="create the ANTs virtualenv with tools/ants/requirements.txt")
-    p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help=f"virtualenv folder (default: {DEFAULT_VENV.name})")
-    p.add_argument("-q", "--quiet", action="store_true", help="quiet pip")
-    args = parser.parse_args(argv)
-    virtualenvs.setup(args.venv.resolve(), REQUIREMENTS, IMPORT_CHECK, args.quiet)
+    virtualenvs.setup_command(argv, "python -m tools.ants", __doc__.split("\n\n")[0], DEFAULT_VENV, REQUIREMENTS,
+                              IMPORT_CHECK)
     print("\nready: python -m tools.benchmark deform_gan --pairs <trained bundle> runs ANTs SyN beside elastix")
     return 0
 

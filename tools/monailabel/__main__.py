@@ -10,7 +10,6 @@ that the server's imports work and prints the command that starts the server.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,14 +24,8 @@ IMPORT_CHECK = ("import monailabel, monai, torch, torchvision, nibabel, ignite; 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.monailabel", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("setup", help="create the MONAI Label virtualenv with tools/monailabel/requirements.txt")
-    p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help=f"virtualenv folder (default: {DEFAULT_VENV.name})")
-    p.add_argument("-q", "--quiet", action="store_true", help="quiet pip")
-    args = parser.parse_args(argv)
-    venv_dir = args.venv.resolve()
-    virtualenvs.setup(venv_dir, REQUIREMENTS, IMPORT_CHECK, args.quiet)
+    venv_dir = virtualenvs.setup_command(argv, "python -m tools.monailabel", __doc__.split("\n\n")[0], DEFAULT_VENV,
+                                         REQUIREMENTS, IMPORT_CHECK)
     # activate: the `monailabel` script runs the `python` found on PATH
     print("\nready. Start the server (from the repository root) with:\n"
           f"  source {virtualenvs.shown(venv_dir)}/bin/activate\n"
