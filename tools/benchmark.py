@@ -831,13 +831,13 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
 
 def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None,
                   baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM,
-                  syn_options: dict = SYN_OPTIONS) -> dict:
+                  syn_options: dict | None = None) -> dict:
     """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the classical baselines
     (``tools/registration_baseline.py``: ANTs SyN on ``threads`` threads, elastix on one) on the same evaluation
     pairs: the bundle's ``evaluate.json`` pairs under ``seeds`` different seeded deformations, each scored by
     ``registration_figures`` against the known field. ``overrides`` are config values for that evaluation (e.g.
-    1 mm pairs for a T trained at 3 mm); ``syn_transform`` is ANTs' ``type_of_transform``, ``syn_options`` further
-    ``ants.registration`` arguments."""
+    1 mm pairs for a T trained at 3 mm); ``syn_transform`` is ANTs' ``type_of_transform``, ``syn_options`` update
+    ``SYN_OPTIONS``, its further arguments."""
     import csv
 
     import torch
@@ -847,9 +847,8 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from common.registration import registration_figures
     from tools.registration_baseline import elastix_register, syn_register
 
-    register = {"SyN": lambda f, m, s: syn_register(f, m, s, threads=threads, transform=syn_transform,
-                                                     options=syn_options),
-                "elastix": lambda f, m, s: elastix_register(f, m, s)}  # elastix: 1 thread, see there
+    register = {"SyN": functools.partial(syn_register, threads=threads, transform=syn_transform, options=syn_options),
+                "elastix": elastix_register}  # elastix: 1 thread, see there
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
     rows = {"T": [], **{b: [] for b in baselines}}
     for seed in range(seeds):
@@ -870,7 +869,8 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                               "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
-            settings.update(syn_transform=syn_transform, syn_options=syn_options)
+            if "SyN" in baselines:
+                settings.update(syn_transform=syn_transform, syn_options={**SYN_OPTIONS, **(syn_options or {})})
             inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
             settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
             wf.finalize()
@@ -985,8 +985,9 @@ def print_pairs(report: dict) -> None:
         return "".join(f"{float(figures[k]):>16.{3 if k == 'dice_after' else 2}f}" for k in keys)
 
     print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
-          f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); ANTs "
-          f"{report['pairs'].get('syn_transform')} {json.dumps(report['pairs'].get('syn_options'))}; T with "
+          f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); "
+          + (f"ANTs {report['pairs']['syn_transform']} {json.dumps(report['pairs']['syn_options'])}; " if "SyN" in rows else "")
+          + "T with "
           f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
           f"downsampled {report['pairs'].get('refine_downsample', 1)}x, lr {report['pairs'].get('refine_lr')}, smoothness "
           f"{report['pairs'].get('refine_alpha')}, correction grid {report['pairs'].get('refine_grid_factor')}x coarser; "
@@ -1008,7 +1009,7 @@ def print_pairs(report: dict) -> None:
 
 def _baselines(text: str) -> list[str]:
     known = {b.lower(): b for b in BASELINES}
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))  # each once, in order
     if not names or any(n not in known for n in names):
         raise argparse.ArgumentTypeError(f"baselines are comma-separated names of {', '.join(BASELINES)}, got {text!r}")
     return [known[n] for n in names]
@@ -1048,10 +1049,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--syn-transform", default=SYN_TRANSFORM, help="deform_gan --pairs: ANTs' type_of_transform for the "
                    f"SyN baseline (default {SYN_TRANSFORM}: affine then SyN, Mattes mutual information; e.g. "
                    "antsRegistrationSyNQuick[s], the antsRegistrationSyNQuick.sh recipe)")
-    p.add_argument("--syn-options", type=_json_object, default=SYN_OPTIONS, help="deform_gan --pairs: further "
-                   "ants.registration arguments for the SyN baseline as a JSON object (default "
-                   f"'{json.dumps(SYN_OPTIONS)}', see tools/registration_baseline.py), e.g. "
-                   "'{\"total_sigma\": 3, \"reg_iterations\": [40, 20, 10]}' (SyN's iterations per level, the last at full resolution)")
+    p.add_argument("--syn-options", type=_json_object, default={}, help="deform_gan --pairs: ants.registration "
+                   f"arguments for the SyN baseline as a JSON object, on top of its defaults ('{json.dumps(SYN_OPTIONS)}', "
+                   "see tools/registration_baseline.py), e.g. '{\"reg_iterations\": [40, 20, 10]}' (SyN's iterations "
+                   "per level, the last at full resolution) or '{\"total_sigma\": 0}' (antspyx's own default)")
     p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
                    "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
                    "\"lg_kernel_size\": 7, \"refine_steps\": [30, 10], \"refine_downsample\": [3, 2], \"refine_lr\": 0.5, "

@@ -27,9 +27,10 @@ ANTS_VENV = Path(__file__).resolve().parents[1] / ".venv-ants"
 ANTS_SCRIPT = Path(__file__).resolve().parent / "ants" / "syn.py"
 # antspyx's "SyN": an affine stage (up to 2100, 1200, 1200 iterations at 4x, 2x, 2x down-sampling) then SyN (40 and
 # 20 iterations at 4x and 2x, none at full resolution), both with Mattes mutual information (32 bins). Its default
-# total_sigma 0 (no smoothing of the total field) follows the cross-modal edges too closely; total_sigma 3 was the
-# middle of the plateau on the held-out 1 mm pair (seed 0's deformation: mean endpoint error 1.51, 1.12, 0.98, 0.94,
-# 0.92, 0.91 mm for total_sigma 0, 1, 2, 3, 4, 6), as elastix's grid below was chosen on that pair
+# total_sigma 0 (no smoothing of the total field) follows the cross-modal edges too closely; total_sigma 3 (a
+# variance in voxels: chosen at 1 mm, smoother in mm on coarser grids) was the middle of the plateau on the held-out
+# 1 mm pair (seed 0's deformation: mean endpoint error 1.51, 1.12, 0.98, 0.94, 0.92, 0.91 mm for total_sigma 0, 1,
+# 2, 3, 4, 6), as elastix's grid below was chosen on that pair
 SYN_TRANSFORM = "SyN"
 SYN_OPTIONS = {"total_sigma": 3}
 
@@ -52,12 +53,12 @@ def _itk_image(array: np.ndarray, spacing: Sequence[float]):
 
 
 def syn_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float], threads: int = 2,
-                 transform: str = SYN_TRANSFORM, options: dict | None = SYN_OPTIONS,
+                 transform: str = SYN_TRANSFORM, options: dict | None = None,
                  venv: Path = ANTS_VENV) -> tuple[np.ndarray, float]:
     """Registers ``moving`` onto ``fixed`` (3D arrays on one grid of ``spacing`` mm) with ANTs
-    (``ants.registration``'s ``type_of_transform``, SyN by default, and its further arguments ``options``,
-    ``SYN_OPTIONS`` by default) in the ANTs virtualenv; returns the displacement (3, *shape) in voxels
-    and the seconds the registration took (start-up and the field's composition excluded)."""
+    (``ants.registration``'s ``type_of_transform``, SyN by default, with ``SYN_OPTIONS`` updated by ``options``,
+    e.g. ``{"reg_iterations": [40, 20, 10]}``) in the ANTs virtualenv; returns the displacement (3, *shape) in
+    voxels and the seconds the registration took (start-up and the field's composition excluded)."""
     python = venv / "bin" / "python"
     if not python.exists():
         raise RuntimeError(f"the ANTs SyN baseline needs its virtualenv, {venv} is missing: python3.11 -m tools.ants setup")
@@ -65,8 +66,8 @@ def syn_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float]
         np.savez(f"{tmp}/pair.npz", fixed=np.asarray(fixed, np.float32), moving=np.asarray(moving, np.float32),
                  spacing=np.asarray(spacing, np.float64))
         cmd = [str(python), str(ANTS_SCRIPT), f"{tmp}/pair.npz", f"{tmp}/field.npz", "--transform", transform,
-               "--options", json.dumps(options or {}), "--threads", str(threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+               "--options", json.dumps({**SYN_OPTIONS, **(options or {})}), "--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
         if proc.returncode:
             raise RuntimeError(f"ANTs ({' '.join(cmd)}) failed with exit status {proc.returncode}:\n{proc.stderr[-2000:]}")
         with np.load(f"{tmp}/field.npz") as result:

@@ -23,7 +23,8 @@ IMPORT_CHECK = "import ants, numpy; print('antspyx', ants.__version__, '| numpy'
 def main(argv: list[str] | None = None) -> int:
     virtualenvs.setup_command(argv, "python -m tools.ants", __doc__.split("\n\n")[0], DEFAULT_VENV, REQUIREMENTS,
                               IMPORT_CHECK)
-    print("\nready: python -m tools.benchmark deform_gan --pairs <trained bundle> runs ANTs SyN beside elastix")
+    print("\nready: python -m tools.benchmark deform_gan --pairs <trained bundle> runs ANTs SyN beside elastix "
+          f"(from {DEFAULT_VENV.name} in the repository root)")
     return 0
 
 

@@ -25,8 +25,9 @@ def main() -> None:
     p.add_argument("field", help=".npz to write ddf (voxels) and seconds into")
     p.add_argument("--transform", default="SyN", help="ants.registration's type_of_transform (default SyN: affine, "
                    "then SyN, both with Mattes mutual information)")
-    p.add_argument("--options", type=json.loads, default={}, help="further ants.registration arguments as a JSON "
-                   "object, e.g. '{\"reg_iterations\": [40, 20, 10]}' (SyN's iterations per level, the last at full resolution)")
+    p.add_argument("--options", type=json.loads, default={}, help="ants.registration's further arguments as a JSON "
+                   "object, e.g. '{\"total_sigma\": 3, \"reg_iterations\": [40, 20, 10]}' (SyN's iterations per level, the last "
+                   "at full resolution)")
     p.add_argument("--threads", type=int, default=2, help="ITK threads")
     p.add_argument("--seed", type=int, default=1, help="seed of the random sampling of the affine stage's metric "
                    "(non-zero: ANTs takes 0 as no seed)")
@@ -37,8 +38,8 @@ def main() -> None:
 
     # antsRegistration's --random-seed (the affine metric's random sampling): on one thread a pair then gives the
     # same field every run (on more, each thread samples on its own and the field varies slightly from run to run);
-    # antspyx passes it from this attribute, whose public setter (set_ants_deterministic) also forces one thread
-    ants.config._random_seed = args.seed
+    # on=False keeps the threads (on=True would force one)
+    ants.config.set_ants_deterministic(False, args.seed)
 
     pair = np.load(args.pair)
     spacing = tuple(float(s) for s in pair["spacing"])
@@ -51,11 +52,11 @@ def main() -> None:
         seconds = time.perf_counter() - start
         # the forward transforms composed into one displacement field on the fixed grid: (x, y, z, 3) in mm
         composed = ants.apply_transforms(fixed, moving, result["fwdtransforms"], compose=f"{tmp}/composed_")
+        if composed is None:
+            raise SystemExit(f"ANTs composed no displacement field from {result['fwdtransforms']}")
         mm = ants.image_read(composed).numpy()
     ddf = np.moveaxis(mm, -1, 0) / np.asarray(spacing).reshape(3, 1, 1, 1)  # (x, y, z, 3) mm -> (3, x, y, z) voxels
-    tmp_out = f"{args.field}.partial.npz"  # np.savez adds .npz; renamed whole, so a killed run leaves no field
-    np.savez(tmp_out, ddf=ddf.astype(np.float32), seconds=seconds)
-    os.replace(tmp_out, args.field)
+    np.savez(args.field, ddf=ddf.astype(np.float32), seconds=seconds)  # into the caller's temporary folder
 
 
 if __name__ == "__main__":
