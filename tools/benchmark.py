@@ -845,7 +845,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from monai.data import MetaTensor
 
     from common.registration import registration_figures
-    from tools.registration_baseline import elastix_register, syn_register
+    from tools.registration_baseline import elastix_register, syn_arguments, syn_register
 
     register = {"SyN": functools.partial(syn_register, threads=threads, transform=syn_transform, options=syn_options),
                 "elastix": elastix_register}  # elastix: 1 thread, see there
@@ -862,15 +862,16 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                 fixed, moving = item["fixed"], item["moving"]
                 spacing = [float(v) for v in fixed.pixdim]
                 name = Path(str(fixed.meta.get("filename_or_obj", "pair"))).name.split(".")[0]
+                # what registration_figures reads besides the field, the same for every baseline
+                pair = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)), "true_ddf": item["true_ddf"],
+                        **{k: item[k] for k in ("label", "label_fixed") if k in item}}
                 for baseline in baselines:
                     ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), spacing)
-                    scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)),
-                              "pred": torch.as_tensor(ddf, dtype=torch.float32), "true_ddf": item["true_ddf"],
-                              "seconds": seconds, **{k: item[k] for k in ("label", "label_fixed") if k in item}}
+                    scored = {**pair, "pred": torch.as_tensor(ddf, dtype=torch.float32), "seconds": seconds}
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
             if "SyN" in baselines:
-                settings.update(syn_transform=syn_transform, syn_options={**SYN_OPTIONS, **(syn_options or {})})
+                settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
             inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
             settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
             wf.finalize()

@@ -52,12 +52,17 @@ def _itk_image(array: np.ndarray, spacing: Sequence[float]):
     return image
 
 
+def syn_arguments(options: dict | None = None) -> dict:
+    """The further ``ants.registration`` arguments SyN runs with: ``SYN_OPTIONS`` updated by ``options``."""
+    return {**SYN_OPTIONS, **(options or {})}
+
+
 def syn_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float], threads: int = 2,
                  transform: str = SYN_TRANSFORM, options: dict | None = None,
                  venv: Path = ANTS_VENV) -> tuple[np.ndarray, float]:
     """Registers ``moving`` onto ``fixed`` (3D arrays on one grid of ``spacing`` mm) with ANTs
-    (``ants.registration``'s ``type_of_transform``, SyN by default, with ``SYN_OPTIONS`` updated by ``options``,
-    e.g. ``{"reg_iterations": [40, 20, 10]}``) in the ANTs virtualenv; returns the displacement (3, *shape) in
+    (``ants.registration``'s ``type_of_transform``, SyN by default, with ``syn_arguments(options)``, e.g. options
+    ``{"reg_iterations": [40, 20, 10]}``) in the ANTs virtualenv; returns the displacement (3, *shape) in
     voxels and the seconds the registration took (start-up and the field's composition excluded)."""
     python = venv / "bin" / "python"
     if not python.exists():
@@ -66,7 +71,7 @@ def syn_register(fixed: np.ndarray, moving: np.ndarray, spacing: Sequence[float]
         np.savez(f"{tmp}/pair.npz", fixed=np.asarray(fixed, np.float32), moving=np.asarray(moving, np.float32),
                  spacing=np.asarray(spacing, np.float64))
         cmd = [str(python), str(ANTS_SCRIPT), f"{tmp}/pair.npz", f"{tmp}/field.npz", "--transform", transform,
-               "--options", json.dumps({**SYN_OPTIONS, **(options or {})}), "--threads", str(threads)]
+               "--options", json.dumps(syn_arguments(options)), "--threads", str(threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
         if proc.returncode:
             raise RuntimeError(f"ANTs ({' '.join(cmd)}) failed with exit status {proc.returncode}:\n{proc.stderr[-2000:]}")
