@@ -26,18 +26,41 @@ def local_gradient_directions(image: torch.Tensor, kernel_size: int = 7, eps: fl
     spatial = image.ndim - 2
     if spatial not in (2, 3):
         raise ValueError(f"local gradient loss needs a 2D or 3D image, got shape {tuple(image.shape)}.")
-    # the box sum over the neighbourhood (zero-padded at the borders), one axis at a time: n instead of n^D per voxel,
-    # as n shifted slices added up: exact, and 4x faster on the CPU than avg_pool3d with an (n, 1, 1) kernel (the
-    # loss forward on two (1, 1, 80, 96, 80) images: 58 against 263 ms)
-    summed, half = grad, kernel_size // 2
-    for axis in range(2, image.ndim):
-        padding = [0, 0] * (image.ndim - 1 - axis) + [half, half]  # F.pad lists the last axis first
-        padded, length = F.pad(summed, padding), summed.shape[axis]
-        summed = sum(padded.narrow(axis, shift, length) for shift in range(kernel_size))
+    summed = _BoxSum.apply(grad, kernel_size)
     # the channel norm written out: torch's norm(dim=1) takes 100x longer on the CPU (48 ms against 0.4 ms for
     # (1, 3, 54, 64, 54), measured with torch 2.13), and it ran twice in every loss evaluation. The 1e-20 under the
     # root keeps the gradient finite where the image is flat (sqrt'(0) is infinite; norm's backward returns 0)
     return summed / ((summed.square().sum(1, keepdim=True) + 1e-20).sqrt() + eps)
+
+
+def box_sum(image: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """The sum over the n^D neighbourhood of each voxel (zero-padded at the borders; n = ``kernel_size``, odd),
+    (B, C, *S) -> (B, C, *S). One axis at a time, the n - 1 neighbours' slices added in place: n instead of n^D
+    additions per voxel, exact, no padded copy; on the CPU 4x faster than avg_pool3d with an (n, 1, 1) kernel (the
+    loss forward on two (1, 1, 80, 96, 80) images: 58 against 263 ms, with an earlier version of this loop)."""
+    for axis in range(2, image.ndim):
+        summed, length = image.clone(), image.shape[axis]
+        for shift in range(1, min(kernel_size // 2, length - 1) + 1):  # the neighbours at +shift and -shift
+            summed.narrow(axis, shift, length - shift).add_(image.narrow(axis, 0, length - shift))
+            summed.narrow(axis, 0, length - shift).add_(image.narrow(axis, shift, length - shift))
+        image = summed
+    return image
+
+
+class _BoxSum(torch.autograd.Function):
+    """``box_sum`` with its own backward. The zero-padded box sum is self-adjoint (its matrix is symmetric, one
+    symmetric band per axis), so the gradient is the box sum of the incoming gradient: the same cost as the
+    forward, where autograd through the n slices allocated and zero-filled a padded tensor per slice (a fifth of a
+    test-time optimisation step at 2 mm)."""
+
+    @staticmethod
+    def forward(ctx, image: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        ctx.kernel_size = kernel_size
+        return box_sum(image, kernel_size)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return box_sum(grad_output, ctx.kernel_size), None
 
 
 class LocalGradientLoss(nn.Module):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
-from monai.losses import DiffusionLoss
-from monai.networks.blocks import Warp
-from monai.networks.layers import GaussianFilter
 from monai.utils import ensure_tuple
 from torch import nn
 
@@ -25,7 +23,8 @@ def coarser_kernel_size(kernel_size: int, factor: int) -> int:
 class InstanceOptimisation(Inferer):
     """A MONAI inferer for T: the network's displacement for a (fixed, moving) pair, then Adam steps on that pair
     alone that add a smooth correction, minimising T's cross-modal terms: ``beta * LocalGradientLoss(fixed, warped)
-    + alpha * DiffusionLoss(field)`` (G is not deployed, so the LNCC term through G is left out).
+    + alpha * DiffusionLoss(field)`` (G is not deployed, so the LNCC term through G is left out), the moving image warped
+    as MONAI's ``Warp(bilinear, border)`` does (``warp_border``, ``diffusion``: the same values, faster in this loop).
 
     The correction lives on a grid ``grid_factor`` times coarser than the image, interpolated (trilinear) to the
     voxels: few parameters, smooth by construction, fast. With ``steps=0`` this is the network alone (the paper's
@@ -54,7 +53,6 @@ class InstanceOptimisation(Inferer):
         self.levels = [(int(f), int(s)) for f, s in zip(factors, level_steps)]
         self.lr, self.alpha, self.beta, self.grid_factor, self.size_divisible = lr, alpha, beta, grid_factor, size_divisible
         self.local_gradient = {f: LocalGradientLoss(coarser_kernel_size(lg_kernel_size, f)) for f in factors}
-        self.smoothness, self.warp = DiffusionLoss(), Warp(mode="bilinear", padding_mode="border")
 
     def __call__(self, pair: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:
         size = tuple(pair.shape[2:])
@@ -64,8 +62,7 @@ class InstanceOptimisation(Inferer):
             if factor == 1:
                 level_pair = pair
             else:
-                blurred = GaussianFilter(len(size), sigma=(factor - 1) / 2).to(pair.device)(pair)
-                level_pair = resize(blurred, small)  # (B, 2, *small)
+                level_pair = resize(gaussian_blur(pair, (factor - 1) / 2), small)  # (B, 2, *small)
             if ddf is None:  # the first level: the network's field
                 padding = [p for s in reversed(small) for p in (0, -s % self.size_divisible)]  # F.pad: last axis first
                 ddf = network(F.pad(level_pair, padding), *args, **kwargs)[(..., *[slice(0, s) for s in small])]
@@ -84,12 +81,13 @@ class InstanceOptimisation(Inferer):
         coarse = coarser_size(size, self.grid_factor)
         with torch.enable_grad():
             fixed_directions = local_gradient.directions(fixed)  # the same in every step: once (a tenth of a step)
+            identity = identity_grid(size, pair.device, pair.dtype)
             correction = torch.zeros(pair.shape[0], len(size), *coarse, device=pair.device, requires_grad=True)
             optimizer = torch.optim.Adam([correction], lr=self.lr)
             for _ in range(steps):
                 field = ddf + resize(correction, size)
-                similarity = local_gradient.similarity_to_directions(fixed_directions, self.warp(moving, field)).mean()
-                loss = -self.beta * similarity + self.alpha * self.smoothness(field)
+                similarity = local_gradient.similarity_to_directions(fixed_directions, warp_border(moving, field, identity)).mean()
+                loss = -self.beta * similarity + self.alpha * diffusion(field)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -115,3 +113,73 @@ def resize_field(ddf: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return ddf
     scale = torch.tensor([(c - 1) / (s - 1) for s, c in zip(old, size)], dtype=ddf.dtype, device=ddf.device)
     return resize(ddf, size) * scale.reshape(1, -1, *[1] * len(size))
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float, truncated: float = 4.0) -> torch.Tensor:
+    """(B, C, *S) smoothed by a Gaussian of ``sigma`` voxels (sampled, normalised, cut at ``truncated`` sigma;
+    zero-padded), one axis at a time as a weighted sum of shifted slices added in place. The pyramid's anti-aliasing: twice as fast
+    on the CPU as MONAI's ``GaussianFilter`` (151 against 285 ms for sigma 1 on (1, 2, 160, 192, 160)), which
+    convolves with (n, 1, 1) kernels. Not differentiable in place: for images, not for what is optimised."""
+    radius = max(1, math.ceil(sigma * truncated))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    weights = (taps / taps.sum()).tolist()
+    for axis in range(2, image.ndim):
+        blurred, length = image * weights[radius], image.shape[axis]
+        for shift in range(1, min(radius, length - 1) + 1):  # the neighbours at +shift and -shift
+            blurred.narrow(axis, shift, length - shift).add_(image.narrow(axis, 0, length - shift), alpha=weights[radius + shift])
+            blurred.narrow(axis, 0, length - shift).add_(image.narrow(axis, shift, length - shift), alpha=weights[radius - shift])
+        image = blurred
+    return image
+
+
+def identity_grid(size: Sequence[int], device=None, dtype=None) -> torch.Tensor:
+    """The voxel positions of a grid of ``size`` in ``grid_sample``'s coordinates (corners aligned, -1..1, the last
+    axis first), (1, *size, D): built once per pyramid level for ``warp_border``."""
+    axes = [torch.linspace(-1, 1, s, device=device, dtype=dtype) if s > 1 else torch.full((1,), -1.0, device=device, dtype=dtype)
+            for s in size]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)[None]
+
+
+def warp_border(image: torch.Tensor, ddf: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """``image`` (B, C, *S) warped by ``ddf`` (B, D, *S), in voxels: the values of MONAI's ``Warp(mode="bilinear",
+    padding_mode="border")``, with the identity grid (``identity_grid``) given rather than rebuilt and re-normalised
+    in every call (a third of a 2 mm optimisation step went to that, and to the backward of its indexing)."""
+    size = ddf.shape[2:]
+    scale = torch.tensor([2 / max(s - 1, 1) for s in size], dtype=ddf.dtype, device=ddf.device)
+    offsets = (ddf * scale.reshape(1, -1, *[1] * len(size))).movedim(1, -1).flip(-1)  # (B, *S, D), last axis first
+    return F.grid_sample(image, identity + offsets, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class _Diffusion(torch.autograd.Function):
+    """MONAI's ``DiffusionLoss`` (the mean over the interior voxels of the squared central differences summed over
+    the axes), with its gradient written out: autograd through its slices allocated and zero-filled a tensor of the
+    field's size for each slice, two thirds of the term's time."""
+
+    @staticmethod
+    def forward(ctx, field: torch.Tensor) -> torch.Tensor:
+        differences = [(field[_interior(field.ndim, axis, 2, None)] - field[_interior(field.ndim, axis, None, -2)]) / 2
+                       for axis in range(2, field.ndim)]  # each (B, D, *(S - 2)), along one axis
+        ctx.save_for_backward(*differences)
+        ctx.shape = field.shape
+        return sum(d.square().sum() for d in differences) / differences[0].numel()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        differences = ctx.saved_tensors
+        # loss = sum d^2 / count, d = (x[i + 1] - x[i - 1]) / 2: d(loss)/dx[i + 1] = d / count, d(loss)/dx[i - 1] = -d / count
+        grad = differences[0].new_zeros(ctx.shape)
+        for axis, d in enumerate(differences, start=2):
+            grad[_interior(len(ctx.shape), axis, 2, None)] += d
+            grad[_interior(len(ctx.shape), axis, None, -2)] -= d
+        return grad * (grad_output / differences[0].numel())
+
+
+def _interior(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
+    """Index of the voxels one away from every border, shifted along ``axis`` to ``start:stop``."""
+    return tuple(slice(start, stop) if a == axis else slice(1, -1) if a >= 2 else slice(None) for a in range(ndim))
+
+
+def diffusion(field: torch.Tensor) -> torch.Tensor:
+    """MONAI's ``DiffusionLoss()(field)`` (mean reduction, not normalised), (B, D, *S) -> scalar, faster to
+    differentiate (``_Diffusion``)."""
+    return _Diffusion.apply(field)
