@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.bundles import BUNDLES
-from tools.registration_baseline import SYN_OPTIONS, SYN_TRANSFORM
+from tools.registration_baseline import ANTS_VENV, SYN_OPTIONS, SYN_TRANSFORM
 
 ROOT = Path(__file__).resolve().parents[1]
 INFER_BATCH = 8  # the bundles' SliceInferer sw_batch_size
@@ -829,9 +829,17 @@ def measure_network_inference(bundle: str, data_dir: Path, n_batches: int) -> di
     return {"seconds": seconds * n_slices / timed, "timed_slices": timed, "slices": n_slices}
 
 
+def _baseline_registrations(threads: int, syn_transform: str, syn_options: dict | None, ants_venv: Path) -> dict:
+    """The classical baselines by name: ``(fixed, moving, spacing) -> (ddf in voxels, seconds)``."""
+    from tools.registration_baseline import elastix_register, syn_register
+
+    return {"SyN": functools.partial(syn_register, threads=threads, transform=syn_transform, options=syn_options, venv=ants_venv),
+            "elastix": elastix_register}  # elastix: 1 thread, see there
+
+
 def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None,
                   baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM,
-                  syn_options: dict | None = None) -> dict:
+                  syn_options: dict | None = None, ants_venv: Path = ANTS_VENV) -> dict:
     """Deform-GAN's T (a trained bundle folder: its configs and ``models/model.pt``) and the classical baselines
     (``tools/registration_baseline.py``: ANTs SyN on ``threads`` threads, elastix on one) on the same evaluation
     pairs: the bundle's ``evaluate.json`` pairs under ``seeds`` different seeded deformations, each scored by
@@ -845,10 +853,9 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from monai.data import MetaTensor
 
     from common.registration import registration_figures
-    from tools.registration_baseline import elastix_register, syn_arguments, syn_register
+    from tools.registration_baseline import syn_arguments
 
-    register = {"SyN": functools.partial(syn_register, threads=threads, transform=syn_transform, options=syn_options),
-                "elastix": elastix_register}  # elastix: 1 thread, see there
+    register = _baseline_registrations(threads, syn_transform, syn_options, ants_venv)
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
     rows = {"T": [], **{b: [] for b in baselines}}
     for seed in range(seeds):
@@ -878,6 +885,55 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     return {"rows": rows, **settings}
 
 
+def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides: dict | None = None,
+                       baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM,
+                       syn_options: dict | None = None, ants_venv: Path = ANTS_VENV) -> dict:
+    """T (with the bundle's test-time optimisation, its ``inferer``) and the classical baselines on the inter-subject
+    pairs of the labelled brains (``tools/anatomical_pairs.py``), affinely aligned first, at the bundle's ``pixdim``
+    and ``roi_size`` after ``overrides``: Dice over anatomical structures, folding, seconds per pair."""
+    import torch
+    from monai.bundle import ConfigWorkflow
+    from monai.data import MetaTensor
+
+    from common.registration import registration_figures
+    from tools.anatomical_pairs import anatomical_pairs
+    from tools.registration_baseline import syn_arguments
+
+    register = _baseline_registrations(threads, syn_transform, syn_options, ants_venv)
+    configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
+    with tempfile.TemporaryDirectory() as tmp:
+        wf = ConfigWorkflow(config_file=configs, workflow_type="eval", bundle_root=str(bundle_dir),
+                            dataset_dir=str(data_dir), output_dir=tmp, tb_dir=tmp, **(overrides or {}))
+        wf.initialize()
+        get = wf.parser.get_parsed_content
+        device, network, inferer = get("device"), get("T"), get("validate#inferer")
+        network.load_state_dict(torch.load(get("network_path"), map_location=device, weights_only=True))
+        network.to(device).eval()
+        pixdim = [float(v) for v in get("pixdim")]
+        pairs = anatomical_pairs(data_dir, pixdim, get("roi_size"), threads, get("intensity_percentile"), ants_venv)
+        rows = {"T": [], **{b: [] for b in baselines}}
+        for pair in pairs:
+            fixed, moving = pair["fixed"], pair["moving"]
+            scored = {"image": MetaTensor(torch.cat([fixed, moving]), meta=dict(fixed.meta)), "label": pair["label"],
+                      "label_fixed": pair["label_fixed"]}
+            with torch.no_grad():
+                start = time.perf_counter()
+                ddf = inferer(torch.cat([fixed, moving])[None].as_tensor().to(device), network)[0].cpu()
+                seconds = time.perf_counter() - start
+            figures = registration_figures({**scored, "pred": ddf, "seconds": seconds})  # dice_before: after the affine
+            rows["T"].append({"pair": pair["pair"], **figures, "unaligned_dice": pair["unaligned_dice"]})
+            for baseline in baselines:
+                ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), pixdim)
+                figures = registration_figures({**scored, "pred": torch.as_tensor(ddf, dtype=torch.float32), "seconds": seconds})
+                rows[baseline].append({"pair": pair["pair"], **figures})
+        settings = {k: get(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
+        settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+        wf.finalize()
+    if "SyN" in baselines:
+        settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
+    return {"rows": rows, **settings}
+
+
 def run_worker(args: argparse.Namespace) -> None:
     """Hidden entry point of the child process: one measurement, printed as one JSON line."""
     import torch
@@ -893,9 +949,12 @@ def run_worker(args: argparse.Namespace) -> None:
         result = measure_plain(args.bundle, size, args.warmup, args.iterations)
     elif kind == "bundle_inference":
         result = measure_bundle_inference(args.bundle, args.data)
+    elif kind == "anatomical":
+        result = measure_anatomical(args.pairs, args.data, args.threads, args.pair_overrides, args.baselines,
+                                    args.syn_transform, args.syn_options, args.ants_venv)
     elif kind == "pairs":
         result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides, args.baselines,
-                               args.syn_transform, args.syn_options)
+                               args.syn_transform, args.syn_options, args.ants_venv)
     else:
         result = measure_network_inference(args.bundle, args.data, args.infer_batches)
     result["peak_rss_mib"] = max(_peak_rss_mib(), _PEAK_BEFORE_RESET[0])  # the whole process
@@ -915,8 +974,9 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
         cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides),
+                *(["--anatomical"] if args.anatomical else []),
                 "--baselines", ",".join(args.baselines), "--syn-transform", args.syn_transform,
-                "--syn-options", json.dumps(args.syn_options)]
+                "--syn-options", json.dumps(args.syn_options), "--ants-venv", str(args.ants_venv)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode or not lines:
@@ -974,36 +1034,49 @@ def print_table(report: dict) -> None:
         print(f"  run() / plain generator:       {b['seconds'] / n['seconds']:8.3f}x")
 
 
-def print_pairs(report: dict) -> None:
-    """T and the baselines side by side: per pair, then the means and the time ratios."""
+def print_pairs(report: dict, key: str = "pairs") -> None:
+    """T and the baselines side by side: per pair, then the means and the time ratios. ``key``: the seeded
+    evaluation pairs ("pairs", scored against the known deformation) or the labelled brains ("anatomical", Dice
+    over anatomical structures after an affine alignment; no known deformation, so no endpoint error)."""
     import numpy as np
 
-    rows = report["pairs"]["rows"]
+    result = report[key]
+    rows = result["rows"]
     methods = list(rows)  # T first, then the baselines asked for
     keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
 
-    def cells(figures: dict) -> str:
-        return "".join(f"{float(figures[k]):>16.{3 if k == 'dice_after' else 2}f}" for k in keys)
+    def number(value, digits: int = 2) -> str:
+        return "-" if np.isnan(float(value)) else f"{float(value):.{digits}f}"  # NaN: not measured for these pairs
 
-    print(f"\nRegistration of the evaluation pairs ({report['pairs_bundle']}), against the known deformation;"
+    def cells(figures: dict) -> str:
+        return "".join(f"{number(figures[k], 3 if k == 'dice_after' else 2):>16}" for k in keys)
+
+    def mean(values: list[float]) -> float:
+        finite = [v for v in values if not np.isnan(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+    what = ("the labelled brains, inter-subject, affinely aligned (no registration: Dice after the affine; before it "
+            "in brackets)" if key == "anatomical" else "the evaluation pairs, against the known deformation")
+    print(f"\nRegistration of {what} ({report['pairs_bundle']});"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); "
-          + (f"ANTs {report['pairs']['syn_transform']} {json.dumps(report['pairs']['syn_options'])}; " if "SyN" in rows else "")
+          + (f"ANTs {result['syn_transform']} {json.dumps(result['syn_options'])}; " if "SyN" in rows else "")
           + "T with "
-          f"{report['pairs'].get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
-          f"downsampled {report['pairs'].get('refine_downsample', 1)}x, lr {report['pairs'].get('refine_lr')}, smoothness "
-          f"{report['pairs'].get('refine_alpha')}, correction grid {report['pairs'].get('refine_grid_factor')}x coarser; "
-          f"pairs at {report['pairs'].get('pixdim')} mm")
-    head = f"{'pair':<44}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
+          f"{result.get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
+          f"downsampled {result.get('refine_downsample', 1)}x, lr {result.get('refine_lr')}, smoothness "
+          f"{result.get('refine_alpha')}, correction grid {result.get('refine_grid_factor')}x coarser; "
+          f"pairs at {result.get('pixdim')} mm")
+    width = max(len("pair"), *(len(r["pair"]) for r in rows["T"])) + 2
+    head = f"{'pair':<{width}}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
     print(head)
     print("-" * len(head))
     for i, r in enumerate(rows["T"]):
-        before = float(r["epe_before_mm"])
-        print(f"{r['pair']:<44}{'none':<10}{before:>16.2f}{'':>16}{float(r['dice_before']):>16.3f}{0.0:>16.2f}{'':>16}")
+        dice_before = number(r["dice_before"], 3) + (f" ({number(r['unaligned_dice'], 3)})" if "unaligned_dice" in r else "")
+        print(f"{r['pair']:<{width}}{'none':<10}{number(r['epe_before_mm']):>16}{'':>16}{dice_before:>16}{0.0:>16.2f}{'':>16}")
         for method in methods:
-            print(f"{'':<44}{method:<10}" + cells(rows[method][i]))
-    means = {method: {k: float(np.nanmean([float(r[k]) for r in rows[method]])) for k in keys} for method in methods}
+            print(f"{'':<{width}}{method:<10}" + cells(rows[method][i]))
+    means = {method: {k: mean([float(r[k]) for r in rows[method]]) for k in keys} for method in methods}
     for i, method in enumerate(methods):
-        print(f"{'mean' if i == 0 else '':<44}{method:<10}" + cells(means[method]))
+        print(f"{'mean' if i == 0 else '':<{width}}{method:<10}" + cells(means[method]))
     for method in methods[1:]:
         print(f"{method} s/pair / T s/pair: {means[method]['seconds'] / means['T']['seconds']:.1f}x")
 
@@ -1043,7 +1116,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pairs", type=Path, default=None, help="deform_gan: a trained bundle folder (e.g. the demo's "
                    "outputs/demo/bundles/deform_gan); registers its evaluation pairs with its T and with the classical "
                    "baselines (--baselines) and prints them side by side")
-    p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair")
+    p.add_argument("--pair-seeds", type=int, default=3, help="deform_gan --pairs: seeded deformations per pair (0: "
+                   "none, e.g. with --anatomical alone)")
+    p.add_argument("--anatomical", action="store_true", help="deform_gan --pairs: also the inter-subject pairs of the "
+                   "labelled brains, affinely aligned by ANTs first, scored by Dice over 30 anatomical structures "
+                   "(tools/anatomical_pairs.py; T1 onto T1; needs python3.11 -m tools.ants setup)")
     p.add_argument("--baselines", type=_baselines, default=list(BASELINES), help="deform_gan --pairs: the classical "
                    f"baselines run beside T, comma-separated, of {','.join(BASELINES)} (default all: SyN needs "
                    "python3.11 -m tools.ants setup, elastix pip install -r requirements-benchmark.txt)")
@@ -1054,6 +1131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"arguments for the SyN baseline as a JSON object, on top of its defaults ('{json.dumps(SYN_OPTIONS)}', "
                    "see tools/registration_baseline.py), e.g. '{\"reg_iterations\": [40, 20, 10]}' (SyN's iterations "
                    "per level, the last at full resolution) or '{\"total_sigma\": 0}' (antspyx's own default)")
+    p.add_argument("--ants-venv", type=Path, default=ANTS_VENV, help="deform_gan --pairs: the virtualenv with antspyx "
+                   f"for SyN and the anatomical pairs' affine alignment (default {ANTS_VENV.name}: python3.11 -m tools.ants "
+                   "setup [--venv DIR])")
     p.add_argument("--pair-overrides", type=_json_object, default={}, help="deform_gan --pairs: config values as a "
                    "JSON object for the pairs' evaluation, e.g. '{\"pixdim\": [1, 1, 1], \"roi_size\": [160, 192, 160], "
                    "\"lg_kernel_size\": 7, \"refine_steps\": [30, 10], \"refine_downsample\": [3, 2], \"refine_lr\": 0.5, "
@@ -1066,6 +1146,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     spec = BENCHMARKS[args.bundle]
     if args.pairs and args.bundle != "deform_gan":
         p.error("--pairs is for deform_gan")
+    if args.anatomical and not args.pairs:
+        p.error("--anatomical needs --pairs (the trained bundle to evaluate)")
+    if args.pairs and not (args.pair_seeds > 0 or args.anatomical):
+        p.error("--pair-seeds 0 leaves nothing to register without --anatomical")
     if args.pairs and args.sizes is None:  # only the registration comparison
         args.sizes, args.skip_inference = "", True
     args.sizes = args.sizes if args.sizes is not None else ",".join(spec.default_sizes)
@@ -1087,15 +1171,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.pairs:
         args.pairs = args.pairs.resolve()
         report["pairs_bundle"] = str(args.pairs)
-        report["pairs"] = spawn("pairs", args)
+        if args.pair_seeds:
+            report["pairs"] = spawn("pairs", args)
+        if args.anatomical:
+            report["anatomical"] = spawn("anatomical", args)
     for size in [s for s in args.sizes.split(",") if s]:
         report["training"][size] = benchmark_size(size, args)
     if not args.skip_inference:
         report["inference"] = {"bundle": spawn("bundle_inference", args), "network": spawn("network_inference", args)}
     if report["training"]:
         print_table(report)
-    if args.pairs:
+    if "pairs" in report:
         print_pairs(report)
+    if "anatomical" in report:
+        print_pairs(report, "anatomical")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
