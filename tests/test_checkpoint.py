@@ -63,3 +63,40 @@ def test_failed_write_leaves_the_good_file(tmp_path, monkeypatch):
         engine2.run([0, 0], max_epochs=1)
     assert (tmp_path / "model.pt").read_bytes() == good
     assert sorted(os.listdir(tmp_path)) == before  # no temporary or partial file left behind
+
+
+def test_amp_grad_scalers_travel_with_the_trainers_checkpoint(tmp_path):
+    """Under AMP the trainer's checkpoint holds each optimiser's GradScaler state, and resuming restores it: the
+    loss scale the interrupted run reached (a scaler that doubles every step: 4 -> 32 after 3 steps), not a new
+    scaler's. Training itself runs under CPU autocast (bfloat16) through the scaler."""
+    from common.engines import MultiNetworkTrainer
+    from common.engines.checkpoint import ResumeCheckpointLoader
+
+    def trainer_and_objects(iterations: int):
+        net = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+        def step(engine, _):
+            with engine.autocast():
+                loss = net(torch.ones(1, 2)).float().square().mean()
+            engine.optimise("net", loss)
+            return {"loss": loss.item()}
+
+        trainer = MultiNetworkTrainer("cpu", 1, [{}] * iterations, {"net": net}, {"net": opt}, step, amp=True)
+        return trainer, net, opt
+
+    trainer, net, opt = trainer_and_objects(3)
+    trainer.scalers["net"] = torch.amp.GradScaler("cpu", init_scale=4.0, growth_interval=1)
+    AtomicCheckpointSaver(tmp_path, {"net": net, "opt": opt}, epoch_level=False).attach(trainer)
+    weight_before = net.weight.detach().clone()
+    trainer.run()
+    assert not torch.equal(net.weight, weight_before)  # the scaled, unscaled gradients stepped the weights
+    assert trainer.scalers["net"].get_scale() == 32.0
+    ckpt = torch.load(latest_checkpoint(tmp_path), weights_only=True)
+    assert ckpt["trainer"]["grad_scalers"]["net"]["scale"] == 32.0
+
+    resumed, net2, opt2 = trainer_and_objects(3)
+    ResumeCheckpointLoader(latest_checkpoint(tmp_path), {"net": net2, "opt": opt2}).attach(resumed)
+    resumed.fire_event(Events.STARTED)  # what run() fires first: the loader restores everything there
+    assert resumed.state.iteration == 3 and torch.equal(net2.weight, net.weight)
+    assert resumed.scalers["net"].state_dict() == trainer.scalers["net"].state_dict()

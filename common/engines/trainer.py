@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -13,6 +14,8 @@ from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from monai.handlers import MLFlowHandler
 from torch import nn
+
+GRAD_SCALERS_KEY = "grad_scalers"  # where the trainer's state_dict keeps its GradScalers' states under AMP
 
 
 class MultiNetworkTrainer(Trainer):
@@ -135,6 +138,23 @@ class MultiNetworkTrainer(Trainer):
             for n, net in self.networks.items():
                 for p, flag in zip(net.parameters(), before[n]):
                     p.requires_grad_(flag)
+
+    def state_dict(self) -> OrderedDict:
+        """ignite's engine state (iteration, epoch, ...), for checkpoints, and under AMP each optimiser's GradScaler
+        state (its loss scale and growth tracker): without it a resumed run would start again from the initial
+        scale of 65536 and skip steps until it had found the scale the interrupted run had reached."""
+        state = super().state_dict()
+        if self.scalers:
+            state[GRAD_SCALERS_KEY] = {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+        return state
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Restores what ``state_dict`` saved; checkpoints written without AMP (no scalers) load as before."""
+        state = OrderedDict(state_dict)
+        scalers = state.pop(GRAD_SCALERS_KEY, {})
+        super().load_state_dict(state)
+        for name, scaler_state in scalers.items():
+            self.scalers.setdefault(name, torch.amp.GradScaler(self.state.device.type)).load_state_dict(scaler_state)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision for the forward passes when the trainer was built with ``amp=True``."""
