@@ -50,6 +50,9 @@ def test_anatomical_pairs_start_from_an_affine_alignment_of_the_two_brains(regis
             present = set(np.unique(p[key].numpy()).astype(int).tolist()) - {0}
             assert present <= structures and {3, 42, 2, 41} <= present, key
         assert p["unaligned_dice"] < 0.3 < 0.5 < p["affine_dice"], (p["unaligned_dice"], p["affine_dice"])
+        moving_name, fixed_name = p["pair"].split(" onto ")
+        assert moving_name in str(p["moving"].meta["filename_or_obj"]) and moving_name in str(p["label"].meta["filename_or_obj"])
+        assert fixed_name in str(p["fixed"].meta["filename_or_obj"])  # the aligned brain is on the fixed grid
 
 
 def test_the_anatomical_pairs_option_reaches_the_child_and_prints_the_dice_before_alignment(monkeypatch, capsys):

@@ -100,3 +100,9 @@ def test_amp_grad_scalers_travel_with_the_trainers_checkpoint(tmp_path):
     resumed.fire_event(Events.STARTED)  # what run() fires first: the loader restores everything there
     assert resumed.state.iteration == 3 and torch.equal(net2.weight, net.weight)
     assert resumed.scalers["net"].state_dict() == trainer.scalers["net"].state_dict()
+    # resumed without AMP: the checkpoint loads, its scalers are left out and not saved again
+    plain, net3, opt3 = trainer_and_objects(3)
+    plain.amp = False
+    ResumeCheckpointLoader(latest_checkpoint(tmp_path), {"net": net3, "opt": opt3}).attach(plain)
+    plain.fire_event(Events.STARTED)
+    assert plain.state.iteration == 3 and plain.scalers == {} and "grad_scalers" not in plain.state_dict()

@@ -313,23 +313,30 @@ def test_instance_optimisation_downsampled_recovers_a_known_shift_in_input_voxel
 
 
 def test_the_optimisation_loops_own_warp_and_smoothness_equal_monais_values_and_gradients():
-    """warp_border and diffusion replace MONAI's Warp(bilinear, border) and DiffusionLoss in the test-time
-    optimisation for speed: the same values and gradients, 2D and 3D, with displacements reaching past the border."""
+    """BorderWarp and diffusion replace MONAI's Warp(bilinear, border) and DiffusionLoss in the test-time
+    optimisation for speed: the same values and gradients, 2D and 3D, batch 2, displacements reaching past the
+    border, an axis of one voxel; the same refusals of shapes they cannot handle."""
     from monai.losses import DiffusionLoss
 
-    from common.registration.refinement import diffusion, identity_grid, warp_border
+    from common.registration.refinement import BorderWarp, diffusion
 
     torch.manual_seed(0)
-    for size in ((7, 9, 11), (12, 10)):
+    for size in ((7, 9, 11), (12, 10), (5, 1, 6)):
         image = torch.rand(2, 1, *size, dtype=torch.float64)
         ddf = (3 * torch.randn(2, len(size), *size, dtype=torch.float64)).requires_grad_(True)
-        ours, monais = warp_border(image, ddf, identity_grid(size, dtype=torch.float64)), Warp("bilinear", "border")(image, ddf)
+        ours, monais = BorderWarp(size, dtype=torch.float64)(image, ddf), Warp("bilinear", "border")(image, ddf)
         torch.testing.assert_close(ours, monais)
         torch.testing.assert_close(torch.autograd.grad(ours.square().sum(), ddf)[0],
                                    torch.autograd.grad(monais.square().sum(), ddf)[0])
-        ours, monais = diffusion(ddf), DiffusionLoss()(ddf)
-        torch.testing.assert_close(ours, monais)
-        torch.testing.assert_close(torch.autograd.grad(3 * ours, ddf)[0], torch.autograd.grad(3 * monais, ddf)[0])
+        if min(size) >= 3:
+            ours, monais = diffusion(ddf), DiffusionLoss()(ddf)
+            torch.testing.assert_close(ours, monais)
+            torch.testing.assert_close(torch.autograd.grad(3 * ours, ddf)[0], torch.autograd.grad(3 * monais, ddf)[0])
+    with pytest.raises(ValueError, match="expected an image"):
+        BorderWarp((7, 9, 11))(torch.rand(1, 1, 7, 9, 10), torch.zeros(1, 3, 7, 9, 10))
+    for shape in ((1, 3, 5, 2, 6), (1, 2, 5, 5, 5)):  # an axis too short for central differences; D != len(S)
+        with pytest.raises(ValueError, match="displacement field"):
+            diffusion(torch.zeros(shape))
 
 
 def test_box_sum_and_gaussian_blur_against_convolutions():
@@ -351,3 +358,6 @@ def test_box_sum_and_gaussian_blur_against_convolutions():
         expected = torch.nn.functional.conv3d(flat, kernel[None, None], padding=radius)
         torch.testing.assert_close(gaussian_blur(image, sigma), expected.reshape(image.shape))
     assert torch.autograd.gradcheck(lambda x: _BoxSum.apply(x, 5), (image[:1, :1].clone().requires_grad_(True),))
+    for bad in (lambda: box_sum(image, 4), lambda: gaussian_blur(image, 0.0)):  # even: not centred; no width
+        with pytest.raises(ValueError):
+            bad()

@@ -6,7 +6,8 @@ The sample data's two FreeSurfer-processed brains (``registration/freesurfer-*``
 is brought to RAS at the bundle's ``pixdim``, scaled as the bundle scales its images, cropped to its own foreground
 and centred in one ``roi_size`` grid. The moving brain is then aligned to the fixed one by an ANTs affine
 registration, the same start for every method (learned methods such as VoxelMorph are evaluated on affinely
-aligned scans in the same way): what is scored is the deformable part, by Dice over VoxelMorph's 30 structures
+aligned scans in the same way; SyN and elastix then run their own affine stage on it again, T does not): what is
+scored is the deformable part, by Dice over VoxelMorph's 30 structures
 (``registration/labels.npz``; FreeSurfer's cortical parcels count as the cortex, labels 3 and 42, as aseg labels
 it). There is no known displacement between two people, so no endpoint error. These pairs are T1 onto T1: the
 sample data has no second contrast of a labelled brain, so they test anatomy, not the cross-modal part.
@@ -84,8 +85,11 @@ def anatomical_pairs(data_dir: Path, pixdim: Sequence[float], roi_size: Sequence
     if len(entries) < 2:
         raise ValueError(f"'{data_dir / DATALIST}' section '{SECTION}' lists {len(entries)} brain(s); the pairs need two.")
     structures = np.load(data_dir / STRUCTURES)["labels"].tolist()
-    brains = {e["subject"]: load_brain(e["image"], e["label"], structures, pixdim, roi_size, intensity_percentile)
+    brains = {e.get("subject", e["image"]): load_brain(e["image"], e["label"], structures, pixdim, roi_size, intensity_percentile)
               for e in entries}
+    if len(brains) < 2:
+        raise ValueError(f"'{data_dir / DATALIST}' section '{SECTION}' lists {len(brains)} distinct subject(s); the "
+                         "pairs need two.")
     pairs = []
     for moving_name, (moving, moving_label) in brains.items():
         for fixed_name, (fixed, fixed_label) in brains.items():
@@ -97,12 +101,15 @@ def anatomical_pairs(data_dir: Path, pixdim: Sequence[float], roi_size: Sequence
             ddf = torch.as_tensor(affine, dtype=torch.float32)[None]  # (1, 3, *roi_size), voxels
             aligned = Warp("bilinear", "zeros")(moving[None].as_tensor(), ddf)[0]
             aligned_label = Warp("nearest", "zeros")(moving_label[None].as_tensor().float(), ddf)[0].round().short()
+            # on the fixed grid now: the fixed image's grid metadata, the moving image's file name
+            aligned, aligned_label = fixed.clone().copy_(aligned), fixed_label.clone().copy_(aligned_label)
+            for image, source in ((aligned, moving), (aligned_label, moving_label)):
+                image.meta["filename_or_obj"] = source.meta.get("filename_or_obj")
             pairs.append({
                 "pair": f"{moving_name} onto {fixed_name}",
-                "fixed": fixed, "moving": fixed.clone().copy_(aligned),  # on the fixed grid now: its metadata
-                "label": fixed_label.clone().copy_(aligned_label), "label_fixed": fixed_label,
+                "fixed": fixed, "moving": aligned, "label": aligned_label, "label_fixed": fixed_label,
                 "unaligned_dice": dice(moving_label.as_tensor(), fixed_label.as_tensor()),
-                "affine_dice": dice(aligned_label, fixed_label.as_tensor()),
+                "affine_dice": dice(aligned_label.as_tensor(), fixed_label.as_tensor()),
                 "affine_seconds": time.perf_counter() - start,
             })
     return pairs

@@ -1065,7 +1065,7 @@ def print_pairs(report: dict, key: str = "pairs") -> None:
           f"downsampled {result.get('refine_downsample', 1)}x, lr {result.get('refine_lr')}, smoothness "
           f"{result.get('refine_alpha')}, correction grid {result.get('refine_grid_factor')}x coarser; "
           f"pairs at {result.get('pixdim')} mm")
-    width = max(len("pair"), *(len(r["pair"]) for r in rows["T"])) + 2
+    width = max([len("pair"), *(len(r["pair"]) for r in rows["T"])]) + 2
     head = f"{'pair':<{width}}{'method':<10}" + "".join(f"{k:>16}" for k in ("EPE mean (mm)", "EPE p95 (mm)", "Dice", "folding %", "s/pair"))
     print(head)
     print("-" * len(head))

@@ -149,9 +149,11 @@ class MultiNetworkTrainer(Trainer):
         return state
 
     def load_state_dict(self, state_dict: Mapping) -> None:
-        """Restores what ``state_dict`` saved; checkpoints written without AMP (no scalers) load as before."""
+        """Restores what ``state_dict`` saved; checkpoints written without AMP (no scalers) load as before, and a
+        trainer without AMP leaves an AMP checkpoint's scalers out (it would never use them)."""
         state = OrderedDict(state_dict)
-        scalers = state.pop(GRAD_SCALERS_KEY, {})
+        scalers = state.pop(GRAD_SCALERS_KEY, {}) if self.amp else {}
+        state.pop(GRAD_SCALERS_KEY, None)
         super().load_state_dict(state)
         for name, scaler_state in scalers.items():
             self.scalers.setdefault(name, torch.amp.GradScaler(self.state.device.type)).load_state_dict(scaler_state)
