@@ -837,6 +837,19 @@ def _baseline_registrations(threads: int, syn_transform: str, syn_options: dict 
             "elastix": elastix_register}  # elastix: 1 thread, see there
 
 
+def _pair_settings(parser, baselines: Sequence[str], syn_transform: str, syn_options: dict | None) -> dict:
+    """What the pairs ran with, for the report: T's test-time optimisation as the bundle's inferer has it (also for
+    bundles older than a config key), the pairs' spacing, and SyN's transform and effective options."""
+    from tools.registration_baseline import syn_arguments
+
+    settings = {k: parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
+    inferer = parser.get_parsed_content("validate#inferer")
+    settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+    if "SyN" in baselines:
+        settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
+    return settings
+
+
 def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, overrides: dict | None = None,
                   baselines: Sequence[str] = BASELINES, syn_transform: str = SYN_TRANSFORM,
                   syn_options: dict | None = None, ants_venv: Path = ANTS_VENV) -> dict:
@@ -853,7 +866,6 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
     from monai.data import MetaTensor
 
     from common.registration import registration_figures
-    from tools.registration_baseline import syn_arguments
 
     register = _baseline_registrations(threads, syn_transform, syn_options, ants_venv)
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
@@ -876,11 +888,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                     ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), spacing)
                     scored = {**pair, "pred": torch.as_tensor(ddf, dtype=torch.float32), "seconds": seconds}
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
-            settings = {k: wf.parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
-            if "SyN" in baselines:
-                settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
-            inferer = wf.parser.get_parsed_content("validate#inferer")  # what ran, also for bundles older than a key
-            settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+            settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
             wf.finalize()
     return {"rows": rows, **settings}
 
@@ -897,7 +905,6 @@ def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides
 
     from common.registration import registration_figures
     from tools.anatomical_pairs import anatomical_pairs
-    from tools.registration_baseline import syn_arguments
 
     register = _baseline_registrations(threads, syn_transform, syn_options, ants_venv)
     configs = [str(bundle_dir / "configs" / f"{n}.json") for n in ("train", "evaluate")]
@@ -926,11 +933,8 @@ def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides
                 ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), pixdim)
                 figures = registration_figures({**scored, "pred": torch.as_tensor(ddf, dtype=torch.float32), "seconds": seconds})
                 rows[baseline].append({"pair": pair["pair"], **figures})
-        settings = {k: get(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
-        settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+        settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
         wf.finalize()
-    if "SyN" in baselines:
-        settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
     return {"rows": rows, **settings}
 
 

@@ -152,10 +152,9 @@ class MultiNetworkTrainer(Trainer):
         """Restores what ``state_dict`` saved; checkpoints written without AMP (no scalers) load as before, and a
         trainer without AMP leaves an AMP checkpoint's scalers out (it would never use them)."""
         state = OrderedDict(state_dict)
-        scalers = state.pop(GRAD_SCALERS_KEY, {}) if self.amp else {}
-        state.pop(GRAD_SCALERS_KEY, None)
+        scalers = state.pop(GRAD_SCALERS_KEY, {})
         super().load_state_dict(state)
-        for name, scaler_state in scalers.items():
+        for name, scaler_state in scalers.items() if self.amp else ():
             self.scalers.setdefault(name, torch.amp.GradScaler(self.state.device.type)).load_state_dict(scaler_state)
 
     def autocast(self) -> contextlib.AbstractContextManager:
