@@ -115,8 +115,12 @@ def single_source(item: Mapping) -> dict[str, torch.Tensor]:
 
 class BaselineComparison:
     """Evaluator handler: scores the model's prediction and both baselines on every evaluated image and writes
-    ``comparison.json``, ``comparison.csv`` and ``comparison.md`` (one row per method, the mean over images) to
-    ``output_dir``.
+    ``comparison.json``, ``comparison.csv`` and ``comparison.md`` (one row per method, the mean over images, then
+    one row per subject and method) to ``output_dir``.
+
+    Each subject is scored on its own (``eval_subject``, else the image's position), and where an item has a lesion
+    mask (``eval_lesion``: MS lesions, tumour labels; non-zero = lesion) the same metrics inside the lesion are
+    added as ``lesion_<metric>``: a synthetic contrast that blurs a lesion away can score well on the whole brain.
 
     ``reference`` yields the training pairs for the histogram mapping, preprocessed as the evaluated images are
     (e.g. a ``Dataset`` of the training list with the validation transforms): dicts with ``image`` (source),
@@ -175,36 +179,91 @@ class BaselineComparison:
             label, pred = (torch.as_tensor(item[k]).detach().cpu().float() for k in ("label", "pred"))
             sources = {n: torch.as_tensor(s).detach().cpu().float() for n, s in self.sources(item).items()}
             mask = None if item.get("eval_mask") is None else torch.as_tensor(item["eval_mask"]).cpu()
+            lesion = lesion_region(item.get("eval_lesion"), mask)
             group = self.rows.setdefault(str(item[self.group_key]) if self.group_key else "", {})
+            subject = str(item.get("eval_subject") or f"image {len(next(iter(group.values()), [])) + 1}")
             for method, prediction in self.predictions(sources, pred, label, mask).items():
-                group.setdefault(method, []).append(masked_image_metrics(prediction, label, mask, self.value_range, names=self.names))
+                row = masked_image_metrics(prediction, label, mask, self.value_range, names=self.names)
+                if lesion is not None:
+                    inside = masked_image_metrics(prediction, label, lesion, self.value_range, names=self.names)
+                    row.update({f"lesion_{n}": v for n, v in inside.items()})
+                group.setdefault(method, []).append({**row, "subject": subject})
+
+    def _columns(self, rows: Sequence[Mapping]) -> list[str]:
+        """The metric names, then the lesion metrics where any row has them."""
+        return [*self.names, *(f"lesion_{n}" for n in self.names if any(f"lesion_{n}" in r for r in rows))]
+
+    def _mean(self, rows: Sequence[Mapping]) -> dict[str, float]:
+        return {n: float(np.mean([r[n] for r in rows if n in r])) for n in self._columns(rows)}
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """group -> method -> metric: the mean over the group's images (one group, "", without ``group_key``)."""
-        return {g: {m: {n: float(np.mean([r[n] for r in rows])) for n in self.names} for m, rows in methods.items()}
-                for g, methods in self.rows.items()}
+        """group -> method -> metric: the mean over the group's images (one group, "", without ``group_key``); lesion
+        metrics are the mean over the images that have a lesion mask."""
+        return {g: {m: self._mean(rows) for m, rows in methods.items()} for g, methods in self.rows.items()}
+
+    def per_subject(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """group -> subject -> method -> metric."""
+        table: dict = {}
+        for g, methods in self.rows.items():
+            for m, rows in methods.items():
+                for subject in dict.fromkeys(r["subject"] for r in rows):
+                    table.setdefault(g, {}).setdefault(subject, {})[m] = self._mean([r for r in rows if r["subject"] == subject])
+        return table
 
     def write(self, engine: Engine | None = None) -> dict:
-        table = self.summary()
+        table, subjects = self.summary(), self.per_subject()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         directions = {n: m.direction for n, m in self.mappings.items()}
         result = {"histogram_direction": directions.get("source", directions)}
-        result.update({"groups": table} if self.group_key else {"methods": table.get("", {})})
+        result.update({"groups": table, "subjects_by_group": subjects} if self.group_key else
+                      {"methods": table.get("", {}), "subjects": subjects.get("", {})})
         (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        columns = self._columns([r for methods in self.rows.values() for rows in methods.values() for r in rows])
         with open(self.output_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow([*(["inputs"] if self.group_key else []), "method", *self.names])
-            for g, methods in table.items():
-                writer.writerows([*([g] if self.group_key else []), m, *(f"{v[n]:.4f}" for n in self.names)]
-                                 for m, v in methods.items())
-        (self.output_dir / "comparison.md").write_text(comparison_markdown(table, self.group_key is not None), encoding="utf-8")
+            writer.writerow([*(["inputs"] if self.group_key else []), "subject", "method", *columns])
+            for g, by_subject in {g: {"mean": methods, **subjects.get(g, {})} for g, methods in table.items()}.items():
+                writer.writerows([*([g] if self.group_key else []), subject, m, *(f"{v[n]:.4f}" if n in v else "" for n in columns)]
+                                 for subject, methods in by_subject.items() for m, v in methods.items())
+        text = comparison_markdown(table, self.group_key is not None)
+        if len(next(iter(subjects.values()), {})) > 1 or any("lesion_psnr" in c for c in columns):
+            text += "\nPer held-out subject (lesion_*: inside its lesion mask, where it has one):\n\n"
+            text += subject_markdown(subjects, self.group_key is not None)
+        (self.output_dir / "comparison.md").write_text(text, encoding="utf-8")
         return table
+
+
+def lesion_region(lesion, mask) -> torch.Tensor | None:
+    """The lesion voxels (non-zero labels) inside ``mask`` where given; None without a lesion mask or lesion voxel."""
+    if lesion is None:
+        return None
+    region = torch.as_tensor(lesion).cpu() > 0
+    if mask is not None:
+        region = region & (torch.as_tensor(mask).cpu() > 0)
+    return region if bool(region.any()) else None
+
+
+def _fmt(name: str, value: float) -> str:
+    return f"{value:.2f}" if name.endswith("psnr") else f"{value:.3f}"
+
+
+def subject_markdown(subjects: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], grouped: bool = False) -> str:
+    """One row per (input combination,) subject and method; lesion columns where a subject has a lesion mask."""
+    labels = {"model": "model", "model_fitted": "model, oracle line", "source": "source", "linear": "source, oracle line",
+              "histogram": "source, histogram matching"}
+    rows = [(g, s, m, v) for g, by_subject in subjects.items() for s, methods in by_subject.items() for m, v in methods.items()]
+    names = list(dict.fromkeys(n for *_, v in rows for n in v))
+    head = (["inputs"] if grouped else []) + ["subject", "method", *names]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += ["| " + (f"{g} | " if grouped else "") + f"{s} | {labels.get(m, m)} | "
+              + " | ".join(_fmt(n, v[n]) if n in v else "-" for n in names) + " |" for g, s, m, v in rows]
+    return "\n".join(lines) + "\n"
 
 
 def comparison_markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], grouped: bool = False) -> str:
     """The model and the baselines as a Markdown table (PSNR in dB, the others unitless on the 0..1 scale); with
     ``grouped``, a first column names each row's group (e.g. the input combination)."""
-    names = list(next(iter(next(iter(table.values())).values())))
+    names = [n for n in next(iter(next(iter(table.values())).values())) if not n.startswith("lesion_")]
     labels = {"model": "model", "model_fitted": "model, least-squares line (oracle fit in the mask)",
               "source": "source as it is", "linear": "source, least-squares line (oracle fit in the mask)",
               "histogram": "source, histogram matching fitted on the training subjects"}

@@ -36,7 +36,7 @@ def data_dir(tmp_path_factory) -> Path:
     from tools import sample_data
 
     dest = tmp_path_factory.mktemp("sample_data")
-    sample_data.import_from(SHARED, dest, groups=["brain_mri", "ct"])
+    sample_data.import_from(SHARED, dest, groups=["brain_mri_quick", "ct"])
     return dest
 
 

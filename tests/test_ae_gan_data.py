@@ -66,7 +66,7 @@ def test_stack_keeps_the_first_given_contrasts_metadata_and_refuses_bad_inputs(v
 def test_evaluation_combinations_follow_each_subjects_contrasts(data_dir):
     inputs = input_contrasts(CONTRASTS, "t2")
     assert inputs == ["t1", "t1c", "flair"]
-    datalist = data_dir / "datalists/brain_mri.json"
+    datalist = data_dir / "datalists/brain_mri_test.json"
     entries = load_datalist(datalist, "training", {"label": "t2"}, base_dir=data_dir, optional_keys={c: c for c in inputs})
     expanded = expand_input_subsets(entries, inputs)
     by_subject = {}

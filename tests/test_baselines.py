@@ -59,4 +59,40 @@ def test_comparison_writes_the_table_on_real_contrasts(data_dir, tmp_path):
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert "histogram matching" in md and md.count("\n") == 6
     assert methods["model_fitted"]["psnr"] == float("inf")  # the oracle line of a perfect output is the identity
-    assert (tmp_path / "comparison.csv").read_text(encoding="utf-8").splitlines()[0] == "method,psnr,ssim,mae,ncc"
+    assert (tmp_path / "comparison.csv").read_text(encoding="utf-8").splitlines()[0] == "subject,method,psnr,ssim,mae,ncc"
+
+
+def test_each_subject_on_its_own_row_and_the_metrics_inside_its_lesion(data_dir, tmp_path):
+    """Two held-out 'subjects' from one real T2: a 'model' exact everywhere but inside a hand-made lesion cube, where it
+    is 0.2 too bright (0.1 on the 0..1 metric scale). Inside the lesion: MAE 0.1 and PSNR 20 dB exactly; over the
+    brain the error is diluted by the lesion's share of the mask; the subject without a lesion mask has no lesion
+    figures, and the mean lesion figures are that one subject's."""
+    t1, t2 = _load(data_dir, TCGA.format("t1")), _load(data_dir, TCGA.format("t2"))
+    brain = t2 > -1
+    lesion = torch.zeros_like(t2)
+    lesion[:, 25:31, 25:31, 18:22] = 1  # 144 voxels, all inside the brain
+    assert bool(brain[lesion > 0].all())
+    pred = torch.where(lesion > 0, t2 + 0.2, t2)
+    reference = [{"image": _load(data_dir, MET.format("t1n")), "label": _load(data_dir, MET.format("t2w"))}]
+    handler = BaselineComparison(tmp_path, reference)
+    items = [{"image": t1, "label": t2, "pred": pred, "eval_mask": brain.float(), "eval_lesion": lesion, "eval_subject": "with-lesion"},
+             {"image": t1, "label": t2, "pred": t2.clone(), "eval_mask": brain.float(), "eval_subject": "no-lesion"}]
+    engine = Engine(lambda e, b: [items[b]])
+    handler.attach(engine)
+    engine.run([0, 1], max_epochs=1)
+    result = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))
+    with_lesion, without = result["subjects"]["with-lesion"]["model"], result["subjects"]["no-lesion"]["model"]
+    assert with_lesion["lesion_mae"] == pytest.approx(0.1, abs=1e-6)
+    assert with_lesion["lesion_psnr"] == pytest.approx(20.0, abs=1e-4)
+    share = float((lesion > 0).sum() / brain.sum())
+    assert with_lesion["mae"] == pytest.approx(0.1 * share, rel=1e-4)
+    assert "lesion_mae" not in without and without["psnr"] == float("inf")
+    assert result["methods"]["model"]["lesion_mae"] == pytest.approx(0.1, abs=1e-6)  # the one subject with a lesion
+    assert result["methods"]["model"]["mae"] == pytest.approx(0.05 * share, rel=1e-4)  # the mean of both
+    # the baselines are scored inside the lesion too, and every subject has a row per method in both tables
+    assert 0 < result["subjects"]["with-lesion"]["linear"]["lesion_mae"] < 1
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "Per held-out subject" in md and md.count("| with-lesion |") == 4 and md.count("| no-lesion |") == 4
+    rows = (tmp_path / "comparison.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "subject,method,psnr,ssim,mae,ncc,lesion_psnr,lesion_ssim,lesion_mae,lesion_ncc"
+    assert sum(r.startswith("no-lesion,") for r in rows) == 4 and all(r.endswith(",,,") for r in rows if r.startswith("no-lesion,"))

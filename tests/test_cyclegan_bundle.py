@@ -215,7 +215,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     # a held-out T2 on another grid than its T1: the voxel-wise metrics would compare different anatomy
     other_grid = tmp_path / "t2_other_grid.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(src.dataobj, dtype=np.float32)[:, :, :150], src.affine), other_grid)
-    datalist = json.loads((data_dir / "datalists/brain_mri.json").read_text(encoding="utf-8"))
+    datalist = json.loads((data_dir / "datalists/brain_mri_test.json").read_text(encoding="utf-8"))
     datalist["validation"] = [{"subject": "x", "t1": str(data_dir / TCGA_T1), "t2": str(other_grid)}]
     mismatched = tmp_path / "mismatched.json"
     mismatched.write_text(json.dumps(datalist), encoding="utf-8")

@@ -19,7 +19,7 @@ def _load(path):
 
 
 def test_load_datalist_maps_contrasts(data_dir):
-    items = load_datalist(data_dir / "datalists/brain_mri.json", "validation", {"A": "t1", "B": "t2"},
+    items = load_datalist(data_dir / "datalists/brain_mri_test.json", "validation", {"A": "t1", "B": "t2"},
                           base_dir=data_dir, optional_keys={"mask": "mask"})
     assert len(items) == 1 and items[0]["subject"] == "TCGA-DU-7294"
     assert items[0]["A"].endswith("_t1_bet_normalized.nii.gz") and items[0]["B"].endswith("_t2_bet_normalized.nii.gz")
@@ -27,7 +27,7 @@ def test_load_datalist_maps_contrasts(data_dir):
 
 
 def test_datalist_errors_name_the_problem(data_dir, tmp_path):
-    datalist = data_dir / "datalists/brain_mri.json"
+    datalist = data_dir / "datalists/brain_mri_test.json"
     with pytest.raises(KeyError, match=r"TCGA-DU-7294.*has no contrast \['pd'\]; it has \['flair', 'mask', 't1', 't1c', 't2'\]"):
         load_datalist(datalist, "validation", {"A": "t1", "B": "pd"}, base_dir=data_dir)
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
@@ -128,7 +128,7 @@ def test_scale_percentiled_ignores_interpolation_residue_around_the_brain(data_d
 
 
 def test_load_datalist_skips_subjects_without_the_pair_when_asked(data_dir, caplog):
-    datalist = data_dir / "datalists/brain_mri.json"
+    datalist = data_dir / "datalists/brain_mri_test.json"
     with pytest.raises(KeyError, match=r"CSTAR-stroke.*has no contrast \['t1c'\]"):
         load_datalist(datalist, "training", {"A": "t1c", "B": "t2"}, base_dir=data_dir)
     with caplog.at_level("WARNING"):

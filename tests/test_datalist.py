@@ -335,3 +335,56 @@ def test_inference_on_a_dicom_series_writes_nifti_with_the_series_geometry(dicom
     assert out.shape == tuple(source.shape) == (31, 40, 35)
     np.testing.assert_allclose(out.affine, np.asarray(source.affine), atol=1e-4)  # the series' oblique 4 mm grid
     assert np.isfinite(out.get_fdata()).all()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("t1ce", "t1c"), ("T1C", "t1c"), ("T1POST", "t1c"), ("T1POST_N4_noneck_reduced_winsor_regtoFLAIR_brain_N4_regtoMNI", "t1c"),
+    ("T1_N4_noneck_reduced_winsor_regtoFLAIR_brain_N4_regtoMNI", "t1"), ("FLAIR_N4_noneck", "flair"),
+    ("GOLD_STANDARD_N4_noneck_reduced_winsor_regtoFLAIR_regtoMNI", "lesion"), ("BRATS_HG0015_truth", "seg"),
+    ("BRATS_HG0015_T1C", "t1c"), ("study2_T2W", "t2"), ("localizer_scan", "localizerscan"),
+])
+def test_new_naming_schemes_map_to_canonical_contrasts(name, expected):
+    assert canonical(name) == expected
+
+
+def test_brats_2018_2012_mha_and_open_ms_names_from_the_sample_folders(tmp_path):
+    # BraTS 2018 (t1ce, seg) and BRATS 2012 MetaImage (T1C, truth) through --layout brats; OpenMS through subject folders
+    root = tmp_path / "brats"
+    for subject in ("Brats18_2013_3_1", "BRATS2012-HG0015"):
+        for f in (BRAIN / subject).iterdir():
+            link(root / subject / f.name, f)
+    datalist = build(tmp_path, root, "--layout", "brats", "--split", "0.5")
+    got = entries(datalist)
+    assert set(got) == {"Brats18_2013_3_1", "BRATS_HG0015"}
+    assert got["BRATS_HG0015"] == {"subject": "BRATS_HG0015", **{k: f"BRATS2012-HG0015/BRATS_HG0015_{v}.mha" for k, v in
+                                   {"t1": "T1", "t1c": "T1C", "t2": "T2", "flair": "FLAIR", "seg": "truth"}.items()}}
+    assert got["Brats18_2013_3_1"]["t1c"] == "Brats18_2013_3_1/Brats18_2013_3_1_t1ce.nii.gz"
+    assert got["Brats18_2013_3_1"]["seg"] == "Brats18_2013_3_1/Brats18_2013_3_1_seg.nii.gz"
+    ms = build(tmp_path, BRAIN, "--layout", "subject-folders", "--allow-missing")
+    patient = entries(ms)["OpenMS-patient26"]
+    assert set(patient) == {"subject", "t1", "t1c", "t2", "flair", "lesion"}
+    assert patient["t1c"].startswith("OpenMS-patient26/T1POST_") and patient["lesion"].startswith("OpenMS-patient26/GOLD_STANDARD_")
+    assert len(entries(ms)) == 23
+
+
+def test_contrasts_on_different_grids_are_refused_naming_them_or_resampled_on_request(tmp_path):
+    raw = SHARED / "brain_mri_raw"
+    message = refusal(tmp_path, raw, "--layout", "subject-folders", "--contrasts", "t1,t2,flair")
+    assert "2 subject(s) have images on different voxel grids" in message and "--resample-to" in message
+    assert "OpenMS-long-patient03-study2/study2_T1W.nii.gz (256x256x48, 0.91x0.91x3 mm, LPS" in message
+    assert "study2_FLAIR.nii.gz (320x320x48, 0.719x0.719x3 mm, LPS" in message
+
+    out = tmp_path / "resampled_list" / "datalist.json"
+    result = subprocess.run([sys.executable, "-m", "tools.datalist", str(raw), "--layout", "subject-folders", "--contrasts",
+                             "t1,t2,flair", "--resample-to", "flair", "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: resampled onto each subject's flair grid through the affines (NOT registered" in result.stdout
+    datalist = json.loads(out.read_text(encoding="utf-8"))
+    for entry in entries(datalist).values():
+        flair = nib.load(raw / entry["flair"])  # the reference keeps its own file
+        for key in ("t1", "t2"):
+            copy = Path(entry[key])
+            assert copy.is_absolute() and copy.parent.parent == out.parent / "resampled"
+            img = nib.load(copy)
+            assert img.shape == flair.shape and np.allclose(img.affine, flair.affine, atol=1e-4)
+            assert float(np.asarray(img.dataobj).max()) > 0  # the head is inside the FLAIR's field of view

@@ -14,6 +14,8 @@ import pytest
 from conftest import SHARED
 
 from tools import sample_data as sd
+from tools.sample_datalists import HELD_OUT, QUICK_TRAINING, SUBJECTS, TEST_TRAINING, TRAINING
+from tools.sample_manifest import GROUPS, LISTS, SETS
 
 ENTRY = {e.path: e for e in sd.MANIFEST}
 SMALL_CT = "ct/example_ct_sm.nii.gz"
@@ -38,6 +40,27 @@ def test_manifest_matches_sha256sums():
         sums[name.removeprefix("./")] = digest
     assert {e.path: e.sha256 for e in sd.MANIFEST} == sums
     assert [e.path for e in sd.MANIFEST if e.local_only] == ["registration/mricron-data.copyright"]
+    # every file in exactly one group, and the sets are unions of groups
+    assert {e.group for e in sd.MANIFEST} == set(GROUPS) and len({e.path for e in sd.MANIFEST}) == len(sd.MANIFEST)
+    assert {g for groups in SETS.values() for g in groups} == set(GROUPS)
+    quick = {e.path.split("/")[1] for e in sd.select(["brain_mri_quick"])}
+    assert quick == {*QUICK_TRAINING, *HELD_OUT}
+    assert {e.path.split("/")[1] for e in sd.select(["brain_mri"])} == set(SUBJECTS)
+    assert len(sd.select(["brain_mri_raw"])) == 14
+
+
+def test_extended_lists_are_the_published_ones_and_check_git_blob_ids():
+    for name in ("more_brain_subjects.tsv", "open_ms_data_cross_sectional_MNI.tsv"):
+        assert (LISTS / name).read_bytes() == (SHARED / name).read_bytes()
+    extended = sd.select(["ct"], extended=True)[len(sd.select(["ct"])):]
+    people = {e.path.rsplit("/", 1)[0] for e in extended}
+    assert len(people) == 34 and not people & {f"brain_mri/{s}" for s in SUBJECTS}  # no person twice
+    assert sum(e.sha256 is not None for e in extended) == 36 and sum(e.git_blob_sha1 is not None for e in extended) == 135
+    # the blob ids of the OpenMS files at hand are what the list says (git's own hash, computed here)
+    listed = {row.split("\t")[0]: row.split("\t")[1] for row in (LISTS / "open_ms_data_cross_sectional_MNI.tsv").read_text().splitlines()[1:]}
+    for e in sd.select(["brain_mri"]):
+        if e.repo == "muschellij2/open_ms_data":
+            assert sd.git_blob_sha1_of(SHARED / e.path) == listed[e.origin], e.path
 
 
 def test_import_all_and_datalists(tmp_path):
@@ -47,7 +70,11 @@ def test_import_all_and_datalists(tmp_path):
     assert sd.verify(tmp_path) == []
     assert not _leftovers(tmp_path)
     assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == [
-        "brain_mri.json", "ct_unpaired.json", "registration.json"]
+        "brain_mri.json", "brain_mri_quick.json", "brain_mri_raw.json", "brain_mri_test.json", "ct_unpaired.json",
+        "registration.json"]  # not brain_mri_extended.json: its 34 further people are not at hand
+    raw = json.loads((tmp_path / "datalists" / "brain_mri_raw.json").read_text(encoding="utf-8"))
+    assert [e["subject"] for e in raw["raw"]] == ["OpenMS-long-patient03-study2", "OpenMS-long-patient04-study1"]
+    assert all((tmp_path / p).is_file() for e in raw["raw"] for k, p in e.items() if k != "subject")
 
     ct = json.loads((tmp_path / "datalists" / "ct_unpaired.json").read_text(encoding="utf-8"))
     assert ct["training"][0]["A"] == "ct/example_ct.nii.gz" and "non-contrast" in ct["description"]
@@ -77,17 +104,23 @@ def test_import_all_and_datalists(tmp_path):
     assert sd.main(["verify", "--dest", str(tmp_path)]) == 1
 
 
-def test_brain_mri_datalist(tmp_path):
+def test_brain_mri_datalists(tmp_path):
     sd.import_from(SHARED, tmp_path, groups=["brain_mri"])
-    assert [p.name for p in (tmp_path / "datalists").iterdir()] == ["brain_mri.json"]
-    brain = json.loads((tmp_path / "datalists" / "brain_mri.json").read_text(encoding="utf-8"))
-    assert brain["contrasts"] == ["t1", "t1c", "t2", "flair"]
-    train = {item["subject"]: item for item in brain["training"]}
-    assert list(train) == ["BraTS-MET-00110-000", "BraTS-GLI-00001-000", "CSTAR-stroke"]
-    (val,) = brain["validation"]
-    assert val["subject"] == "TCGA-DU-7294" and "TCGA-DU-7294" not in train
-    for item in [*train.values(), val]:
-        assert set(item) - {"subject", "mask"} <= set(brain["contrasts"])
+    assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == [
+        "brain_mri.json", "brain_mri_quick.json", "brain_mri_test.json"]
+    lists = {n: json.loads((tmp_path / "datalists" / f"{n}.json").read_text(encoding="utf-8"))
+             for n in ("brain_mri", "brain_mri_quick", "brain_mri_test")}
+    full = lists["brain_mri"]
+    assert full["contrasts"] == ["t1", "t1c", "t2", "flair"]
+    # 21 training subjects, two held out, none on both sides; the subsets draw from the same split
+    train = {item["subject"]: item for item in full["training"]}
+    assert len(train) == 21 and [v["subject"] for v in full["validation"]] == ["TCGA-DU-7294", "OpenMS-patient26"]
+    assert not set(train) & {"TCGA-DU-7294", "OpenMS-patient26"} and set(train) == set(TRAINING)
+    for name, training, held_out in (("brain_mri_quick", QUICK_TRAINING, HELD_OUT), ("brain_mri_test", TEST_TRAINING, HELD_OUT[:1])):
+        assert [v["subject"] for v in lists[name]["training"]] == list(training) and set(training) <= set(train)
+        assert [v["subject"] for v in lists[name]["validation"]] == list(held_out)
+    for item in [*train.values(), *full["validation"]]:
+        assert set(item) - {"subject", "mask", "seg", "lesion"} <= set(full["contrasts"])
         for key, rel in item.items():
             if key == "subject":
                 continue
@@ -98,24 +131,38 @@ def test_brain_mri_datalist(tmp_path):
         prefix = f"brain_mri/{name}/{name}"
         assert train[name] == {"subject": name, "t1": f"{prefix}-t1n.nii.gz", "t1c": f"{prefix}-t1c.nii.gz",
                                "t2": f"{prefix}-t2w.nii.gz", "flair": f"{prefix}-t2f.nii.gz"}
+    # each naming scheme onto the canonical contrasts: BraTS 2018 (t1ce), BRATS 2012 (.mha, T1C, truth), OpenMS
+    # (T1POST, the manual lesion mask)
+    b18 = "brain_mri/Brats18_2013_3_1/Brats18_2013_3_1"
+    assert train["Brats18_2013_3_1"] == {"subject": "Brats18_2013_3_1", "t1": f"{b18}_t1.nii.gz", "t1c": f"{b18}_t1ce.nii.gz",
+                                         "t2": f"{b18}_t2.nii.gz", "flair": f"{b18}_flair.nii.gz", "seg": f"{b18}_seg.nii.gz"}
+    b12 = "brain_mri/BRATS2012-HG0015/BRATS_HG0015"
+    assert train["BRATS2012-HG0015"] == {"subject": "BRATS2012-HG0015", "t1": f"{b12}_T1.mha", "t1c": f"{b12}_T1C.mha",
+                                         "t2": f"{b12}_T2.mha", "flair": f"{b12}_FLAIR.mha", "seg": f"{b12}_truth.mha"}
+    ms = train["OpenMS-patient07"]
+    assert Path(ms["t1c"]).name.startswith("T1POST_") and Path(ms["t1"]).name.startswith("T1_")
+    assert Path(ms["lesion"]).name.startswith("GOLD_STANDARD_") and "seg" not in ms
     # CSTAR-stroke has no T1c: its entry lacks the key, and the description says so
     assert train["CSTAR-stroke"] == {"subject": "CSTAR-stroke", "t1": "brain_mri/CSTAR-stroke/T1.nii.gz",
                                      "t2": "brain_mri/CSTAR-stroke/T2.nii.gz",
                                      "flair": "brain_mri/CSTAR-stroke/FLAIR.nii.gz"}
-    assert "CSTAR-stroke" in brain["description"] and "no T1c" in brain["description"]
+    assert "CSTAR-stroke has no T1c" in full["description"]
+    val = full["validation"][0]
     assert val["t1"].endswith("_t1_bet_normalized.nii.gz") and val["t1c"].endswith("_t1c_bet_normalized.nii.gz")
     assert val["t2"].endswith("_t2_bet_normalized.nii.gz") and val["flair"].endswith("_fla_bet_normalized.nii.gz")
     assert val["mask"] == "brain_mri/TCGA-DU-7294/atlas_bet_t1c_mask.nii.gz"
-    assert all("mask" not in item for item in train.values())
+    assert "lesion" in full["validation"][1]
 
 
 def test_datalist_needs_all_its_files(tmp_path):
-    # one brain file missing (CSTAR T2): write_datalists leaves brain_mri.json out
-    sd.import_from(SHARED, tmp_path, groups=["brain_mri"])
-    (tmp_path / "datalists" / "brain_mri.json").unlink()
+    # one brain file missing (CSTAR T2): write_datalists leaves out every brain datalist that lists it
+    sd.import_from(SHARED, tmp_path, groups=["brain_mri_quick"])
+    assert sorted(p.name for p in (tmp_path / "datalists").iterdir()) == ["brain_mri_quick.json", "brain_mri_test.json"]
+    for p in (tmp_path / "datalists").iterdir():
+        p.unlink()
     (tmp_path / "brain_mri/CSTAR-stroke/T2.nii.gz").unlink()
     assert sd.write_datalists(tmp_path) == []
-    assert not (tmp_path / "datalists" / "brain_mri.json").exists()
+    assert not (tmp_path / "datalists" / "brain_mri_quick.json").exists()
 
 
 def test_import_only_group_writes_only_its_datalist(tmp_path):
@@ -214,9 +261,34 @@ def test_no_network_stops_at_once_with_one_line_saying_what_to_do(tmp_path, monk
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot reach http://127.0.0.1:9 (")  # no per-file lines
     assert "python -m tools.sample_data import --from DIR" in err[0] and "--data-from DIR" in err[0]
-    assert not any(p.is_file() for p in (tmp_path / "a").rglob("*"))
+    assert not any((tmp_path / "a").rglob("*"))  # no file, and no empty folder either
 
     # the quick start's demo: the same one line, no traceback, nothing trained
     assert demo.main(["cyclegan", "--data-dir", str(tmp_path / "b"), "--output-dir", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == err and not (tmp_path / "out").exists()
+
+
+def test_extended_download_checks_git_blob_ids_and_refuses_a_tampered_file(server, tmp_path, monkeypatch):
+    """The extended set's OpenMS files are checked by git blob id: served here from the files at hand (patient07's,
+    whose ids the published list gives), under the name of an extended person; one served tampered is refused."""
+    root, base = server
+    dest = tmp_path / "dest"
+    listed = {row.split("\t")[0]: row.split("\t")[1] for row in (LISTS / "open_ms_data_cross_sectional_MNI.tsv").read_text().splitlines()[1:]}
+    here = [e for e in sd.select(["brain_mri"]) if "OpenMS-patient07" in e.path]
+    entries = [sd.Entry(e.path.replace("patient07", "patient99"), "brain_mri_extended", e.repo, e.commit, e.origin, None,
+                        git_blob_sha1=listed[e.origin]) for e in here]
+    monkeypatch.setattr(sd, "extended_manifest", lambda: entries)
+    for e, entry in zip(here, entries):
+        target = root / entry.repo / entry.commit / entry.origin
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = bytearray((SHARED / e.path).read_bytes())
+        if Path(entry.path).name.startswith("FLAIR_"):  # ("regtoFLAIR" is in every name)
+            data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    with pytest.raises(sd.SampleDataError) as err:
+        sd.download(dest, groups=["ct"], files=[e.path for e in entries], base_url=base, extended=True)
+    assert "git blob id mismatch" in str(err.value) and "OpenMS-patient99/FLAIR_" in str(err.value)
+    kept = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.nii.gz"))
+    assert len(kept) == 4 and not any(Path(p).name.startswith("FLAIR_") for p in kept) and not _leftovers(dest)
+    assert all(sd.git_blob_sha1_of(dest / p) == listed[next(e.origin for e in entries if e.path == p)] for p in kept)

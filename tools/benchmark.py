@@ -84,7 +84,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.bundles import BUNDLES
+from tools.bundles import BUNDLES, datalist_override
 from tools.registration_baseline import ANTS_VENV, SYN_OPTIONS, SYN_TRANSFORM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -688,6 +688,7 @@ def measure_framework(bundle: str, size: str, warmup: int, iterations: int, data
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {
             **BENCHMARKS[bundle].config(size),
+            **datalist_override(bundle),  # the test subset: the speed of an iteration does not depend on the count
             "bundle_root": tmp,
             "dataset_dir": str(data_dir),
             "iterations_per_epoch": warmup + iterations,

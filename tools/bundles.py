@@ -20,13 +20,17 @@ by adding one entry here. Keys of an entry:
   answer), where inference writes more than one file (Deform-GAN: the warped image beside the field).
 * ``sizes``: ``settings`` are config values baked into the released configs (top-level keys of
   ``train.json`` / ``inference.json``: the weights only fit a network of that size); ``schedule`` are the
-  training-only overrides of that run (recorded in the metadata, not baked).
+  training-only overrides of that run (recorded in the metadata, not baked); its ``datalist``, where given, is
+  also the evaluation's (the test size trains and evaluates on the test subset, ``TEST_DATALIST``).
 
 ``release`` is the documented release schedule of the published weights (CPU-feasible, on the sample data);
 ``test`` is the size CI trains and packs in seconds (the same as ``tests/bundle_utils.py``'s sizes).
 """
 
 from __future__ import annotations
+
+# the brain bundles' test size reads the sample data's test subset (tools/sample_datalists.py), not the full set
+TEST_DATALIST = "$@dataset_dir + '/datalists/brain_mri_test.json'"
 
 BUNDLES: dict[str, dict] = {
     "cyclegan": {
@@ -53,7 +57,7 @@ BUNDLES: dict[str, dict] = {
             "test": {
                 "settings": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8,
                              "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
-                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+                "schedule": {"datalist": TEST_DATALIST, "iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },
     },
@@ -81,7 +85,7 @@ BUNDLES: dict[str, dict] = {
             "test": {
                 "settings": {"num_ublocks": 2, "gen_channels": [8, 16, 32], "disc_filters": 8,
                              "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
-                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000,
+                "schedule": {"datalist": TEST_DATALIST, "iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000,
                              "generator_updates": 1, "vgg_weights": "random"},
             },
         },
@@ -107,7 +111,7 @@ BUNDLES: dict[str, dict] = {
             # tests/bundle_utils.py's AE_GAN_TEST_SIZE: 4 mm slices, 8 filters, 2 residual blocks; 20 iterations
             "test": {
                 "settings": {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
-                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+                "schedule": {"datalist": TEST_DATALIST, "iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },
     },
@@ -164,8 +168,14 @@ BUNDLES: dict[str, dict] = {
             "test": {
                 "settings": {"t_channels": [8, 16, 16, 16], "t_final_channels": [8], "pixdim": [4.0, 4.0, 4.0],
                              "roi_size": [48, 48, 48], "gen_channels": [8, 16, 32], "disc_filters": 8},
-                "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
+                "schedule": {"datalist": TEST_DATALIST, "iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },
     },
 }
+
+
+def datalist_override(bundle: str, size: str = "test") -> dict:
+    """``{"datalist": ...}`` where the size's schedule names the datalist (evaluation and speed runs read the same
+    subjects as its training), else ``{}`` (the config's own default)."""
+    return {k: v for k, v in BUNDLES[bundle]["sizes"][size]["schedule"].items() if k == "datalist"}

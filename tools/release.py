@@ -482,7 +482,7 @@ def build_release(
     threads: int | None = None,
 ) -> dict:
     """Builds one bundle's release (see the module docstring); returns its index entry plus local paths."""
-    from tools.bundles import BUNDLES
+    from tools.bundles import BUNDLES, datalist_override
 
     if name not in BUNDLES:
         raise ReleaseError(f"unknown bundle '{name}'; tools/bundles.py lists {sorted(BUNDLES)}.")
@@ -557,7 +557,8 @@ def build_release(
         eval_dir = work / "eval"
         steps.monai_bundle("evaluate", "run", "--config_file", _cli_list([configs[n] for n in spec["evaluate"]]),
                            "--bundle_root", str(stage), "--dataset_dir", str(data_dir), "--output_dir", str(eval_dir),
-                           "--ckpt_dir", str(work / "ckpt"), "--tb_dir", str(work / "tb"))
+                           "--ckpt_dir", str(work / "ckpt"), "--tb_dir", str(work / "tb"),
+                           *_overrides(datalist_override(name, size)))
         rows = dict(csv.reader(open(eval_dir / "metrics.csv", encoding="utf-8")))
         metrics = {k: float(rows[k]) for k in spec["metrics"]}
         meta["eval_metrics"] = {**metrics, "note": meta.get("eval_metrics", {}).get("note", "held-out evaluation")}

@@ -17,14 +17,15 @@ def load_datalist(
     section: str,
     keys: Mapping[str, str],
     base_dir: str | os.PathLike | None = None,
-    optional_keys: Mapping[str, str] | None = None,
+    optional_keys: Mapping[str, str | Sequence[str]] | None = None,
     skip_incomplete: bool = False,
 ) -> list[dict]:
     """Reads ``section`` of a datalist and renames each entry's contrasts to the keys a bundle uses.
 
     A datalist is ``{"training": [{"subject": "...", "t1": "rel/path.nii.gz", "t2": ...}, ...], "validation": ...}``
     (the sample-data tool writes these). ``keys`` maps a bundle's key to a datalist key, e.g. CycleGAN T1->T2
-    uses ``{"A": "t1", "B": "t2"}``; ``optional_keys`` (e.g. ``{"mask": "mask"}``) are copied when present.
+    uses ``{"A": "t1", "B": "t2"}``; ``optional_keys`` (e.g. ``{"mask": "mask"}``) are copied when present, a list of
+    datalist keys taking the first one an entry has (``{"lesion": ["lesion", "seg"]}``: MS lesions or tumour labels).
     Relative paths are joined to ``base_dir`` (default: the datalist's folder). Every problem a user can
     make here -- missing file, empty section, unknown contrast -- raises an error naming the file and key.
     With ``skip_incomplete=True`` an entry that lacks one of the ``keys``' contrasts is left out with a warning
@@ -67,7 +68,8 @@ def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping
         available = sorted(k for k in entry if k != "subject")
         raise KeyError(f"{where} has no contrast {missing}; it has {available}.")
     out = {"subject": entry.get("subject", f"{section}_{index}")}
-    for dst, src in list(keys.items()) + [(d, s) for d, s in optional.items() if s in entry]:
+    present = [(d, next((a for a in ([s] if isinstance(s, str) else s) if a in entry), None)) for d, s in optional.items()]
+    for dst, src in list(keys.items()) + [(d, s) for d, s in present if s is not None]:
         path = Path(entry[src])
         path = path if path.is_absolute() else base / path
         if not path.exists():
@@ -77,6 +79,10 @@ def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping
 
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# every single-file format the bundles read: NIfTI through nibabel, the others through MONAI's ITK reader (which
+# LoadImage picks by suffix: the configs name no reader, so one choice is shared by all of them)
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 
 
 def is_dicom_file(path: str | os.PathLike) -> bool:
@@ -95,8 +101,8 @@ def is_dicom_series(path: str | os.PathLike) -> bool:
 
 
 def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
-    """Images to run inference on: a NIfTI file, a DICOM series folder, a folder of either (its ``*.nii``,
-    ``*.nii.gz`` and DICOM series sub-folders), a glob pattern, or a list of these."""
+    """Images to run inference on: an image file (NIfTI, MetaImage, NRRD), a DICOM series folder, a folder of
+    either (its image files and DICOM series sub-folders), a glob pattern, or a list of these."""
     if isinstance(spec, (list, tuple)):
         return [f for s in spec for f in input_files(s)]
     path = Path(spec)
@@ -104,7 +110,7 @@ def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
         return [str(path)]
     if path.is_dir():
         found = sorted(
-            str(p) for p in path.iterdir() if (p.is_file() and p.name.endswith(NIFTI_SUFFIXES)) or is_dicom_series(p)
+            str(p) for p in path.iterdir() if (p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)) or is_dicom_series(p)
         )
     else:
         found = sorted(glob.glob(str(spec)))
