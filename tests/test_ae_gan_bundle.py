@@ -170,5 +170,5 @@ def test_bad_input_errors_name_the_key_or_file(trained, data_dir, tmp_path):
     cropped = tmp_path / "flair_other_grid.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(t1.dataobj, dtype=np.float32)[:, :, :150], t1.affine), cropped)
     message = infer(t1=_path(data_dir, "t1"), flair=str(cropped))
-    assert "flair_other_grid.nii.gz' ('flair') and" in message and "not on the same voxel grid" in message
+    assert "flair_other_grid.nii.gz' ('flair', 240x240x150, 1x1x1 mm, LPS" in message and "not on the same voxel grid" in message
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

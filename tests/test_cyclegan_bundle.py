@@ -222,4 +222,4 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path, trained):
     with pytest.raises(Exception) as err:
         workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(root),
                  datalist=str(mismatched), output_dir=str(tmp_path / "eval"), **TRAIN_TEST_SIZE).run()
-    assert "t2_other_grid.nii.gz' ('label') and" in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)
+    assert "t2_other_grid.nii.gz' ('label', 240x240x150, 1x1x1 mm, " in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)

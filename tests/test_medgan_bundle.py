@@ -175,7 +175,7 @@ def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path):
     datalist.write_text(json.dumps({"training": [{"subject": "x", "t1": str(data_dir / TCGA_T1), "t2": str(shifted)}]}), encoding="utf-8")
     with pytest.raises(Exception) as err:
         _train(data_dir, tmp_path / "d", iterations=1, datalist=str(datalist))
-    assert "t2_other_grid.nii.gz' ('label') and" in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)
+    assert "t2_other_grid.nii.gz' ('label', 240x240x150, 1x1x1 mm, " in error_chain(err.value) and "not on the same voxel grid" in error_chain(err.value)
 
 
 def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_dir, tmp_path):

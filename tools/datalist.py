@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Optional
 
 from common.data.datalist import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_dicom_file, is_dicom_series
+from common.data.transforms import describe_grid, same_grid
 
 OPTIONAL = ("mask", "seg", "lesion")  # kept where found, never required unless asked for
 CANONICAL = ("t1", "t1c", "t2", "flair", "pd", "mra", "ct")  # order of the default contrasts
@@ -209,24 +210,6 @@ def image_grid(path: Path):
     affine[:3, :3] = direction * np.array([io.GetSpacing(i) for i in range(3)])
     affine[:3, 3] = [io.GetOrigin(i) for i in range(3)]
     return tuple(io.GetDimensions(i) for i in range(3)), np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # ITK is LPS
-
-
-def describe_grid(grid) -> str:
-    """A grid as a person reads it: ``240x240x155, 1x1x1 mm, LPS, origin (0, -239, 0)``."""
-    import nibabel as nib
-    import numpy as np
-
-    shape, affine = grid
-    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return (f"{'x'.join(str(int(n)) for n in shape)}, {'x'.join(f'{v:.3g}' for v in spacing)} mm, "
-            f"{''.join(nib.aff2axcodes(affine))}, origin ({', '.join(f'{v:.1f}' for v in affine[:3, 3])})")
-
-
-def same_grid(a, b, atol: float = 1e-3) -> bool:
-    """Two grids share shape and affine (the bundles' CheckSameGridd tolerance)."""
-    import numpy as np
-
-    return a[0] == b[0] and np.allclose(a[1], b[1], atol=atol)
 
 
 def resample_onto(path: Path, reference: Path, out: Path, nearest: bool) -> None:

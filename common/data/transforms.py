@@ -46,6 +46,23 @@ class CheckImaged(MapTransform):
         return d
 
 
+def describe_grid(grid: tuple[Sequence[int], np.ndarray]) -> str:
+    """A voxel grid (shape, 4x4 voxel-to-world affine) as a person reads it: ``240x240x155, 1x1x1 mm, LPS, origin
+    (0.0, -239.0, 0.0)``."""
+    import nibabel as nib
+
+    shape, affine = grid
+    affine = np.asarray(affine, dtype=float)
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return (f"{'x'.join(str(int(n)) for n in shape)}, {'x'.join(f'{v:.3g}' for v in spacing)} mm, "
+            f"{''.join(nib.aff2axcodes(affine))}, origin ({', '.join(f'{v:.1f}' for v in affine[:3, 3])})")
+
+
+def same_grid(a: tuple[Sequence[int], np.ndarray], b: tuple[Sequence[int], np.ndarray], atol: float = 1e-3) -> bool:
+    """Two grids (shape, affine) share shape and affine within ``atol`` (mm)."""
+    return tuple(a[0]) == tuple(b[0]) and np.allclose(np.asarray(a[1], float), np.asarray(b[1], float), atol=atol)
+
+
 class CheckSameGridd(MapTransform):
     """Rejects paired images that do not share one voxel grid (shape and affine), naming both files.
 
@@ -63,15 +80,13 @@ class CheckSameGridd(MapTransform):
         first = d[keys[0]] if keys else None
         for key in keys[1:]:
             img = d[key]
-            same_shape = tuple(img.shape[1:]) == tuple(first.shape[1:])
-            affines = [np.asarray(getattr(i, "affine", np.eye(4)), dtype=float) for i in (first, img)]
-            same_affine = np.allclose(*affines, atol=self.atol)
-            if not (same_shape and same_affine):
+            grids = [(tuple(i.shape[1:]), np.asarray(getattr(i, "affine", np.eye(4)), dtype=float)) for i in (img, first)]
+            if not same_grid(*grids, atol=self.atol):
                 raise ValueError(
-                    f"'{_source(img)}' ('{key}') and '{_source(first)}' ('{keys[0]}') are not on the same voxel grid "
-                    f"(shapes {tuple(img.shape[1:])} and {tuple(first.shape[1:])}, affines "
-                    f"{'equal' if same_affine else 'differ'}): paired images must be "
-                    f"co-registered and resampled alike."
+                    f"'{_source(img)}' ('{key}', {describe_grid(grids[0])}) and '{_source(first)}' ('{keys[0]}', "
+                    f"{describe_grid(grids[1])}) are not on the same voxel grid: paired images must be co-registered "
+                    f"and resampled alike (python -m tools.datalist ... --resample-to <contrast> resamples a subject's "
+                    f"images onto one grid through their affines; that is not a registration)."
                 )
         return d
 
