@@ -9,6 +9,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from bundle_utils import BUNDLES
+from tools import demo
 from tools.demo import DEMOS, inference_keys, write_servable_bundle
 
 
@@ -79,3 +80,17 @@ def test_the_seed_reaches_the_training_only(monkeypatch, tmp_path, argv, seed):
     (train_files, train), (eval_files, evaluation) = calls
     assert train_files == {"train.json"} and train["seed"] == seed and train["iterations_per_epoch"] == 500
     assert eval_files == {"train.json", "evaluate.json"} and "seed" not in evaluation
+
+
+def test_verdict_is_one_sentence_per_held_out_subject_against_the_better_baseline():
+    row = lambda psnr, ncc, **lesion: {"psnr": psnr, "ssim": 0.5, "mae": 0.1, "ncc": ncc, **lesion}  # noqa: E731
+    comparison = {"subjects": {
+        "TCGA-DU-7294": {"model": row(15.4, 0.50), "linear": row(16.9, 0.44), "histogram": row(14.0, 0.30)},
+        "OpenMS-patient26": {"model": row(19.0, 0.71, lesion_psnr=17.0, lesion_ncc=0.2),
+                             "linear": row(17.5, 0.60, lesion_psnr=18.0, lesion_ncc=0.1),
+                             "histogram": row(18.0, 0.65, lesion_psnr=16.0, lesion_ncc=0.3)}}}
+    first, second = demo.verdicts(comparison)
+    assert first == ("TCGA-DU-7294: the model is below the better baseline (the oracle line) by 1.50 dB PSNR "
+                     "(15.40 against 16.90 dB; r +0.50 against +0.44).")
+    assert second.startswith("OpenMS-patient26: the model is above the better baseline (histogram matching) by 1.00 dB")
+    assert second.endswith("inside its lesions 17.00 dB, r +0.20 against 16.00 dB, r +0.30.")

@@ -221,3 +221,19 @@ def test_motion_correction_overlay_trains_and_scores_the_corrupted_input(data_di
     corrupted = comparison["source"]
     assert 10 < corrupted["psnr"] < 40 and 0 < corrupted["ssim"] < 0.99  # motion ghosts, not a clean image
     assert (tmp_path / "eval_motion/TCGA-DU-7294_t1_bet_normalized_panel.png").is_file()
+
+
+def test_spatial_augmentation_moves_source_and_target_together(data_dir, tmp_path):
+    """--spatial_augmentation @random_affine: one random affine for both images of a pair. With the T1 as its own
+    target the two stay equal voxel for voxel, and the slices differ from the same draws without it."""
+    def slices(**overrides):
+        wf = workflow(BUNDLE, ("train",), dataset_dir=str(data_dir), bundle_root=str(tmp_path), target_contrast="t1",
+                      **MEDGAN_TRAIN_TEST_SIZE, **overrides)
+        dataset = wf.parser.get_parsed_content("train#dataset")
+        dataset.transform.set_random_state(seed=3)
+        return [dataset[i] for i in range(3)]
+
+    moved, plain = slices(spatial_augmentation="@random_affine"), slices()
+    for a, b in zip(moved, plain):
+        assert torch.equal(a["image"], a["label"]) and a["image"].shape == b["image"].shape
+    assert any(not torch.allclose(a["image"], b["image"]) for a, b in zip(moved, plain))

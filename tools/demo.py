@@ -135,6 +135,31 @@ MRI_FIGURES = [("PSNR", "val_psnr", "{:.2f} dB"), ("SSIM", "val_ssim", "{:.3f}")
                ("correlation", "val_ncc", "{:.3f}")]
 
 
+LEGEND = ("oracle line: the source contrast mapped onto the real target by a least-squares line fitted on that "
+          "target itself (it sees the answer); histogram matching: a look-up table fitted on the training subjects; "
+          "r: correlation with the real target inside the brain")
+
+
+def verdicts(comparison: dict, group: str | None = None) -> list[str]:
+    """One plain sentence per held-out subject: the model's PSNR and r against the better of the two baselines."""
+    subjects = comparison["subjects_by_group"][group] if group else comparison["subjects"]
+    lines = []
+    for subject, methods in subjects.items():
+        model = methods["model"]
+        best = max(("linear", "histogram"), key=lambda m: methods[m]["psnr"])
+        name = {"linear": "the oracle line", "histogram": "histogram matching"}[best]
+        gap = model["psnr"] - methods[best]["psnr"]
+        verdict = "above" if gap > 0 else "below"
+        line = (f"{subject}: the model is {verdict} the better baseline ({name}) by {abs(gap):.2f} dB PSNR "
+                f"({model['psnr']:.2f} against {methods[best]['psnr']:.2f} dB; r {model['ncc']:+.2f} against "
+                f"{methods[best]['ncc']:+.2f})")
+        if "lesion_psnr" in model:
+            line += (f"; inside its lesions {model['lesion_psnr']:.2f} dB, r {model['lesion_ncc']:+.2f} against "
+                     f"{methods[best]['lesion_psnr']:.2f} dB, r {methods[best]['lesion_ncc']:+.2f}")
+        lines.append(line + ".")
+    return lines
+
+
 def _args(overrides: dict) -> list[str]:
     return [a for k, v in overrides.items() for a in (f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v)]
 
@@ -226,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
           + ("   (the mean over the input combinations; each one in the table below)" if demo.get("combinations") else ""))
     print(demo.get("baselines", "Beside the trivial baselines (a model below them has learnt nothing a look-up table could not do):"))
     print((out / "eval" / "comparison.md").read_text(encoding="utf-8").rstrip())
+    if demo["output"] == "synthetic_t2":  # the MRI translation demos: a verdict per held-out subject
+        comparison = json.loads((out / "eval" / "comparison.json").read_text(encoding="utf-8"))
+        print("In one sentence each (" + LEGEND + "):")
+        print("\n".join("  " + v for v in verdicts(comparison, "t1+t1c+flair" if demo.get("combinations") else None)))
     print(f"  output (NIfTI, input's grid and affine): {nifti}")
     print(f"  panel {demo['titles']}:   {panel}")
     print(f"  the trained bundle, self-contained:       {served}")
