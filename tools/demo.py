@@ -188,6 +188,8 @@ def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> P
     bundle = release.stage_bundle(name, work)
     release.bake_settings(bundle, size)
     shutil.copyfile(weights, bundle / "models" / "model.pt")
+    if (weights.parent / "landmarks.json").is_file():  # histogram landmarks (intensity_scaling 'nyul')
+        shutil.copyfile(weights.parent / "landmarks.json", bundle / "models" / "landmarks.json")
     shutil.rmtree(final, ignore_errors=True)
     bundle.rename(final)
     work.rmdir()

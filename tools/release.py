@@ -552,6 +552,11 @@ def build_release(
         import torch
 
         torch.save(weights, stage / "models" / "model.pt")
+        # histogram landmarks learned in training (intensity_scaling 'nyul') travel with the weights they fit
+        for landmarks in (Path(checkpoint).parent / "landmarks.json", Path(checkpoint).parent.parent / "landmarks.json"):
+            if landmarks.is_file():
+                shutil.copyfile(landmarks, stage / "models" / "landmarks.json")
+                break
 
         # held-out metrics of the released weights, into the metadata and the model card
         eval_dir = work / "eval"

@@ -1,0 +1,161 @@
+"""Nyúl–Udupa piecewise-linear histogram standardisation (Nyúl, Udupa and Zhang, IEEE TMI 2000).
+
+Percentile scaling (``ScalePercentiled``) only matches two points of each image's histogram, so the same tissue still
+lands at different values on different scanners and pipelines. Histogram standardisation matches many: the
+foreground's percentiles at ``PERCENTILES`` (1, 10, 20, ..., 90, 99) of every image are mapped, piece by piece and
+linearly, onto one set of *standard landmarks* per contrast, learned on the training subjects (the mean of their
+landmarks after scaling each image's 1st..99th percentiles to ``b_min``..``b_max``). The map is monotone, so it is
+inverted exactly (``inverse``: an output on the standard scale goes back to the input's intensities).
+
+The landmarks are saved with the bundle (``models/landmarks.json``: ``{"percentiles": [...], "contrasts": {"t1":
+[...], ...}}``); inference reads them from there, so a released bundle standardises as its training did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import InvertibleTransform, MapTransform
+
+from .transforms import _source
+
+PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
+
+
+def foreground_values(image, background_tolerance: float = 1e-3) -> np.ndarray:
+    """The voxels above background as a flat array: magnitude above ``background_tolerance`` times the largest (the
+    zero background of a skull-stripped scan, and interpolation residue around it, left out; as ScalePercentiled)."""
+    values = torch.as_tensor(image).detach().float().cpu().numpy().ravel()
+    magnitude = np.abs(values)
+    return values[magnitude > background_tolerance * magnitude.max(initial=0.0)]
+
+
+def image_landmarks(image, percentiles: Sequence[float] = PERCENTILES) -> np.ndarray:
+    """The image's foreground intensities at ``percentiles``; a clear error for an image without foreground."""
+    values = foreground_values(image)
+    if values.size == 0:
+        raise ValueError(f"'{_source(image)}': no foreground voxel to take histogram landmarks from.")
+    marks = np.percentile(values, percentiles)
+    if marks[-1] <= marks[0]:
+        raise ValueError(f"'{_source(image)}': its {percentiles[0]}th and {percentiles[-1]}th percentiles are equal.")
+    return marks
+
+
+def fit_standard_landmarks(images: Iterable, percentiles: Sequence[float] = PERCENTILES, b_min: float = -1.0,
+                           b_max: float = 1.0) -> list[float]:
+    """The standard landmarks of one contrast: each image's landmarks scaled so that its first and last map to
+    ``b_min`` and ``b_max``, averaged over the images (Nyúl's training step)."""
+    scaled = []
+    for image in images:
+        marks = image_landmarks(image, percentiles)
+        scaled.append((marks - marks[0]) / (marks[-1] - marks[0]) * (b_max - b_min) + b_min)
+    if not scaled:
+        raise ValueError("fit_standard_landmarks: no training image to learn the landmarks from.")
+    return [float(v) for v in np.mean(scaled, axis=0)]
+
+
+def _piecewise(values: torch.Tensor, source: np.ndarray, target: np.ndarray) -> torch.Tensor:
+    """The piecewise-linear map through (source[i], target[i]), extended linearly beyond both ends."""
+    x = values.double()
+    src, dst = torch.as_tensor(source, dtype=torch.float64), torch.as_tensor(target, dtype=torch.float64)
+    segment = torch.clamp(torch.searchsorted(src, x.reshape(-1).contiguous()).reshape(x.shape) - 1, 0, len(src) - 2)
+    x0, x1, y0, y1 = src[segment], src[segment + 1], dst[segment], dst[segment + 1]
+    return (y0 + (x - x0) * (y1 - y0) / (x1 - x0)).to(values.dtype)
+
+
+class HistogramStandardised(MapTransform, InvertibleTransform):
+    """Maps each image's foreground onto its contrast's standard landmarks (see the module docstring); background
+    voxels become ``b_min``. ``contrasts`` names each key's contrast (``{"image": "t1", "label": "t2"}``) and
+    ``landmarks`` holds ``{"percentiles": [...], "contrasts": {contrast: [...]}}`` or the path of such a JSON file.
+    Values beyond the first and last landmarks follow the end segments and are clipped to ``clip`` when given."""
+
+    def __init__(self, keys: KeysCollection, contrasts: Mapping[str, str], landmarks: Mapping | str | os.PathLike,
+                 b_min: float = -1.0, clip: Sequence[float] | None = (-1.0, 1.0), allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, (str, os.PathLike)) else dict(landmarks)
+        self.contrasts, self.b_min, self.clip = dict(contrasts), b_min, clip
+        missing = sorted({self.contrasts.get(k, k) for k in self.keys} - set(self.landmarks["contrasts"]))
+        if missing and not allow_missing_keys:
+            raise ValueError(f"no standard landmarks for {missing}: the landmarks hold {sorted(self.landmarks['contrasts'])}.")
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        percentiles = self.landmarks["percentiles"]
+        for key in self.key_iterator(d):
+            img = d[key]
+            own = image_landmarks(img, percentiles)
+            standard = np.asarray(self.landmarks["contrasts"][self.contrasts.get(key, key)], dtype=float)
+            background = torch.as_tensor(img).abs() <= 1e-3 * float(torch.as_tensor(img).abs().max())
+            out = _piecewise(img.float(), own, standard)
+            if self.clip is not None:
+                out = out.clamp(*self.clip)
+            d[key] = torch.where(background, torch.full_like(out, self.b_min), out)
+            self.push_transform(d[key], extra_info={"own": own.tolist(), "standard": standard.tolist()})
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            info = self.pop_transform(d[key])["extra_info"]
+            d[key] = _piecewise(d[key].float(), np.asarray(info["standard"]), np.asarray(info["own"]))
+        return d
+
+
+def load_landmarks(path: str | os.PathLike) -> dict:
+    """The landmarks saved with a bundle; a clear error where a bundle trained with them has lost the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no histogram landmarks at '{path}': this setting (intensity_scaling 'nyul') needs the "
+                                f"landmarks learned in training, saved beside the weights (models/landmarks.json).")
+    content = json.loads(path.read_text(encoding="utf-8"))
+    if set(content) != {"percentiles", "contrasts"}:
+        raise ValueError(f"'{path}' is not a landmarks file (keys {sorted(content)}).")
+    return content
+
+
+def standard_landmarks(path: str | os.PathLike, items: Sequence[Mapping], contrasts: Mapping[str, str],
+                       percentiles: Sequence[float] = PERCENTILES) -> dict:
+    """The landmarks at ``path`` if it exists (a resumed or finished training), else learned on ``items`` (datalist
+    entries: ``{key: image file}``; ``contrasts`` maps each key to its contrast) and written there atomically."""
+    path = Path(path)
+    if path.is_file():
+        return load_landmarks(path)
+    from monai.transforms import LoadImage
+
+    load = LoadImage(image_only=True)
+    by_contrast: dict[str, list] = {}
+    for key, contrast in contrasts.items():
+        by_contrast.setdefault(contrast, []).extend(item[key] for item in items if key in item)
+    content = {"percentiles": list(percentiles),
+               "contrasts": {c: fit_standard_landmarks((load(f) for f in files), percentiles) for c, files in by_contrast.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(content, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return content
+
+
+def intensity_scaling(kind: str, keys: KeysCollection, contrasts: Mapping[str, str], landmarks: Mapping | None = None,
+                      allow_missing_keys: bool = False) -> MapTransform:
+    """The bundles' intensity scaling, by name: ``percentile`` (each image's 0.5th..99.5th percentiles onto -1..1,
+    ``ScalePercentiled``) or ``nyul`` (histogram standardisation onto the training subjects' landmarks)."""
+    from .transforms import ScalePercentiled
+
+    if kind == "percentile":
+        return ScalePercentiled(keys, lower=0.5, upper=99.5, b_min=-1.0, b_max=1.0, allow_missing_keys=allow_missing_keys)
+    if kind == "nyul":
+        if landmarks is None:
+            raise ValueError("intensity_scaling 'nyul' needs the standard landmarks (models/landmarks.json).")
+        return HistogramStandardised(keys, contrasts, landmarks, allow_missing_keys=allow_missing_keys)
+    raise ValueError(f"intensity_scaling '{kind}': choose 'percentile' or 'nyul'.")
