@@ -169,3 +169,38 @@ def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle):
     assert "EpochSeeder" in names[:-4] and "AtomicCheckpointSaver" in names[:-4]  # every rank (ignite syncs saving)
     assert multi["train#trainer#handlers"] == "$@train#handlers[: -4 if dist.get_rank() > 0 else None]"
     assert multi["seed"] == "$dist.get_rank()"
+
+
+def test_progress_eta_follows_the_recent_pace_and_a_first_line_comes_early(monkeypatch, caplog):
+    """A slow start (10 s for the first iteration, caching and warm-up) then 1 s per iteration: the ETA at 25 % is
+    the recent pace times what is left, not the average since the start; the first line comes after 5 iterations."""
+    import logging
+    from types import SimpleNamespace
+
+    from common.engines import progress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock["now"])
+    logger = progress.ProgressLogger(interval=50, window=5, first=5)
+    engine = SimpleNamespace(state=SimpleNamespace(iteration=0, epoch=1, max_epochs=4, epoch_length=100))
+    logger._start(engine)
+    logged = []
+    with caplog.at_level(logging.INFO, logger="common.engines.progress"):
+        for i in range(1, 101):
+            clock["now"] += 10.0 if i == 1 else 1.0
+            engine.state.iteration = i
+            if logger._due(engine, i):
+                logger._log(engine)
+                logged.append(i)
+    assert logged == [5, 50, 100]
+    last = caplog.records[-1].getMessage()
+    # window (5 samples back): from the start (t=0, it 0) still; 109 s for 100 iterations -> 1.09 s/it
+    assert "iteration 100/400 (25.0%)" in last and "1.09 s/it" in last
+    for i in range(101, 401):  # the start-up drops out of the window: the pace becomes the true 1 s/it
+        clock["now"] += 1.0
+        engine.state.iteration = i
+        if logger._due(engine, i):
+            logger._log(engine)
+        if i == 300:
+            assert caplog.records[-1].getMessage().endswith("1.00 s/it, elapsed 0:05:09, ETA 0:01:40")  # 100 left
+    assert caplog.records[-1].getMessage().endswith("1.00 s/it, elapsed 0:06:49, ETA 0:00:00")
