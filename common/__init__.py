@@ -6,4 +6,6 @@ imported here.
 
 from . import baselines, bundle, ct_evaluation, data, engines, losses, metrics, networks, panels, registration
 
+bundle.one_line_errors()  # under `python -m monai.bundle`: errors raised on purpose as one line, not a traceback
+
 __all__ = ["baselines", "bundle", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels", "registration"]

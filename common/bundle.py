@@ -8,6 +8,9 @@ inference file by file.
   not a traceback through the config parser.
 - ``infer_each``: runs an inference evaluator one input at a time with per-file progress, so one bad file does
   not stop the others, then says what was written and what failed (exit status 1 if anything failed).
+- ``one_line_errors``: under ``python -m monai.bundle``, an error this package raised on purpose (a missing input,
+  a bad datalist, images on different grids) ends the command with its own message on one line and exit status 1,
+  not a traceback through MONAI's config parser (``COMMON_TRACEBACK=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -73,6 +76,41 @@ def root_error(exc: BaseException) -> BaseException:
         chain.append(exc)
         exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return next((e for e in chain if not str(e).startswith(_MONAI_WRAPPERS)), chain[-1])
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The root error if this package raised it on purpose (one of ``_USER_ERRORS`` from a frame under ``common/``:
+    a message for the user), else None (a bug or a library's error: its traceback is what helps)."""
+    root = root_error(exc)
+    if not isinstance(root, _USER_ERRORS) or root.__traceback__ is None:
+        return None
+    tb = root.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return root if str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(_PACKAGE) else None
+
+
+def one_line_errors() -> None:
+    """Installs a ``sys.excepthook`` that prints ``error: <message>`` for ``user_error`` exceptions (exit status 1,
+    as for any uncaught exception); other exceptions keep the full traceback. Only under ``python -m monai.bundle``."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is None or main.__spec__.name not in ("monai.bundle.__main__", "monai.bundle"):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        root = user_error(exc) if not os.environ.get("COMMON_TRACEBACK") else None
+        if root is None:
+            previous(kind, exc, tb)
+            return
+        message = root.args[0] if isinstance(root, KeyError) and root.args else str(root)
+        print(f"error: {message}", file=sys.stderr)
+
+    sys.excepthook = hook
 
 
 def _files_under(folder: str | os.PathLike) -> dict[Path, float]:

@@ -204,3 +204,27 @@ def test_progress_eta_follows_the_recent_pace_and_a_first_line_comes_early(monke
         if i == 300:
             assert caplog.records[-1].getMessage().endswith("1.00 s/it, elapsed 0:05:09, ETA 0:01:40")  # 100 left
     assert caplog.records[-1].getMessage().endswith("1.00 s/it, elapsed 0:06:49, ETA 0:00:00")
+
+
+@pytest.mark.parametrize("bundle", ["medgan", "unit_gmm"])
+def test_an_error_raised_on_purpose_is_one_line_with_status_1(bundle, tmp_path):
+    """A missing --input through `python -m monai.bundle run`: the message naming the file, alone on stderr (no
+    traceback through the config parser); COMMON_TRACEBACK=1 brings the traceback back."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    weights = tmp_path / "model.pt"
+    torch.save({}, weights)  # present: the input is checked first
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", f"bundles/{bundle}/configs/inference.json",
+           "--input", str(tmp_path / "my_scan.nii.gz"), "--ckpt_path", str(weights), "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip() and "parsing config_file" not in line]
+    assert errors == [f"error: no input image found at '{tmp_path / 'my_scan.nii.gz'}' (give a NIfTI file, a DICOM "
+                      f"series folder, a folder of them, or a glob)."]
+    traced = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                            env={**os.environ, "COMMON_TRACEBACK": "1"})
+    assert traced.returncode == 1 and "Traceback (most recent call last)" in traced.stderr
