@@ -228,3 +228,24 @@ def test_an_error_raised_on_purpose_is_one_line_with_status_1(bundle, tmp_path):
     traced = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace",
                             env={**os.environ, "COMMON_TRACEBACK": "1"})
     assert traced.returncode == 1 and "Traceback (most recent call last)" in traced.stderr
+
+
+@pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
+def test_the_model_zoo_classic_command_trains_every_bundle(bundle, data_dir, tmp_path):
+    """`python -m monai.bundle run training --meta_file ... --config_file ... --logging_file ...` (the model zoo's
+    form): the run ID `training` runs what `run` runs, at the test size, and leaves the weights."""
+    import subprocess
+    import sys
+
+    from tools.bundles import BUNDLES as SPECS
+    from tools.release import _overrides
+
+    size = SPECS[bundle]["sizes"]["test"]
+    configs_dir = BUNDLES / bundle / "configs"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--meta_file", str(configs_dir / "metadata.json"),
+           "--config_file", str(configs_dir / "train.json"), "--logging_file", str(configs_dir / "logging.conf"),
+           "--dataset_dir", str(data_dir), "--bundle_root", str(tmp_path),
+           *_overrides({**size["settings"], **size["schedule"], "iterations_per_epoch": 2})]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "iteration 4/4 (100.0%)" in result.stdout + result.stderr and (tmp_path / "models/model.pt").is_file()
