@@ -16,7 +16,7 @@ from common.data.harmonisation import PERCENTILES, fit_standard_landmarks, image
 from conftest import SHARED
 from tools.sample_datalists import subject_entry
 
-TRAIN = ("Brats18_2013_3_1", "OpenMS-patient07", "CSTAR-stroke")
+TRAIN = ("Brats18_CBICA_ABM_1", "OpenMS-patient07", "CSTAR-stroke")
 
 
 def _load(path):

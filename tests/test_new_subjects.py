@@ -16,7 +16,7 @@ from tools.datalist import image_grid
 from tools.sample_datalists import subject_entry
 
 MHA_SUBJECT = "BRATS2012-HG0015"
-NEW_SUBJECTS = ("Brats18_2013_3_1", "Brats18_TCIA03_265_1", "OpenMS-patient07")
+NEW_SUBJECTS = ("Brats18_CBICA_ABM_1", "Brats18_TCIA03_265_1", "OpenMS-patient07")
 
 
 def _datalist(tmp_path, training, validation) -> str:

@@ -133,9 +133,13 @@ def test_brain_mri_datalists(tmp_path):
                                "t2": f"{prefix}-t2w.nii.gz", "flair": f"{prefix}-t2f.nii.gz"}
     # each naming scheme onto the canonical contrasts: BraTS 2018 (t1ce), BRATS 2012 (.mha, T1C, truth), OpenMS
     # (T1POST, the manual lesion mask)
-    b18 = "brain_mri/Brats18_2013_3_1/Brats18_2013_3_1"
-    assert train["Brats18_2013_3_1"] == {"subject": "Brats18_2013_3_1", "t1": f"{b18}_t1.nii.gz", "t1c": f"{b18}_t1ce.nii.gz",
-                                         "t2": f"{b18}_t2.nii.gz", "flair": f"{b18}_flair.nii.gz", "seg": f"{b18}_seg.nii.gz"}
+    b18 = "brain_mri/Brats18_CBICA_ABM_1/Brats18_CBICA_ABM_1"
+    assert train["Brats18_CBICA_ABM_1"] == {"subject": "Brats18_CBICA_ABM_1", "t1": f"{b18}_t1.nii.gz", "t1c": f"{b18}_t1ce.nii.gz",
+                                            "t2": f"{b18}_t2.nii.gz", "flair": f"{b18}_flair.nii.gz", "seg": f"{b18}_seg.nii.gz"}
+    # the BraTS 2013 cases' thick-slice T1s are left out; their other contrasts stay
+    for subject in ("Brats18_2013_3_1", "Brats18_2013_11_1", "Brats18_2013_20_1"):
+        assert set(train[subject]) == {"subject", "t1c", "t2", "flair", "seg"}
+    assert sum("t1" in item for item in train.values()) == 18
     b12 = "brain_mri/BRATS2012-HG0015/BRATS_HG0015"
     assert train["BRATS2012-HG0015"] == {"subject": "BRATS2012-HG0015", "t1": f"{b12}_T1.mha", "t1c": f"{b12}_T1C.mha",
                                          "t2": f"{b12}_T2.mha", "flair": f"{b12}_FLAIR.mha", "seg": f"{b12}_truth.mha"}

@@ -181,14 +181,14 @@ MANIFEST: list[Entry] = [
         "Brats18_2013_20_1_t1ce.nii.gz": "13d73bad569a559ea66a85f110967080b4ee8cb34a319f70b46213588f8d1b14",
         "Brats18_2013_20_1_t2.nii.gz": "645555989260aef2a6c939a3921121f82203b544ff7ecaace4509018eb3281d7",
     }),
-    *_folder("brain_mri_quick", _BRATS18, "sample_volume/brats/Brats18_2013_3_1", "brain_mri/Brats18_2013_3_1", {
+    *_folder("brain_mri_more", _BRATS18, "sample_volume/brats/Brats18_2013_3_1", "brain_mri/Brats18_2013_3_1", {
         "Brats18_2013_3_1_flair.nii.gz": "3174dc0bcac6d1d051e8a97e79df2939cb075cf72306bd9f72139790fddb6000",
         "Brats18_2013_3_1_seg.nii.gz": "5a11f07c8165169744ab168310e02d0c29ea9ee81717adec65719482dc45a98e",
         "Brats18_2013_3_1_t1.nii.gz": "72f7992d0a52f6bdd8281f2e35ba11475050dd90e3a382a3a350acc040367791",
         "Brats18_2013_3_1_t1ce.nii.gz": "60969c8392eef49631c877bbe88db1148c4987ce2e52799ceb8ea4541a566a38",
         "Brats18_2013_3_1_t2.nii.gz": "af870b1abdad2b111689c1ebe2fe3db88527233bbb7a6003085579eaf2e2ff88",
     }),
-    *_folder("brain_mri_more", _BRATS18, "sample_volume/brats/Brats18_CBICA_ABM_1", "brain_mri/Brats18_CBICA_ABM_1", {
+    *_folder("brain_mri_quick", _BRATS18, "sample_volume/brats/Brats18_CBICA_ABM_1", "brain_mri/Brats18_CBICA_ABM_1", {
         "Brats18_CBICA_ABM_1_flair.nii.gz": "f85db3a4614dffc4e03e97d7d18d1ecb7d4522a4a5cf3c9bbca7bd428ce97e4c",
         "Brats18_CBICA_ABM_1_seg.nii.gz": "e44e0c587f473b47af44503a3fff8d455776c55e8c466419bd130759bde05d32",
         "Brats18_CBICA_ABM_1_t1.nii.gz": "771df355c26e002ce5fbcc6d0beeca6ca61d645ae02b718d153a9a3e2c108914",
