@@ -8,7 +8,7 @@ same bytes, each checked against a pinned SHA-256:
     python -m tools.sample_data import --from ../shared/data [--dest data] [--only ...]
     python -m tools.sample_data verify [--dest data] [--only ...]
 
-Sets (``--only``; default all): ``brain_mri_quick`` (the quick-start subset the demos use: 8 subjects, 79 MB),
+Sets (``--only``; default all): ``brain_mri_quick`` (the quick-start subset the demos use: 5 subjects, 49 MB),
 ``brain_mri`` (all 23 co-registered subjects, 210 MB: 21 for training, 2 held out), ``brain_mri_raw`` (two raw
 clinical studies whose contrasts lie on their own grids, 16 MB), ``ct`` (10 MB), ``registration`` (9 MB).
 ``--extended`` downloads 34 further people listed in ``tools/sample_lists/`` (7 BraTS cases checked by SHA-256, 27

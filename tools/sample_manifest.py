@@ -188,7 +188,7 @@ MANIFEST: list[Entry] = [
         "Brats18_2013_3_1_t1ce.nii.gz": "60969c8392eef49631c877bbe88db1148c4987ce2e52799ceb8ea4541a566a38",
         "Brats18_2013_3_1_t2.nii.gz": "af870b1abdad2b111689c1ebe2fe3db88527233bbb7a6003085579eaf2e2ff88",
     }),
-    *_folder("brain_mri_quick", _BRATS18, "sample_volume/brats/Brats18_CBICA_ABM_1", "brain_mri/Brats18_CBICA_ABM_1", {
+    *_folder("brain_mri_more", _BRATS18, "sample_volume/brats/Brats18_CBICA_ABM_1", "brain_mri/Brats18_CBICA_ABM_1", {
         "Brats18_CBICA_ABM_1_flair.nii.gz": "f85db3a4614dffc4e03e97d7d18d1ecb7d4522a4a5cf3c9bbca7bd428ce97e4c",
         "Brats18_CBICA_ABM_1_seg.nii.gz": "e44e0c587f473b47af44503a3fff8d455776c55e8c466419bd130759bde05d32",
         "Brats18_CBICA_ABM_1_t1.nii.gz": "771df355c26e002ce5fbcc6d0beeca6ca61d645ae02b718d153a9a3e2c108914",
@@ -244,7 +244,7 @@ MANIFEST: list[Entry] = [
         "Brats18_TCIA02_606_1_t1ce.nii.gz": "5e8da200524c7e5ebebec47086ce8889aa48fb18d6e536bde56b72a222518435",
         "Brats18_TCIA02_606_1_t2.nii.gz": "f5c353ca7e719c264f48f6449dfa6a6c2c596b491729ab89f3a5d2cb9d3b3f60",
     }),
-    *_folder("brain_mri_quick", _BRATS18, "sample_volume/brats/Brats18_TCIA03_265_1", "brain_mri/Brats18_TCIA03_265_1", {
+    *_folder("brain_mri_more", _BRATS18, "sample_volume/brats/Brats18_TCIA03_265_1", "brain_mri/Brats18_TCIA03_265_1", {
         "Brats18_TCIA03_265_1_flair.nii.gz": "e09ce2c879481130ee955f6071ae536f233bc49d7a00f7f6a38e173c115c8c9e",
         "Brats18_TCIA03_265_1_seg.nii.gz": "6df38783b83b5870c68e963107faa30b7fd0b2da05bbe8b6172c47b87b255ddf",
         "Brats18_TCIA03_265_1_t1.nii.gz": "556eea534c77d3e24b9362acc0cceb65fb233765daf33a3c7b83c6ae044f4788",
@@ -265,7 +265,7 @@ MANIFEST: list[Entry] = [
         "Brats18_TCIA13_623_1_t1ce.nii.gz": "29717dfa11781c2aee83ed94874a5c0b81c47df48340e6e1284d0833532dcb24",
         "Brats18_TCIA13_623_1_t2.nii.gz": "87e7e7373a72a187c8a0dc4a785de4cf742eb33c2a53b931ac1c761ef1d5569b",
     }),
-    *_folder("brain_mri_quick", _OPENMS, "cross_sectional/MNI/patient07", "brain_mri/OpenMS-patient07", {
+    *_folder("brain_mri_more", _OPENMS, "cross_sectional/MNI/patient07", "brain_mri/OpenMS-patient07", {
         "FLAIR_N4_noneck_reduced_winsor_regtoFLAIR_brain_N4_regtoMNI.nii.gz": "2f884f00d4e9cbca061a5fd2f988547df312d86194b331f4ca511cf852f775db",
         "GOLD_STANDARD_N4_noneck_reduced_winsor_regtoFLAIR_regtoMNI.nii.gz": "811e8c906d572e8675c67c98176d0e883ec87655ebea89f31da407a18fb1aae7",
         "T1POST_N4_noneck_reduced_winsor_regtoFLAIR_brain_N4_regtoMNI.nii.gz": "6f12c9ee925a419eab4f7e90d795ab09e91b21b3fec87b40cbde229a1139b28f",
