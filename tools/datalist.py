@@ -51,6 +51,7 @@ from typing import Optional
 
 from common.data.datalist import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_dicom_file, is_dicom_series
 from common.data.transforms import describe_grid, same_grid
+from common.data.writers import write_text_atomic
 
 OPTIONAL = ("mask", "seg", "lesion")  # kept where found, never required unless asked for
 CANONICAL = ("t1", "t1c", "t2", "flair", "pd", "mra", "ct")  # order of the default contrasts
@@ -402,16 +403,7 @@ def build_datalist(root: str | os.PathLike, layout: str, contrasts: Sequence[str
 
 def write_json(path: str | os.PathLike, content: dict) -> None:
     """Writes ``content`` to ``path`` atomically: a temp file beside it, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(content, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from monai.config import KeysCollection
 from monai.transforms import InvertibleTransform, MapTransform
 
 from .transforms import _source
+from .writers import write_text_atomic
 
 PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
 
@@ -135,14 +135,7 @@ def standard_landmarks(path: str | os.PathLike, items: Sequence[Mapping], contra
         by_contrast.setdefault(contrast, []).extend(item[key] for item in items if key in item)
     content = {"percentiles": list(percentiles),
                "contrasts": {c: fit_standard_landmarks((load(f) for f in files), percentiles) for c, files in by_contrast.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(content, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
     return content
 
 
