@@ -1,0 +1,21 @@
+"""The bundles' JSON files in the model zoo's format: what its pre-commit hook `pretty-format-json --indent=4
+--no-sort-keys` would leave unchanged (json.dumps with an indent of 4, keys in their order, ASCII, one final newline)."""
+
+import json
+
+import pytest
+
+from bundle_utils import BUNDLES
+
+FILES = sorted(BUNDLES.glob("*/configs/*.json"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_json_in_the_model_zoo_format(path):
+    text = path.read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=4) + "\n", f"reformat {path}: json.dumps(..., indent=4)"
+
+
+def test_every_bundle_has_its_configs_checked():
+    assert {p.parent.parent.name for p in FILES} == {"cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"}
+    assert len(FILES) == 26  # metadata, train, evaluate, inference, multi_gpu_train each, and the motion overlay
