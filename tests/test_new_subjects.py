@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bundle_utils import AE_GAN_TEST_SIZE, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, TRAIN_TEST_SIZE, train, workflow
+from bundle_utils import (AE_GAN_TEST_SIZE, DEFORM_GAN_TRAIN_TEST_SIZE, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE,
+                          TRAIN_TEST_SIZE, train, workflow)
 from conftest import SHARED
 from tools.datalist import image_grid
 from tools.sample_datalists import subject_entry
@@ -39,6 +40,17 @@ def test_mha_subject_loads_through_each_bundle_with_its_geometry(bundle, size, t
         np.testing.assert_allclose(np.asarray(item[key].meta["original_affine"]), affine, atol=1e-4)
         assert item[key].shape[1:] == item["label"].shape[1:]  # every image on the evaluation grid
     assert item["subject"] == MHA_SUBJECT and int(item["lesion"].max()) == 2  # the tumour labels, nearest-neighbour
+
+
+def test_mha_subject_loads_through_the_registration_bundle_with_its_geometry(tmp_path):
+    datalist = _datalist(tmp_path, ["CSTAR-stroke"], [MHA_SUBJECT])
+    wf = workflow("deform_gan", ("train",), dataset_dir=str(SHARED), datalist=datalist, bundle_root=str(tmp_path),
+                  **DEFORM_GAN_TRAIN_TEST_SIZE)
+    item = wf.parser.get_parsed_content("validate#dataset")[0]
+    _, affine = image_grid(SHARED / subject_entry(MHA_SUBJECT)["t2"])
+    for key in ("fixed", "moving"):  # the T2 and the T1 as read, before the known deformation and resampling
+        np.testing.assert_allclose(np.asarray(item[key].meta["original_affine"]), affine, atol=1e-4)
+        assert item[key].shape == (1, 48, 48, 48)
 
 
 def test_mha_input_written_back_as_nifti_on_its_own_grid(tmp_path):
