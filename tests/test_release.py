@@ -29,7 +29,7 @@ from bundle_utils import (
     source_files, workflow,
 )
 from tools import release
-from tools.bundles import BUNDLES
+from tools.bundles import BUNDLES, TEST_DATALIST
 
 
 def _sha256(data: bytes) -> str:
@@ -65,7 +65,10 @@ def test_release_test_size_is_the_tests_size():
     assert BUNDLES["cyclegan"]["sizes"]["test"]["settings"] == TRAIN_TEST_SIZE
     medgan = BUNDLES["medgan"]["sizes"]["test"]
     assert {**medgan["settings"], **medgan["schedule"]} == {
-        **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
+        **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("datalist", "iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
+    # the brain bundles' test releases train and evaluate on the tests' subset, the CT bundle on its own datalist
+    assert {b: spec["sizes"]["test"]["schedule"].get("datalist") for b, spec in BUNDLES.items()} == {
+        "cyclegan": TEST_DATALIST, "medgan": TEST_DATALIST, "ae_gan": TEST_DATALIST, "unit_gmm": None, "deform_gan": TEST_DATALIST}
     assert BUNDLES["ae_gan"]["sizes"]["test"]["settings"] == AE_GAN_TEST_SIZE
     assert BUNDLES["unit_gmm"]["sizes"]["test"]["settings"] == UNIT_GMM_TRAIN_TEST_SIZE
     assert BUNDLES["deform_gan"]["sizes"]["test"]["settings"] == DEFORM_GAN_TRAIN_TEST_SIZE
