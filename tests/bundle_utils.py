@@ -9,6 +9,8 @@ from pathlib import Path
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
+from tools.bundles import datalist_override
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
 
@@ -33,19 +35,12 @@ def configs(bundle: str, *names: str) -> list[str]:
     return [str(BUNDLES / bundle / "configs" / f"{n}.json") for n in names]
 
 
-def datalist_for_tests(bundle: str) -> dict:
-    """The datalist a bundle reads in tests: the brain bundles the sample data's test subset (three training subjects
-    and TCGA-DU-7294), the CT bundle its config's own; a ``--datalist`` override (tools/bundles.py)."""
-    from tools.bundles import datalist_override
-
-    return datalist_override(bundle)
-
-
 def workflow(bundle: str, names: tuple[str, ...], workflow_type: str = "train", **overrides) -> ConfigWorkflow:
     """An initialised ConfigWorkflow of ``bundles/<bundle>/configs/<names>.json`` with ``overrides`` (and, where a
-    dataset root is given, the test datalist unless another is)."""
+    dataset root is given, the test size's datalist unless another is: the brain bundles read the sample data's
+    test subset, tools/bundles.py)."""
     if "dataset_dir" in overrides and "datalist" not in overrides:
-        overrides = {**datalist_for_tests(bundle), **overrides}
+        overrides = {**datalist_override(bundle), **overrides}
     wf = ConfigWorkflow(
         config_file=configs(bundle, *names),
         meta_file=str(BUNDLES / bundle / "configs" / "metadata.json"),
@@ -155,7 +150,7 @@ def check_torchrun(bundle: str, data_dir, bundle_root, size: dict, network: str,
            "--config_file", str(configs(bundle, "train", "multi_gpu_train")),
            "--dataset_dir", str(data_dir), "--bundle_root", str(bundle_root), "--iterations_per_epoch", str(per_epoch),
            "--n_epochs", "1", "--n_epochs_decay", "1", "--val_interval", "1"]
-    for k, v in {**datalist_for_tests(bundle), **size}.items():
+    for k, v in {**datalist_override(bundle), **size}.items():
         cmd += [f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     if result.returncode != 0 and GLOO_ABORT in result.stderr:

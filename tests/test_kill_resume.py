@@ -15,7 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import torch
-from bundle_utils import BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE, datalist_for_tests
+from bundle_utils import BUNDLES, ROOT, TEST_SIZE, TRAIN_TEST_SIZE
+from tools.bundles import datalist_override
 from test_bundle_commands import _copy_bundle_with_weights, _size_args
 
 from common.engines import latest_checkpoint
@@ -32,7 +33,7 @@ WRITING = "common.data.writers - INFO - writing: "  # logged as each output's wr
 def _train_cmd(data_dir, root: Path, resume: bool) -> list[str]:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLES / "cyclegan/configs/train.json"),
            "--dataset_dir", str(data_dir), "--bundle_root", str(root),
-           "--datalist", datalist_for_tests("cyclegan")["datalist"], *_size_args({**TRAIN_TEST_SIZE, **SCHEDULE})]
+           "--datalist", datalist_override("cyclegan")["datalist"], *_size_args({**TRAIN_TEST_SIZE, **SCHEDULE})]
     return cmd + (["--resume", "true"] if resume else [])
 
 

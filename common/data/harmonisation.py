@@ -29,12 +29,17 @@ from .writers import write_text_atomic
 PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
 
 
+def foreground_mask(image, background_tolerance: float = 1e-3) -> torch.Tensor:
+    """The voxels above background: magnitude above ``background_tolerance`` times the largest (the zero background
+    of a skull-stripped scan, and interpolation residue around it, left out; as ScalePercentiled)."""
+    magnitude = torch.as_tensor(image).detach().abs()
+    return magnitude > background_tolerance * float(magnitude.max()) if magnitude.numel() else magnitude.bool()
+
+
 def foreground_values(image, background_tolerance: float = 1e-3) -> np.ndarray:
-    """The voxels above background as a flat array: magnitude above ``background_tolerance`` times the largest (the
-    zero background of a skull-stripped scan, and interpolation residue around it, left out; as ScalePercentiled)."""
-    values = torch.as_tensor(image).detach().float().cpu().numpy().ravel()
-    magnitude = np.abs(values)
-    return values[magnitude > background_tolerance * magnitude.max(initial=0.0)]
+    """The foreground voxels (``foreground_mask``) as a flat float array."""
+    values = torch.as_tensor(image).detach().float().cpu()
+    return values[foreground_mask(values, background_tolerance)].numpy().ravel()
 
 
 def image_landmarks(image, percentiles: Sequence[float] = PERCENTILES) -> np.ndarray:
@@ -92,11 +97,10 @@ class HistogramStandardised(MapTransform, InvertibleTransform):
             img = d[key]
             own = image_landmarks(img, percentiles)
             standard = np.asarray(self.landmarks["contrasts"][self.contrasts.get(key, key)], dtype=float)
-            background = torch.as_tensor(img).abs() <= 1e-3 * float(torch.as_tensor(img).abs().max())
             out = _piecewise(img.float(), own, standard)
             if self.clip is not None:
                 out = out.clamp(*self.clip)
-            d[key] = torch.where(background, torch.full_like(out, self.b_min), out)
+            d[key] = torch.where(foreground_mask(img), out, torch.full_like(out, self.b_min))
             self.push_transform(d[key], extra_info={"own": own.tolist(), "standard": standard.tolist()})
         return d
 
