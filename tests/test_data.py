@@ -8,7 +8,8 @@ import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from common.data import CheckImaged, RandForegroundSliced, ScalePercentiled, input_files, load_datalist
+from common.data import CheckImaged, RandForegroundSliced, ScalePercentiled, input_files, load_datalist, slice_context
+from common.engines import ContextSliceInferer
 
 BRATS_T1 = "brain_mri/BraTS-MET-00110-000/BraTS-MET-00110-000-t1n.nii.gz"
 TCGA_T1 = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz"
@@ -106,6 +107,46 @@ def test_rand_foreground_slice(data_dir):
     assert out["A"].meta["slice_index"] == out["B"].meta["slice_index"]
     with pytest.raises(ValueError, match="no slice along axis -1"):
         RandForegroundSliced(["A"])({"A": torch.full((1, 4, 4, 4), -1.0)})
+
+
+def test_slice_context_stacks_each_slice_with_its_neighbours():
+    volume = torch.arange(2 * 2 * 3 * 4, dtype=torch.float32).reshape(2, 2, 3, 4)  # (C=2, H, W, D=4)
+    stacked = slice_context(volume, 3, axis=-1)
+    assert stacked.shape == (6, 2, 3, 4)
+    for c in range(2):
+        for d in range(4):  # channel c*3 + j holds slice d + j - 1, the end slices repeated beyond the volume
+            for j, neighbour in enumerate((max(d - 1, 0), d, min(d + 1, 3))):
+                assert torch.equal(stacked[c * 3 + j, ..., d], volume[c, ..., neighbour])
+    assert torch.equal(slice_context(volume, 3, axis=-1, index=2), stacked[..., 2])
+    assert torch.equal(slice_context(volume, 1, axis=-1), volume)
+    five = slice_context(volume, 5, axis=1, index=0)  # along H (2 slices): -2, -1, 0 -> slice 0; +1, +2 -> slice 1
+    assert five.shape == (10, 3, 4) and torch.equal(five[4], volume[0, 1]) and torch.equal(five[1], volume[0, 0])
+    for bad in (2, 0):
+        with pytest.raises(ValueError, match="odd number"):
+            slice_context(volume, bad)
+
+
+def test_context_sampler_and_inferer_give_the_network_the_same_input(data_dir):
+    """2.5D: training's slice (RandForegroundSliced) and inference's (ContextSliceInferer) reach the network alike."""
+    t1 = ScalePercentiled("image")(_load(data_dir / BRATS_T1))["image"]
+    t2 = ScalePercentiled("image")(_load(data_dir / BRATS_T1.replace("t1n", "t2w")))["image"]
+    sampler = RandForegroundSliced(["image", "label"], independent=False, context_slices=3, context_keys="image")
+    sampler.set_random_state(1)
+    out = sampler({"image": t1, "label": t2})
+    index = out["image"].meta["slice_index"]
+    assert out["image"].shape == (3, 240, 240) and out["label"].shape == (1, 240, 240)
+    assert torch.equal(out["image"][1], t1[0, ..., index]) and torch.equal(out["image"][0], t1[0, ..., index - 1])
+    seen = {}
+
+    def network(x):  # (B, 3, H, W): record what slice `index` was given, return its centre channel
+        for b in range(x.shape[0]):
+            seen[len(seen)] = x[b]
+        return x[:, 1:2]
+
+    inferer = ContextSliceInferer(3, spatial_dim=2, roi_size=(240, 240), sw_batch_size=1)
+    pred = inferer(t1[None], network)
+    assert pred.shape == (1, 1, 240, 240, 155) and torch.equal(pred[0], t1)
+    assert torch.equal(seen[index], out["image"].as_tensor())
 
 
 def test_scale_percentiled_ignores_interpolation_residue_around_the_brain(data_dir):

@@ -147,6 +147,21 @@ def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
     assert out.shape == nib.load(data_dir / TCGA_T1).shape
 
 
+def test_2_5d_input_trains_and_keeps_inference_geometry(data_dir, tmp_path):
+    """context_slices 3: the network reads each slice with its two neighbours; the output keeps the input's grid."""
+    _, outputs = _train(data_dir, tmp_path, iterations=2, context_slices=3)
+    assert len(outputs) == 2 and all(np.isfinite(o["loss_G"]) for o in outputs)
+    weights = torch.load(tmp_path / "models/model.pt", weights_only=True)
+    assert weights["blocks.0.model.0.0.conv.weight"].shape[1] == 3  # the first convolution reads three slices
+    wf = workflow(BUNDLE, ("inference",), "infer", bundle_root=str(tmp_path), input=str(data_dir / TCGA_T1),
+                  output_dir=str(tmp_path / "out"), context_slices=3, **MEDGAN_TEST_SIZE)
+    wf.run()
+    out, src = nib.load(tmp_path / "out/TCGA-DU-7294_t1_bet_normalized_synthetic_t2.nii.gz"), nib.load(data_dir / TCGA_T1)
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+    assert np.isfinite(out.get_fdata()).all()
+
+
 def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
     check_torchrun(BUNDLE, data_dir, tmp_path, MEDGAN_TRAIN_TEST_SIZE, network="G")
 

@@ -157,6 +157,9 @@ class RandForegroundSliced(Randomizable, MapTransform):
     scaled to -1..1 the default -0.95 is "above background"). ``independent=True`` draws a separate slice for
     each key (unpaired training: the two domains never show the same anatomy at once); ``False`` uses one
     slice for all keys (paired training, choosing by the first key's foreground).
+
+    ``context_slices`` k > 1 gives the ``context_keys`` 2.5D input: the chosen slice and its k - 1 nearest neighbours
+    as channels (``slice_context``), (C, H, W, D) -> (C * k, H, W); the other keys keep the single slice.
     """
 
     def __init__(
@@ -166,10 +169,14 @@ class RandForegroundSliced(Randomizable, MapTransform):
         threshold: float = -0.95,
         min_fraction: float = 0.05,
         independent: bool = True,
+        context_slices: int = 1,
+        context_keys: KeysCollection = (),
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.axis, self.threshold, self.min_fraction, self.independent = axis, threshold, min_fraction, independent
+        self.context_slices = _check_context(context_slices)
+        self.context_keys = {context_keys} if isinstance(context_keys, str) else set(context_keys)
 
     def _candidates(self, img: torch.Tensor) -> np.ndarray:
         axis = self.axis % img.ndim
@@ -192,9 +199,45 @@ class RandForegroundSliced(Randomizable, MapTransform):
             if index is None or self.independent:
                 index = int(self.R.choice(self._candidates(d[key])))
             img = d[key]
-            sliced = torch.select(img, self.axis % img.ndim, index)
+            if key in self.context_keys:
+                sliced = slice_context(img, self.context_slices, self.axis, index)
+            else:
+                sliced = torch.select(img, self.axis % img.ndim, index)
             if isinstance(img, MetaTensor):
                 sliced = MetaTensor(sliced.as_tensor(), meta=dict(img.meta))
                 sliced.meta["slice_index"] = index
             d[key] = sliced
         return d
+
+
+def _check_context(slices: int) -> int:
+    if int(slices) != slices or slices < 1 or slices % 2 == 0:
+        raise ValueError(f"context_slices must be an odd number of slices (1 = 2D input), got {slices}.")
+    return int(slices)
+
+
+def slice_context(img: torch.Tensor, slices: int, axis: int = -1, index: int | None = None) -> torch.Tensor:
+    """2.5D input: each slice along ``axis`` with its ``slices - 1`` nearest neighbours, as channels.
+
+    (C, *S) -> (C * slices, *S), channel ``c * slices + j`` holding channel c moved by ``j - slices // 2`` slices
+    (the end slices repeated beyond the volume); with ``index``, only that slice: (C * slices, *S without axis).
+    ``slices = 1`` returns the input (or its slice) unchanged.
+    """
+    slices = _check_context(slices)
+    axis = axis % img.ndim
+    if axis == 0:
+        raise ValueError("axis must be a spatial axis, not the channel axis.")
+    n = img.shape[axis]
+    offsets = torch.arange(slices) - slices // 2  # (k,)
+    if index is not None:
+        chosen = img.index_select(axis, (index + offsets).clamp(0, n - 1).to(img.device))  # (C, ..., k, ...)
+        stacked = chosen.movedim(axis, 1)  # (C, k, *S without axis)
+    else:
+        neighbours = (torch.arange(n)[None] + offsets[:, None]).clamp(0, n - 1).to(img.device)  # (k, n)
+        stacked = torch.stack([img.index_select(axis, row) for row in neighbours], dim=1)  # (C, k, *S)
+    out = stacked.reshape(img.shape[0] * slices, *stacked.shape[2:])
+    if isinstance(img, MetaTensor):
+        out = MetaTensor(out.as_tensor() if isinstance(out, MetaTensor) else out, meta=dict(img.meta))
+        if index is not None:
+            out.meta["slice_index"] = index
+    return out

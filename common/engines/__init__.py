@@ -5,6 +5,7 @@ from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_ch
 from .cyclegan import CycleGANStep
 from .deform_gan import DeformGANStep
 from .image_pool import ImagePool
+from .inferers import ContextSliceInferer
 from .medgan import MedGANStep
 from .progress import ProgressLogger
 from .schedules import LinearDecayLR
@@ -12,4 +13,4 @@ from .seeding import EpochSeeder
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "EpochSeeder", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "UNITGMMStep", "latest_checkpoint", "resume_path"]
+__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ContextSliceInferer", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "EpochSeeder", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "UNITGMMStep", "latest_checkpoint", "resume_path"]
