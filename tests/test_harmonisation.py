@@ -11,7 +11,7 @@ import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Spacingd
 
 from bundle_utils import MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, train, workflow
-from common.data import HistogramStandardised, load_landmarks, standard_landmarks
+from common.data import HistogramStandardised, WhiteMatterPeakScaled, load_landmarks, standard_landmarks, white_matter_peak
 from common.data.harmonisation import PERCENTILES, fit_standard_landmarks, image_landmarks
 from conftest import SHARED
 from tools.sample_datalists import subject_entry
@@ -52,6 +52,32 @@ def test_standardisation_of_a_held_out_volume_inverts_to_itself(contrast):
                                atol=1e-4)
     back = transform.inverse(standardised)["image"]
     np.testing.assert_allclose(back[fg].numpy(), volume[fg].numpy(), rtol=1e-5, atol=1e-5 * float(volume.abs().max()))
+
+
+def test_white_matter_peak_by_hand():
+    # two tissues drawn as narrow bumps: 3000 voxels at 30 (the larger) and 2000 at 80 (brighter), a zero background
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(30, 1, 3000), rng.normal(80, 1, 2000), np.full(20, 100.0)])
+    image = torch.as_tensor(np.concatenate([np.zeros(1000), values]), dtype=torch.float32).reshape(1, -1, 1, 1)
+    assert white_matter_peak(image, "t1") == pytest.approx(80, abs=1.0)  # T1: the brightest peak
+    assert white_matter_peak(image, "t2") == pytest.approx(30, abs=1.0)  # T2: the highest peak
+    out = WhiteMatterPeakScaled("image", {"image": "t2"}, levels={"t2": -0.4})({"image": image})["image"]
+    assert float(out.flatten()[0]) == -1.0  # zero stays at the bottom
+    peak = white_matter_peak(image, "t2")  # lands on the level -0.4: the slope is 0.6 / peak
+    np.testing.assert_allclose(out.flatten()[1000:].numpy(), np.clip(values * 0.6 / peak - 1.0, -1, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="no white-matter level for \\['pd'\\]"):
+        WhiteMatterPeakScaled("image", {"image": "pd"})
+
+
+@pytest.mark.parametrize("contrast", ["t1", "t2"])
+def test_white_matter_peak_scaling_of_a_held_out_volume_inverts_to_itself(contrast):
+    volume = _load(subject_entry("TCGA-DU-7294")[contrast])
+    transform = WhiteMatterPeakScaled("image", {"image": contrast}, clip=None)
+    scaled = transform({"image": volume.clone()})
+    slope = (transform.levels[contrast] + 1.0) / white_matter_peak(volume, contrast)
+    np.testing.assert_allclose(scaled["image"].numpy(), volume.numpy() * slope - 1.0, rtol=1e-5, atol=1e-6)
+    back = transform.inverse(scaled)["image"]
+    np.testing.assert_allclose(back.numpy(), volume.numpy(), rtol=1e-5, atol=1e-5 * float(volume.abs().max()))
 
 
 def test_landmarks_are_saved_once_and_read_back(tmp_path):
