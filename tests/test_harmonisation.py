@@ -10,7 +10,9 @@ import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Spacingd
 
-from bundle_utils import MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, train, workflow
+from bundle_utils import (
+    AE_GAN_TEST_SIZE, MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, TEST_SIZE, TRAIN_TEST_SIZE, train, workflow,
+)
 from common.data import HistogramStandardised, WhiteMatterPeakScaled, load_landmarks, standard_landmarks, white_matter_peak
 from common.data.harmonisation import PERCENTILES, fit_standard_landmarks, image_landmarks
 from conftest import SHARED
@@ -93,16 +95,43 @@ def test_landmarks_are_saved_once_and_read_back(tmp_path):
         load_landmarks(tmp_path / "elsewhere/landmarks.json")
 
 
-def test_a_bundle_trained_with_it_keeps_its_landmarks_for_inference(tmp_path):
+SIZES = {"medgan": (MEDGAN_TRAIN_TEST_SIZE, MEDGAN_TEST_SIZE), "cyclegan": (TRAIN_TEST_SIZE, TEST_SIZE),
+         "ae_gan": (AE_GAN_TEST_SIZE, AE_GAN_TEST_SIZE)}
+
+
+def _inference_inputs(bundle):
+    tcga = subject_entry("TCGA-DU-7294")
+    return {"t1": str(SHARED / tcga["t1"])} if bundle == "ae_gan" else {"input": str(SHARED / tcga["t1"])}
+
+
+@pytest.mark.parametrize("bundle", ["medgan", "cyclegan", "ae_gan"])
+def test_a_bundle_trained_with_it_keeps_its_landmarks_for_inference(tmp_path, bundle):
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"training": [subject_entry(s) for s in TRAIN], "validation": [subject_entry("OpenMS-patient26")]}))
-    train("medgan", SHARED, tmp_path, 4, MEDGAN_TRAIN_TEST_SIZE, datalist=str(datalist), intensity_scaling="nyul")
+    train_size, infer_size = SIZES[bundle]
+    train(bundle, SHARED, tmp_path, 4, train_size, datalist=str(datalist), intensity_scaling="nyul")
     landmarks = load_landmarks(tmp_path / "models/landmarks.json")
-    wf = workflow("medgan", ("inference",), "infer", bundle_root=str(tmp_path), intensity_scaling="nyul",
-                  input=str(SHARED / subject_entry("TCGA-DU-7294")["t1"]), output_dir=str(tmp_path / "out"), **MEDGAN_TEST_SIZE)
-    scaling = wf.parser.get_parsed_content("preprocessing").transforms[-1]
-    assert isinstance(scaling, HistogramStandardised) and scaling.landmarks == landmarks
+    assert {"t1", "t2"} <= set(landmarks["contrasts"])
+    wf = workflow(bundle, ("inference",), "infer", bundle_root=str(tmp_path), intensity_scaling="nyul",
+                  output_dir=str(tmp_path / "out"), **_inference_inputs(bundle), **infer_size)
+    scaling = [t for t in wf.parser.get_parsed_content("preprocessing").transforms if isinstance(t, HistogramStandardised)]
+    assert len(scaling) == 1 and scaling[0].landmarks == landmarks
     item = wf.parser.get_parsed_content("dataset")[0]
-    inside = item["image"][item["image"] > -1].numpy()  # the foreground but its darkest 1 %, which maps to -1
+    image = item["image"][:1]  # AE-GAN stacks its inputs: the T1 comes first
+    inside = image[image > -1].numpy()  # the foreground but its darkest 1 %, which maps to -1
     np.testing.assert_allclose(np.percentile(inside, PERCENTILES[1:-1]), landmarks["contrasts"]["t1"][1:-1], atol=0.05)
-    assert float(item["image"].min()) == -1.0
+    wf.run()
+    assert len(list((tmp_path / "out").glob("*synthetic_t2.nii.gz"))) == 1
+
+
+@pytest.mark.parametrize("bundle", ["medgan", "cyclegan", "ae_gan"])
+def test_each_translation_bundle_takes_the_white_matter_peak_scaling(data_dir, tmp_path, bundle):
+    train_size, infer_size = SIZES[bundle]
+    _, outputs = train(bundle, data_dir, tmp_path, 2, train_size, intensity_scaling="wm_peak")
+    assert len(outputs) == 2 and not (tmp_path / "models/landmarks.json").exists()
+    wf = workflow(bundle, ("inference",), "infer", bundle_root=str(tmp_path), intensity_scaling="wm_peak",
+                  output_dir=str(tmp_path / "out"), **_inference_inputs(bundle), **infer_size)
+    scaling = [t for t in wf.parser.get_parsed_content("preprocessing").transforms if isinstance(t, WhiteMatterPeakScaled)]
+    assert len(scaling) == 1
+    wf.run()
+    assert len(list((tmp_path / "out").glob("*synthetic_t2.nii.gz"))) == 1
