@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-from monai.data import DataLoader, Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +53,22 @@ def bundle_root(name: str, argv: list[str] | None = None) -> str:
 
 
 def require_weights(path: str | os.PathLike, root: str | os.PathLike, name: str) -> str:
-    """``path`` if it is a file; otherwise stops the command with one line naming it and how to get weights for
-    bundle ``name`` rooted at ``root``."""
+    """``path`` if it is a file; otherwise stops the command with a message naming it and commands that, pasted,
+    give bundle ``name`` rooted at ``root`` weights its command can use."""
     if os.path.isfile(path):
         return str(path)
+    root = Path(root)
+    given = _config_files_from_argv(sys.argv)  # train.json beside the config the command ran, wherever that is
+    train = Path(given[0]).parent / "train.json" if given else root / "configs" / "train.json"
     raise SystemExit(
-        f"error: no trained weights at '{path}'. Train them (python -m monai.bundle run --config_file "
-        f"{Path(root) / 'configs' / 'train.json'}), run the demo (python -m tools.demo {name}), download a release "
-        f"(README: Pretrained bundles), or give a weights file with --ckpt_path FILE."
+        f"error: no trained weights at '{path}'. Either:\n"
+        f"  train them at this config's sizes (the paper's by default: days on a CPU) on the sample data (data/):\n"
+        f"    python -m tools.sample_data && python -m monai.bundle run training --config_file {train} "
+        f"--bundle_root {root} --dataset_dir data\n"
+        f"  or run the demo (about 10 min on two CPU cores), then your command again with its --config_file files taken "
+        f"from the demo's bundle, whose configs carry the demo's sizes:\n"
+        f"    python -m tools.demo {name}    then: --config_file outputs/demo/bundles/{name}/configs/<the same file>.json\n"
+        f"  or give weights trained at this config's sizes: --ckpt_path FILE (a release: README, Pretrained bundles)"
     )
 
 
@@ -139,6 +146,8 @@ def infer_each(evaluator, output_dir: str | os.PathLike) -> list[Path]:
     Ends with a summary; after trying every input, raises ``InferenceFailed`` (a ``SystemExit``: status 1, the
     failures printed one per line) if any failed. Returns the files written (new or changed under ``output_dir``).
     """
+    from monai.data import DataLoader, Dataset
+
     dataset = evaluator.data_loader.dataset
     items = list(dataset.data)
     written: list[Path] = []

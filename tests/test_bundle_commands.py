@@ -56,15 +56,49 @@ def test_bundle_root_is_the_config_files_bundle(tmp_path, monkeypatch):
     ("deform_gan", "ckpt_path", ["inference"]),
     ("medgan", "network_path", ["train", "evaluate"]),
 ])
-def test_missing_weights_are_one_line_naming_the_file(tmp_path, bundle, weights_id, names):
+def test_missing_weights_name_the_file_and_how_to_get_them(tmp_path, bundle, weights_id, names):
     files = [str(BUNDLES / bundle / "configs" / f"{n}.json") for n in names]
     result = _cli("--config_file", repr(files) if len(files) > 1 else files[0], "--bundle_root", str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    last = result.stderr.strip().splitlines()[-1]
+    message = result.stderr[result.stderr.index("error: no trained weights"):].strip().splitlines()
     weights = tmp_path / "models" / "model.pt"
-    assert last.startswith(f"error: no trained weights at '{weights}'") and f"python -m tools.demo {bundle})" in last
-    assert "--ckpt_path FILE" in last and f"--config_file {tmp_path / 'configs' / 'train.json'}" in last
+    assert message[0] == f"error: no trained weights at '{weights}'. Either:"
+    text = "\n".join(message)
+    assert f"--config_file {BUNDLES / bundle / 'configs' / 'train.json'} --bundle_root {tmp_path} --dataset_dir data" in text
+    assert f"python -m tools.demo {bundle}" in text and f"outputs/demo/bundles/{bundle}/configs/" in text
+    assert "--ckpt_path FILE" in text
+
+
+def test_the_training_command_the_missing_weights_message_prints_fixes_the_command(data_dir, tmp_path):
+    """Pasted as printed (from a folder whose data/ is the sample data; at test size, two iterations), the training
+    command writes the weights the failed inference command looked for, and that command then runs."""
+    import os
+
+    from bundle_utils import TRAIN_TEST_SIZE
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the repository's `common` from any folder
+
+    def run(args):
+        return subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    root = tmp_path / "my_cyclegan"
+    inference = ["--config_file", str(BUNDLES / "cyclegan/configs/inference.json"), "--bundle_root", str(root),
+                 "--input", str(data_dir / TCGA_T1), "--output_dir", str(tmp_path / "out"), *_size_args(TEST_SIZE)]
+    failed = run(inference)
+    assert failed.returncode == 1
+    printed = next(line for line in failed.stderr.splitlines() if "monai.bundle run training" in line)
+    command = printed.split("&&")[1].split()  # after `python -m tools.sample_data`, which would download
+    assert command[:5] == ["python", "-m", "monai.bundle", "run", "training"]
+    (tmp_path / "data").symlink_to(data_dir)
+    trained = run([*command[4:], "--datalist", "data/datalists/brain_mri_test.json", *_size_args(TRAIN_TEST_SIZE),
+                   "--iterations_per_epoch", "2", "--n_epochs", "1", "--n_epochs_decay", "0", "--val_interval", "5"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (root / "models" / "model.pt").is_file()
+    again = run(inference)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "out" / "TCGA-DU-7294_t1_bet_normalized_synthetic_t2.nii.gz").is_file()
 
 
 def _copy_bundle_with_weights(dest: Path) -> Path:
@@ -143,7 +177,9 @@ def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(da
                   n_epochs=1, n_epochs_decay=1, val_interval=1, log_interval=2, **TRAIN_TEST_SIZE)
     wf.run()
     # the bundle's logging.conf sends the log to stdout
-    lines = [line.split(" - INFO - ")[1] for line in capsys.readouterr().out.splitlines() if " - common.engines.progress - " in line]
+    out = capsys.readouterr().out
+    assert "Engine run resuming" not in out  # a fresh run's log does not call it resumed
+    lines = [line.split(" - INFO - ")[1] for line in out.splitlines() if " - common.engines.progress - " in line]
     assert [line.split(",")[0] for line in lines] == ["iteration 2/6 (33.3%)", "iteration 4/6 (66.7%)",
                                                       "iteration 6/6 (100.0%)", "iteration 6/6 (100.0%)"]
     assert re.fullmatch(r"iteration 2/6 \(33\.3%\), epoch 1/2, \d+\.\d\d s/it, elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d", lines[0])

@@ -388,3 +388,16 @@ def test_contrasts_on_different_grids_are_refused_naming_them_or_resampled_on_re
             img = nib.load(copy)
             assert img.shape == flair.shape and np.allclose(img.affine, flair.affine, atol=1e-4)
             assert float(np.asarray(img.dataobj).max()) > 0  # the head is inside the FLAIR's field of view
+
+
+def test_the_datalist_tool_starts_without_importing_torch_or_monai():
+    """Scanning four folders took 15 s, nearly all of it importing torch and MONAI it does not need to read headers:
+    `common` and `common.data` import their parts on first use."""
+    import subprocess
+    import sys
+
+    from bundle_utils import ROOT
+
+    check = "import sys, tools.datalist; print(sorted(m for m in ('torch', 'monai', 'ignite') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

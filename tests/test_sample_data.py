@@ -264,13 +264,16 @@ def test_no_network_stops_at_once_with_one_line_saying_what_to_do(tmp_path, monk
     assert sd.main(["download", "--dest", str(tmp_path / "a"), "--only", "brain_mri"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot reach http://127.0.0.1:9 (")  # no per-file lines
-    assert "python -m tools.sample_data import --from DIR" in err[0] and "--data-from DIR" in err[0]
+    python = sd.python_command()  # the interpreter running, as typed from here: the printed commands use its packages
+    assert f"{python} -m tools.sample_data import --from DIR" in err[0] and f"{python} -m tools.demo --data-from DIR" in err[0]
+    assert "e.g. DIR/brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz" in err[0]
     assert not any((tmp_path / "a").rglob("*"))  # no file, and no empty folder either
 
-    # the quick start's demo: the same one line, no traceback, nothing trained
-    assert demo.main(["cyclegan", "--data-dir", str(tmp_path / "b"), "--output-dir", str(tmp_path / "out")]) == 1
+    # the quick start's demo: the same line and the demo's own command, no traceback, nothing trained
+    assert demo.main(["medgan", "--data-dir", str(tmp_path / "b"), "--output-dir", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines() == err and not (tmp_path / "out").exists()
+    assert captured.err.strip().splitlines() == [*err, f"this demo from a local copy: {python} -m tools.demo medgan --data-from DIR"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_extended_download_checks_git_blob_ids_and_refuses_a_tampered_file(server, tmp_path, monkeypatch):

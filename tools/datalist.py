@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Optional
 
 from common.data.datalist import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_dicom_file, is_dicom_series
-from common.data.transforms import describe_grid, same_grid
-from common.data.writers import write_text_atomic
+from common.data.grids import describe_grid, same_grid
+from common.data.files import write_text_atomic
 
 OPTIONAL = ("mask", "seg", "lesion")  # kept where found, never required unless asked for
 CANONICAL = ("t1", "t1c", "t2", "flair", "pd", "mra", "ct")  # order of the default contrasts

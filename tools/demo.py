@@ -160,6 +160,26 @@ def verdicts(comparison: dict, group: str | None = None) -> list[str]:
     return lines
 
 
+STACK = ("torch", "monai", "ignite", "nibabel")  # what the bundle commands import: checked before anything runs
+
+
+def missing_stack() -> list[str]:
+    """The packages of ``STACK`` this interpreter cannot import."""
+    import importlib.util
+
+    return [m for m in STACK if importlib.util.find_spec(m) is None]
+
+
+def shell_word(word: str) -> str:
+    """``word`` as a person would type it in a POSIX shell: bare when safe, else in double quotes when nothing in it
+    is special there (a config list: ``"['a.json','b.json']"``), else single-quoted."""
+    if shlex.quote(word) == word:
+        return word
+    if not any(c in word for c in '"$`\\!'):
+        return f'"{word}"'
+    return shlex.quote(word)
+
+
 def _args(overrides: dict) -> list[str]:
     return [a for k, v in overrides.items() for a in (f"--{k}", json.dumps(v).replace(" ", "") if not isinstance(v, str) else v)]
 
@@ -171,8 +191,10 @@ def run_bundle(config_files: list[Path], overrides: dict) -> None:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config, *_args(overrides)]
     interpreter = Path(sys.executable)
     shown = os.path.relpath(interpreter, ROOT) if interpreter.is_relative_to(ROOT) else str(interpreter)
-    print("\n$ " + " ".join(shlex.quote(c) for c in [shown, *cmd[1:]]), flush=True)  # pasteable from the repository root
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    print("\n$ " + " ".join(shell_word(c) for c in [shown, *cmd[1:]]), flush=True)  # pasteable from the repository root
+    # MONAI warns on every config file that `_target_` and `$` run code; the README says once why these are trusted
+    warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:parsing config_file"]))
+    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "PYTHONWARNINGS": warnings})
 
 
 def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> Path:
@@ -202,7 +224,7 @@ def inference_keys(name: str) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("bundle", nargs="?", default="cyclegan", choices=sorted(DEMOS), help="which bundle (default: cyclegan)")
     parser.add_argument("--data-dir", default="data", help="where the sample data goes (default: data)")
     parser.add_argument("--data-from", help="import the sample data from this local folder instead of downloading")
@@ -213,6 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed (default 0; the model cards report how much results move between seeds)")
     args = parser.parse_args(argv)
+    missing = missing_stack()
+    if missing:
+        print(f"error: this Python ({sys.executable}) cannot import {', '.join(missing)}: run the demo with the project's "
+              f"virtualenv, .venv/bin/python -m tools.demo (set it up with the README's first Quick start command)",
+              file=sys.stderr)
+        return 1
+    try:
+        return _run_demo(args)
+    except subprocess.CalledProcessError as exc:  # the bundle command printed its own error above
+        print(f"error: the bundle command above stopped with exit status {exc.returncode}; its message is above it",
+              file=sys.stderr)
+        return 1
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     name, demo = args.bundle, DEMOS[args.bundle]
     iterations = args.iterations or demo["iterations"]
     configs = ROOT / "bundles" / name / "configs"
@@ -227,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             sample_data.download(data_dir, groups=groups)
     except sample_data.SampleDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, sample_data.NoNetworkError):
+            print(f"this demo from a local copy: {sample_data.python_command()} -m tools.demo {name} --data-from DIR",
+                  file=sys.stderr)
         return 1
 
     common = {"dataset_dir": str(data_dir), "bundle_root": str(out), **demo["size"],

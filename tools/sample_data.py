@@ -61,8 +61,22 @@ class NoNetworkError(SampleDataError):
     """The download server cannot be reached at all: trying the other files would only repeat the failure."""
 
 
-LOCAL_COPY_HINT = ("take the files from a local copy instead: python -m tools.sample_data import --from DIR "
-                   "(the demo: python -m tools.demo --data-from DIR), DIR laid out like the data root")
+def python_command() -> str:
+    """The interpreter running now, as a person would type it from the current folder (``.venv/bin/python``), so that
+    a printed command runs with the same packages."""
+    exe = Path(sys.executable)
+    try:
+        return os.path.relpath(exe) if exe.is_relative_to(Path.cwd()) else str(exe)
+    except ValueError:  # another drive (Windows)
+        return str(exe)
+
+
+def local_copy_hint() -> str:
+    """What to run when the network is out of reach: the import from a local copy, with this interpreter."""
+    python = python_command()
+    return (f"take the files from a local copy instead: {python} -m tools.sample_data import --from DIR (the demo: "
+            f"{python} -m tools.demo --data-from DIR), where DIR holds the data root's folders as a download writes "
+            f"them, e.g. DIR/brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz")
 
 
 def sha256_of(path: Path) -> str:
@@ -188,7 +202,7 @@ def download(dest, groups=None, base_url=None, files=None, extended: bool = Fals
             except urllib.error.HTTPError as exc:  # the server answered: this file is the problem
                 raise SampleDataError(f"{e.path}: download of {url} failed: {exc}") from exc
             except urllib.error.URLError as exc:  # no answer: no network, or the host is down
-                raise NoNetworkError(f"cannot reach {base} ({exc.reason}); {LOCAL_COPY_HINT}") from exc
+                raise NoNetworkError(f"cannot reach {base} ({exc.reason}); {local_copy_hint()}") from exc
             except OSError as exc:  # cut short, or a local write failed
                 raise SampleDataError(f"{e.path}: download of {url} failed: {exc}") from exc
             if e.gzip_mtime is not None:

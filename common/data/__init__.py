@@ -1,12 +1,59 @@
-"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, CT in HU, and registration pairs with known deformations."""
+"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, CT in HU, and registration pairs with known deformations.
 
-from .artefacts import RandKSpaceMotiond
-from .ct import CheckHUd, HUWindowd, RandColocatedPatchd
-from .contrasts import InvertStackd, StackContrastsd, contrast_inputs, expand_input_subsets, given_contrasts, input_contrasts, input_subsets, missing_flags, random_input_subsets, with_inputs
-from .datalist import input_files, load_datalist
-from .harmonisation import HistogramStandardised, WhiteMatterPeakScaled, intensity_scaling, load_landmarks, standard_landmarks, white_matter_peak
-from .registration import CheckOverlapd, DisplacementToWorldd, RandSmoothDeformationd, WarpToFixedd, smooth_deformation
-from .transforms import CheckImaged, CheckSameGridd, RandForegroundSliced, ScalePercentiled, slice_context
-from .writers import AtomicNibabelWriter
+Each name is imported from its module on first use (PEP 562), so that a tool needing only the datalist or grid
+helpers (``tools.datalist``) does not pay for importing MONAI's transforms and torch.
+"""
 
-__all__ = ["AtomicNibabelWriter", "CheckHUd", "HUWindowd", "RandColocatedPatchd", "InvertStackd", "StackContrastsd", "contrast_inputs", "expand_input_subsets", "given_contrasts", "input_contrasts", "input_subsets", "missing_flags", "random_input_subsets", "with_inputs", "CheckImaged", "RandKSpaceMotiond", "CheckSameGridd", "RandForegroundSliced", "ScalePercentiled", "slice_context", "input_files", "load_datalist", "HistogramStandardised", "WhiteMatterPeakScaled", "white_matter_peak", "intensity_scaling", "load_landmarks", "standard_landmarks", "CheckOverlapd", "DisplacementToWorldd", "RandSmoothDeformationd", "WarpToFixedd", "smooth_deformation"]
+import importlib
+
+_MODULES = {
+    # writers
+    "AtomicNibabelWriter": "writers",
+    # ct
+    "CheckHUd": "ct",
+    "HUWindowd": "ct",
+    "RandColocatedPatchd": "ct",
+    # contrasts
+    "InvertStackd": "contrasts",
+    "StackContrastsd": "contrasts",
+    "contrast_inputs": "contrasts",
+    "expand_input_subsets": "contrasts",
+    "given_contrasts": "contrasts",
+    "input_contrasts": "contrasts",
+    "input_subsets": "contrasts",
+    "missing_flags": "contrasts",
+    "random_input_subsets": "contrasts",
+    "with_inputs": "contrasts",
+    # transforms
+    "CheckImaged": "transforms",
+    "CheckSameGridd": "transforms",
+    "RandForegroundSliced": "transforms",
+    "ScalePercentiled": "transforms",
+    "slice_context": "transforms",
+    # artefacts
+    "RandKSpaceMotiond": "artefacts",
+    # datalist
+    "input_files": "datalist",
+    "load_datalist": "datalist",
+    # harmonisation
+    "HistogramStandardised": "harmonisation",
+    "WhiteMatterPeakScaled": "harmonisation",
+    "white_matter_peak": "harmonisation",
+    "intensity_scaling": "harmonisation",
+    "load_landmarks": "harmonisation",
+    "standard_landmarks": "harmonisation",
+    # registration
+    "CheckOverlapd": "registration",
+    "DisplacementToWorldd": "registration",
+    "RandSmoothDeformationd": "registration",
+    "WarpToFixedd": "registration",
+    "smooth_deformation": "registration",
+}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
+    raise AttributeError(f"module 'common.data' has no attribute '{name}'")

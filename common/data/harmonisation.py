@@ -25,7 +25,7 @@ from monai.config import KeysCollection
 from monai.transforms import InvertibleTransform, MapTransform
 
 from .transforms import _source
-from .writers import write_text_atomic
+from .files import write_text_atomic
 
 PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
 

@@ -11,21 +11,9 @@ from pathlib import Path
 from monai.config import PathLike
 from monai.data import NibabelWriter
 
+from .files import write_text_atomic  # noqa: F401  (the text twin of AtomicNibabelWriter)
+
 logger = logging.getLogger(__name__)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` (parents created) through a temporary file beside it and ``os.replace``: readers
-    see the old file or the whole new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class AtomicNibabelWriter(NibabelWriter):

@@ -58,3 +58,22 @@ class ProgressLogger:
         logger.info(self.line(engine, now))
         if self.samples[-1][1] != engine.state.iteration:
             self.samples.append((now, engine.state.iteration))
+
+
+class FreshRunNotice(logging.Filter):
+    """Drops ignite's "Engine run resuming from iteration 0, ..." line: ignite logs it for every run whose state
+    already holds ``max_epochs``, which MONAI's workflows set before starting (and an evaluator's epoch follows the
+    trainer's), so a fresh run read as resumed. A resumed training says so itself ("Restored all variables from
+    <checkpoint>"), logged when the checkpoint loads, after this line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Engine run resuming from iteration 0,")
+
+
+def hide_fresh_run_notice(engine_classes=("MultiNetworkTrainer", "SupervisedTrainer", "SupervisedEvaluator")) -> None:
+    """Installs ``FreshRunNotice`` on the loggers of ignite engines of these classes (ignite names each engine's logger
+    ``ignite.engine.engine.<class>``); installing twice adds it once."""
+    for name in engine_classes:
+        engine_logger = logging.getLogger(f"ignite.engine.engine.{name}")
+        if not any(isinstance(f, FreshRunNotice) for f in engine_logger.filters):
+            engine_logger.addFilter(FreshRunNotice())
