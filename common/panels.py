@@ -76,38 +76,81 @@ def save_panel(path: str | os.PathLike, *args, **kwargs) -> Path:
     return path
 
 
+# the error maps' colours, dark (no error) to bright (large), as (position 0..1, R, G, B) stops: black, red, yellow, white
+HEAT = np.array([[0.0, 0, 0, 0], [0.4, 200, 0, 0], [0.75, 255, 210, 0], [1.0, 255, 255, 255]])
+
+
+def heat(grey: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 grey levels -> (H, W, 3) uint8 colours along ``HEAT``."""
+    x = grey.astype(float) / 255
+    return np.stack([np.interp(x, HEAT[:, 0], HEAT[:, c]) for c in (1, 2, 3)], axis=-1).astype(np.uint8)
+
+
 def render_panel(volumes: Sequence, titles: Sequence[str], index: int,
                  value_range: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0), min_height: int = 256,
-                 coronal: int | None = None) -> Image.Image:
-    """A grey-level image: a grid of (C, H, W, D) RAS volumes: one column per volume under its title, one row per view
+                 coronal: int | None = None, colour_bar: tuple[int, str, float] | None = None) -> Image.Image:
+    """An RGB image: a grid of (C, H, W, D) RAS volumes: one column per volume under its title, one row per view
     (``panel_views``: three axial slices around ``index`` and a coronal one), each row labelled.
 
     ``value_range`` maps intensities to black..white, one pair for all volumes or one per volume (an error map has
-    its own). Tiles smaller than ``min_height`` pixels are enlarged by a whole factor (nearest neighbour, so every
-    voxel stays a visible square): a 3 mm or 4 mm slice is 60 to 80 voxels, too small to read at screen resolution.
+    its own). Tiles are enlarged by one whole factor (nearest neighbour, so every voxel stays a visible square), the
+    one that brings the axial tiles to ``min_height`` pixels: a 3 mm or 4 mm slice is 60 to 80 voxels, too small to
+    read at screen resolution, and with one factor every row's tiles stand under their column's title.
+
+    ``colour_bar = (column, caption, scale)`` shows that column (an error map) in ``heat`` colours with a bar beside the
+    grid: its value range from bottom to top, ticks labelled in the column's values times ``scale``, and the caption
+    naming the quantity and its unit (``"|synthetic - real|, % of the intensity range"``).
     """
     ranges = [tuple(value_range)] * len(volumes) if np.ndim(value_range[0]) == 0 else [tuple(r) for r in value_range]
     first = torch.as_tensor(volumes[0]).detach().cpu()
     box = _foreground_box(first[0] > first.min())  # the empty field of view around the anatomy is left out
     font = _font(14)
     bar = 20
+    views = panel_views(first.shape, index, coronal)
+    factor = max(1, -(-min_height // (box[1].stop - box[1].start)))  # ceil(min_height / the axial tiles' height)
     rows = []
-    for label, axis, i in panel_views(first.shape, index, coronal):
+    for label, axis, i in views:
         crop = (box[0], box[1]) if axis == 3 else (box[0], box[2])  # (R-L, P-A) or (R-L, I-S) extents
-        tiles = [_to_uint8(_crop(_slice(v, axis, i), crop), r) for v, r in zip(volumes, ranges)]
-        factor = max(1, -(-min_height // tiles[0].shape[0]))  # ceil(min_height / height)
-        tiles = [np.kron(t, np.ones((factor, factor), dtype=np.uint8)) for t in tiles]  # (H, W) -> (f H, f W)
-        rows.append((f"{label} {i}", np.concatenate(tiles, axis=1), tiles[0].shape[1]))
-    canvas = Image.new("L", (max(r.shape[1] for _, r, _ in rows), bar + sum(r.shape[0] for _, r, _ in rows)), 0)
+        tiles = []
+        for column, (v, r) in enumerate(zip(volumes, ranges)):
+            grey = np.kron(_to_uint8(_crop(_slice(v, axis, i), crop), r), np.ones((factor, factor), dtype=np.uint8))
+            tiles.append(heat(grey) if colour_bar and column == colour_bar[0] else np.repeat(grey[..., None], 3, axis=-1))
+        rows.append((f"{label} {i}", np.concatenate(tiles, axis=1)))  # (f H, n f W, 3)
+    column_width = (box[0].stop - box[0].start) * factor  # the R-L extent: the same in every view
+    legend = 150 if colour_bar else 0
+    height = bar + sum(r.shape[0] for _, r in rows)
+    canvas = Image.new("RGB", (len(volumes) * column_width + legend, height), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     for j, title in enumerate(titles):
-        draw.text((j * rows[0][2] + 3, 2), title, fill=255, font=font)
+        draw.text((j * column_width + 3, 2), title, fill=(255, 255, 255), font=font)
     y = bar
-    for label, row, _ in rows:
+    for label, row in rows:
         canvas.paste(Image.fromarray(np.ascontiguousarray(row)), (0, y))
-        draw.text((3, y + 2), label, fill=255, font=font)
+        draw.text((3, y + 2), label, fill=(255, 255, 255), font=font)
         y += row.shape[0]
+    if colour_bar:
+        _draw_colour_bar(canvas, draw, font, x=len(volumes) * column_width + 12, top=bar + 10, bottom=height - 16,
+                         value_range=ranges[colour_bar[0]], caption=colour_bar[1], scale=colour_bar[2])
     return canvas
+
+
+def _draw_colour_bar(canvas: Image.Image, draw: ImageDraw.ImageDraw, font, x: int, top: int, bottom: int,
+                     value_range: Sequence[float], caption: str, scale: float, width: int = 16) -> None:
+    """``caption`` (wrapped) at ``top``, under it a vertical ``heat`` bar from ``value_range[0]`` (bottom) to
+    ``value_range[1]`` (top) with three ticks labelled in value x ``scale``."""
+    import textwrap
+
+    lines = textwrap.wrap(caption, 17)
+    for k, line in enumerate(lines):
+        draw.text((x - 6, top + 16 * k), line, fill=(255, 255, 255), font=font)
+    top += 16 * len(lines) + 12
+    levels = np.linspace(255, 0, bottom - top).astype(np.uint8)[:, None].repeat(width, axis=1)  # (h, width), top bright
+    canvas.paste(Image.fromarray(heat(levels)), (x, top))
+    lo, hi = value_range
+    for fraction in (0.0, 0.5, 1.0):
+        y = round(bottom - 1 - fraction * (bottom - 1 - top))
+        draw.line([(x + width, y), (x + width + 4, y)], fill=(255, 255, 255))
+        draw.text((x + width + 7, y - 7), f"{(lo + fraction * (hi - lo)) * scale:.3g}", fill=(255, 255, 255), font=font)
 
 
 class PanelOutput:
@@ -131,8 +174,8 @@ class PanelOutput:
 
             if self._writer is None:
                 self._writer = SummaryWriter(log_dir=str(self.tb_dir))
-            image = np.asarray(render_panel(*args, **kwargs))  # (H, W) grey levels
-            self._writer.add_image(f"panel/{name}", image, global_step=engine.state.epoch, dataformats="HW")
+            image = np.asarray(render_panel(*args, **kwargs))  # (H, W, 3) colours
+            self._writer.add_image(f"panel/{name}", image, global_step=engine.state.epoch, dataformats="HWC")
             self._writer.flush()
 
 
@@ -171,10 +214,13 @@ class PanelSaver:
             inputs = {self.titles[0]: image} if self.sources is None else {n.upper(): v for n, v in self.sources(item).items()}
             volumes, titles = [*inputs.values(), *(item[k] for k in self.keys)], [*inputs, *self.titles[1:]]
             ranges = [self.value_range] * len(volumes)
+            colour_bar = None
             if self.keys[:2] == ("pred", "label"):  # the error map, on half the intensity range (brighter = worse)
                 volumes.append((item["pred"] - item["label"]).abs())
                 titles.append(f"|{self.titles[1]} - {self.titles[2]}|")
-                ranges.append((0.0, (self.value_range[1] - self.value_range[0]) / 2))
+                span = self.value_range[1] - self.value_range[0]
+                ranges.append((0.0, span / 2))
+                colour_bar = (len(volumes) - 1, f"{titles[-1]}, % of the intensity range", 100.0 / span)
             slice_of = item[self.slice_key]
             self.output(engine, name, volumes, titles, pick_slice(slice_of, mask), ranges,
-                        coronal=pick_slice(slice_of, mask, axis=2))
+                        coronal=pick_slice(slice_of, mask, axis=2), colour_bar=colour_bar)

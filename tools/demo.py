@@ -49,7 +49,7 @@ DEMOS = {
         "training": {"lambda_identity": 0.0, "source_augmentation": "@intensity_augmentation"},
         "iterations": 2000,
         "output": "synthetic_t2",
-        "titles": "T1 | synthetic T2 | real T2",
+        "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "medgan": {
         # 3 mm slices padded to 96x96, 3 U-blocks of 5 levels (32..256 filters): tools/bundles.py's release size
@@ -64,7 +64,7 @@ DEMOS = {
                      "source_augmentation": "@intensity_augmentation"},
         "iterations": 2000,
         "output": "synthetic_t2",
-        "titles": "T1 | synthetic T2 | real T2",
+        "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "ae_gan": {
         # 3 mm slices padded to 96x96, a quarter of the paper's filters (16) and its 6 residual blocks: tools/bundles.py's
@@ -79,7 +79,7 @@ DEMOS = {
         "training": {"lr": 0.001, "input_augmentation": "@intensity_augmentation"},
         "iterations": 2000,
         "output": "synthetic_t2",
-        "titles": "T1 | T1c | FLAIR | synthetic T2 | real T2",
+        "titles": "T1 | T1c | FLAIR | synthetic T2 | real T2 | their difference, with its colour bar",
         # inference from the three contrasts; the evaluation scores all seven combinations
         "inputs": {"t1": HELD_OUT.format("t1"), "t1c": HELD_OUT.format("t1c"), "flair": HELD_OUT.format("fla")},
         "panel": "TCGA-DU-7294_t1_bet_normalized_t1_t1c_flair_panel.png",

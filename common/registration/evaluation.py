@@ -148,10 +148,14 @@ class RegistrationReport:
             warped = _warp(moving, ddf)
             tiles = [fixed, moving, warped, _warp(_grid_volume(fixed.shape[1:]), ddf)]
             titles = ["fixed", "moving", "warped by T", "warped grid"]
+            colour_bar = None
             if "true_ddf" in item:
                 tiles.append((warped - _warp(moving, _cpu(item["true_ddf"]))).abs())
                 titles.append("|warped - true|")
-            self.panels(engine, name, tiles, titles, pick_slice(fixed), self.value_range, coronal=pick_slice(fixed, axis=2))
+                span = self.value_range[1] - self.value_range[0]
+                colour_bar = (len(tiles) - 1, "|warped - true|, % of the intensity range", 100.0 / span)
+            self.panels(engine, name, tiles, titles, pick_slice(fixed), self.value_range, coronal=pick_slice(fixed, axis=2),
+                        colour_bar=colour_bar)
 
     def _write(self, engine: Engine) -> None:
         if self.output_dir is None:  # panels in TensorBoard only (validation during training)
