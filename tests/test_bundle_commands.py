@@ -196,15 +196,29 @@ def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(da
 
 @pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
 def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle):
-    """multi_gpu_train.json keeps ``train#handlers[:-4]`` on ranks > 0: the last four must be exactly the handlers
-    only rank 0 runs, and the epoch seeder (every rank, with its own seed) must not be among them."""
+    """multi_gpu_train.json keeps on ranks > 0 every handler but validation and logging, chosen by type
+    (``handlers_for_rank``): the seeder (each rank its own stream from the user's seed) and the checkpoint saver stay."""
+    from common.engines import handlers_for_rank
+
     train = json.loads((BUNDLES / bundle / "configs/train.json").read_text(encoding="utf-8"))
     multi = json.loads((BUNDLES / bundle / "configs/multi_gpu_train.json").read_text(encoding="utf-8"))
+    assert multi["train#trainer#handlers"] == "$common.engines.handlers_for_rank(@train#handlers)"
+    assert "seed" not in multi  # the user's --seed reaches every rank; EpochSeeder gives each rank its own stream
     names = [h["_target_"].split(".")[-1] for h in train["train"]["handlers"]]
-    assert names[-4:] == ["ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler"]
-    assert "EpochSeeder" in names[:-4] and "AtomicCheckpointSaver" in names[:-4]  # every rank (ignite syncs saving)
-    assert multi["train#trainer#handlers"] == "$@train#handlers[: -4 if dist.get_rank() > 0 else None]"
-    assert multi["seed"] == "$dist.get_rank()"
+    handlers = [type(n, (), {})() for n in names]  # stand-ins of the configured types
+    kept = [type(h).__name__ for h in handlers_for_rank(handlers, rank=1)]
+    assert sorted(set(names) - set(kept)) == ["ProgressLogger", "StatsHandler", "TensorBoardStatsHandler", "ValidationHandler"]
+    assert "EpochSeeder" in kept and "AtomicCheckpointSaver" in kept
+    assert handlers_for_rank(handlers, rank=0) == handlers
+
+
+def test_each_rank_seeds_its_own_stream_from_the_users_seed():
+    from common.engines import EpochSeeder
+
+    seeds = {(s, r): EpochSeeder(s, rank=r).epoch_seed(3) for s in (5, 6) for r in (0, 1, 2)}
+    assert len(set(seeds.values())) == 6  # every (seed, rank) its own stream
+    assert seeds[(5, 0)] == EpochSeeder(5).epoch_seed(3)  # rank 0 is the single-process run's stream
+    assert seeds[(5, 1)] == EpochSeeder(5, rank=1).epoch_seed(3)  # and the same seed gives it again
 
 
 def test_progress_eta_follows_the_recent_pace_and_a_first_line_comes_early(monkeypatch, caplog):

@@ -166,6 +166,37 @@ def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
     check_torchrun(BUNDLE, data_dir, tmp_path, MEDGAN_TRAIN_TEST_SIZE, network="G")
 
 
+def test_multi_gpu_ranks_draw_their_own_slices_from_the_users_seed_and_a_resume_continues_them(data_dir, tmp_path):
+    """Under torchrun (gloo, 2 processes) with --seed 5 the two ranks draw different slices; the same seed draws the
+    same again, another seed others; a run stopped after epoch 1 and resumed draws epoch 2 as the uninterrupted run."""
+    import subprocess
+    import sys
+
+    from bundle_utils import GLOO_ABORT, ROOT, datalist_override
+
+    def draws(root, seed, epochs, resume=False):
+        overrides = {"dataset_dir": str(data_dir), "bundle_root": str(root), "iterations_per_epoch": 3, "n_epochs": epochs,
+                     "n_epochs_decay": 0, "val_interval": 100, "seed": seed, "resume": resume,
+                     **datalist_override(BUNDLE), **MEDGAN_TRAIN_TEST_SIZE}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(ROOT / "tests/ddp_draws.py"),
+               BUNDLE, json.dumps(overrides)]
+        for _ in range(2):  # one retry for the rare gloo abort at start-up (bundle_utils.GLOO_ABORT), never for other errors
+            result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            if result.returncode == 0 or GLOO_ABORT not in result.stderr:
+                break
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [json.loads((root / f"draws_rank{r}.json").read_text(encoding="utf-8")) for r in (0, 1)]
+
+    rank0, rank1 = draws(tmp_path / "a", seed=5, epochs=2)
+    assert [e for e, _ in rank0] == [1, 1, 1, 2, 2, 2] and len(rank1) == 6
+    assert rank0 != rank1  # the ranks' slices differ: DDP does not average identical gradients
+    assert draws(tmp_path / "b", seed=5, epochs=2) == [rank0, rank1]  # the user's seed reproduces them
+    assert draws(tmp_path / "c", seed=6, epochs=2)[0] != rank0  # and another seed changes them
+    draws(tmp_path / "d", seed=5, epochs=1)
+    resumed = draws(tmp_path / "d", seed=5, epochs=2, resume=True)
+    assert resumed == [rank0[3:], rank1[3:]]  # epoch 2 alone, drawn as the uninterrupted run drew it
+
+
 def test_bad_input_errors_name_the_file_or_key(data_dir, tmp_path):
     # no VGG-19 file: stops before training and says what to get and where
     with pytest.raises(Exception) as err:

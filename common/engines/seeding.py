@@ -11,26 +11,55 @@ from ignite.engine import Engine, Events
 from monai.data.utils import set_rnd
 
 
+def process_rank() -> int:
+    """This process's rank under torch.distributed (0 when it is not initialised: a single process)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class EpochSeeder:
     """Trainer handler: at the start of every epoch, seeds Python's, NumPy's and torch's generators and the data
-    loader's random transforms from ``(seed, epoch)``.
+    loader's random transforms from ``(seed, epoch, rank)``.
 
     Without it the random streams run on from the start of the process: a run resumed from a checkpoint (saved at
     the end of an epoch) would draw other samples, crops and augmentations than the uninterrupted run did. State
     that carries across epochs on purpose (e.g. CycleGAN's image pool and its generator) is in the checkpoint.
-    Under multi-GPU training give each rank its own ``seed``.
+
+    Under multi-process training each rank (``rank``, default torch.distributed's) draws its own stream from the
+    user's ``seed``: the ranks see different samples (identical draws would make DistributedDataParallel average
+    identical gradients), and the same ``seed`` gives the same streams again. Rank 0, and a single process, seed
+    from ``(seed, epoch)`` alone, as a single-process run always has.
     """
 
-    def __init__(self, seed: int = 0):
-        self.seed = int(seed)
+    def __init__(self, seed: int = 0, rank: int | None = None):
+        self.seed, self.rank = int(seed), rank
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self)
 
+    def epoch_seed(self, epoch: int) -> int:
+        """The 32-bit seed of ``epoch`` on this rank."""
+        rank = process_rank() if self.rank is None else int(self.rank)
+        entropy = [self.seed, epoch] if rank == 0 else [self.seed, epoch, rank]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
     def __call__(self, engine: Engine) -> None:
-        seed = int(np.random.SeedSequence([self.seed, engine.state.epoch]).generate_state(1)[0])  # 32-bit
+        seed = self.epoch_seed(engine.state.epoch)
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
         loader = engine.data_loader
         set_rnd(getattr(loader, "dataset", loader), seed)  # the transforms' own RandomStates (MONAI's Randomizable)
+
+
+# trainer handlers that only rank 0 runs under multi-process training: validation, and what writes logs or files
+RANK_ZERO_ONLY = ("ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler", "MLFlowHandler")
+
+
+def handlers_for_rank(handlers, rank: int | None = None) -> list:
+    """``handlers`` as this rank runs them: all on rank 0, on the others all but those of ``RANK_ZERO_ONLY`` (chosen
+    by type, not by place, so that a reordered or longer list stays right). Checkpoint saving stays on every rank:
+    ignite synchronises it and writes from rank 0."""
+    rank = process_rank() if rank is None else rank
+    return list(handlers) if rank == 0 else [h for h in handlers if type(h).__name__ not in RANK_ZERO_ONLY]
