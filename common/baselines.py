@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from .data.files import atomic_path, write_text_atomic
 from .metrics import METRICS, masked_image_metrics
 
 BASELINES = ("linear", "histogram")
@@ -217,9 +218,9 @@ class BaselineComparison:
         result = {"histogram_direction": directions.get("source", directions)}
         result.update({"groups": table, "subjects_by_group": subjects} if self.group_key else
                       {"methods": table.get("", {}), "subjects": subjects.get("", {})})
-        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(self.output_dir / "comparison.json", json.dumps(result, indent=2) + "\n")
         columns = self._columns([r for methods in self.rows.values() for rows in methods.values() for r in rows])
-        with open(self.output_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+        with atomic_path(self.output_dir / "comparison.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow([*(["inputs"] if self.group_key else []), "subject", "method", *columns])
             for g, by_subject in {g: {"mean": methods, **subjects.get(g, {})} for g, methods in table.items()}.items():
@@ -229,7 +230,7 @@ class BaselineComparison:
         if len(next(iter(subjects.values()), {})) > 1 or any("lesion_psnr" in c for c in columns):
             text += "\nPer held-out subject (lesion_*: inside its lesion mask, where it has one):\n\n"
             text += subject_markdown(subjects, self.group_key is not None)
-        (self.output_dir / "comparison.md").write_text(text, encoding="utf-8")
+        write_text_atomic(self.output_dir / "comparison.md", text)
         return table
 
 

@@ -23,6 +23,7 @@ from ignite.metrics import Metric
 
 from .baselines import HistogramMapping
 from .data.ct import hu_to_window, window_to_hu
+from .data.files import write_text_atomic
 
 # anatomical regions as TotalSegmentator v2 ("total" task) label ids, the labels of the sample data's example_seg
 TOTALSEGMENTATOR_REGIONS: dict[str, list[int]] = {
@@ -165,8 +166,8 @@ class CTEnhancementComparison:
     def write(self, engine: Engine | None = None) -> dict:
         result = {"hu_window": list(self.hu_window), "volumes": self.volumes}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        (self.output_dir / "comparison.md").write_text("\n".join(comparison_markdown(v) for v in self.volumes), encoding="utf-8")
+        write_text_atomic(self.output_dir / "comparison.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(self.output_dir / "comparison.md", "\n".join(comparison_markdown(v) for v in self.volumes))
         return result
 
 

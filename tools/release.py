@@ -71,6 +71,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from common.data.files import sha256_of, write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "tools" / "schema" / "bundle_metadata.schema.json"
 DEFAULT_INDEX = ROOT / "releases" / "index.json"
@@ -90,14 +92,6 @@ class ReleaseError(RuntimeError):
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def parse_version(version: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(version))
     if not match:
@@ -113,13 +107,6 @@ def next_version(source_version: str, released: list[str]) -> str:
 
 def load_index(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.read_text(encoding="utf-8").strip() else {}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _cli_value(value: Any) -> str:
@@ -449,13 +436,13 @@ def update_source(name: str, version: str, changelog: str, index: Mapping[str, A
         meta["version"] = version
         meta["changelog"] = {version: changelog, **meta.get("changelog", {})}
         text = json.dumps(meta, indent=4) + "\n"
-    _write_atomic(meta_path, text)
+    write_text_atomic(meta_path, text)
     readme = ROOT / "README.md"
     content = readme.read_text(encoding="utf-8")
     if RELEASES_BEGIN in content and RELEASES_END in content:
         head, rest = content.split(RELEASES_BEGIN, 1)
         _, tail = rest.split(RELEASES_END, 1)
-        _write_atomic(readme, f"{head}{RELEASES_BEGIN}\n{release_table(index)}\n{RELEASES_END}{tail}")
+        write_text_atomic(readme, f"{head}{RELEASES_BEGIN}\n{release_table(index)}\n{RELEASES_END}{tail}")
 
 
 # ------------------------------------------------------------------------------------------- release
@@ -628,7 +615,7 @@ def build_release(
         if version in index.get(name, {}):
             raise ReleaseError(f"{name} {version} appeared in the index '{index_path}' during the build.")
         index.setdefault(name, {})[version] = entry
-        _write_atomic(index_path, json.dumps(index, indent=2) + "\n")
+        write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
         if update_src:
             update_source(name, version, changelog, index)
         if keep_work:

@@ -40,13 +40,13 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from common.data.files import atomic_path, sha256_of, write_text_atomic
 from tools.sample_datalists import datalists
 from tools.sample_manifest import MANIFEST, SETS, Entry, extended_manifest
 
@@ -77,14 +77,6 @@ def local_copy_hint() -> str:
     return (f"take the files from a local copy instead: {python} -m tools.sample_data import --from DIR (the demo: "
             f"{python} -m tools.demo --data-from DIR), where DIR holds the data root's folders as a download writes "
             f"them, e.g. DIR/brain_mri/TCGA-DU-7294/TCGA-DU-7294_t1_bet_normalized.nii.gz")
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_blob_sha1_of(path: Path) -> str:
@@ -149,18 +141,13 @@ def _place(entry: Entry, dest: Path, fill: Callable[[Path], None], source: str) 
     if target.is_file() and _mismatch(entry, target) is None:
         return False
     created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # removed again on failure
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        fill(tmp)
-        problem = _mismatch(entry, tmp)
-        if problem:
-            raise SampleDataError(f"{entry.path}: {problem} from {source}")
-        os.replace(tmp, target)
+        with atomic_path(target, ".part") as tmp:  # in place only once whole and checked
+            fill(tmp)
+            problem = _mismatch(entry, tmp)
+            if problem:
+                raise SampleDataError(f"{entry.path}: {problem} from {source}")
     finally:
-        tmp.unlink(missing_ok=True)
         for folder in created:  # deepest first: a failed file leaves no empty folder behind
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
@@ -258,8 +245,7 @@ def write_datalists(dest: Path) -> list[Path]:
         parts = {k: v for k, v in content.items() if k not in ("description", "contrasts")}
         if all((dest / p).is_file() for p in _paths(parts)):
             out = dest / "datalists" / name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+            write_text_atomic(out, json.dumps(content, indent=2) + "\n")
             written.append(out)
     return written
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from monai.config import PathLike
 from monai.data import NibabelWriter
 
-from .files import write_text_atomic  # noqa: F401  (the text twin of AtomicNibabelWriter)
+from .files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +21,6 @@ class AtomicNibabelWriter(NibabelWriter):
         target = Path(filename)
         if verbose:
             logger.info("writing: %s", target)
-        target.parent.mkdir(parents=True, exist_ok=True)
         suffix = ".nii.gz" if target.name.endswith(".nii.gz") else target.suffix  # nibabel picks the format by suffix
-        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.partial{suffix}"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
-        os.close(fd)
-        try:
-            super().write(tmp, verbose=False, **obj_kwargs)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the output gets the usual permissions
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target, f".partial{suffix}", clear_stale=True) as tmp:
+            super().write(str(tmp), verbose=False, **obj_kwargs)

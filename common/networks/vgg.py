@@ -6,7 +6,6 @@ The layers and their indices are those of torchvision's ``vgg19().features``, so
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..data.files import sha256_of
 
 __all__ = ["VGG19_LAYERS", "VGG19Features", "expected_state_dict_shapes"]
 
@@ -55,14 +56,6 @@ def expected_state_dict_shapes() -> dict[str, tuple[int, ...]]:
         shapes[f"features.{index}.bias"] = (int(v),)
         in_ch, index = int(v), index + 2
     return shapes
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_state_dict(state: Mapping, path: Path) -> dict[str, torch.Tensor]:
@@ -183,7 +176,7 @@ class VGG19Features(nn.Module):
         if not isinstance(state, Mapping):
             raise ValueError(f"{path}: not a state dict but a {type(state).__name__}.")
         self.load_state_dict(_check_state_dict(state, path))
-        logger.info("VGG-19 feature extractor: loaded %s (sha256 %s)", path, _sha256(path))
+        logger.info("VGG-19 feature extractor: loaded %s (sha256 %s)", path, sha256_of(path))
 
     def train(self, mode: bool = True) -> VGG19Features:
         """Stays in eval mode: the extractor is a fixed loss network."""

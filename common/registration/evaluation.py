@@ -15,6 +15,7 @@ from ignite.metrics import Metric
 from monai.engines.utils import IterationEvents
 from monai.networks.blocks import Warp
 
+from ..data.files import atomic_path, write_text_atomic
 from ..panels import PanelOutput, pick_slice
 from .fields import dice, endpoint_errors, folding_percent, voxel_spacing
 
@@ -160,20 +161,14 @@ class RegistrationReport:
     def _write(self, engine: Engine) -> None:
         if self.output_dir is None:  # panels in TensorBoard only (validation during training)
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / "pairs.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_path(self.output_dir / "pairs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["pair", *FIGURES])
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, path)
         lines = ["| pair | registration | mean endpoint error (mm) | 95th percentile (mm) | Dice | folding (%) | s/pair |",
                  "|---|---|---|---|---|---|---|"]
         for r in self.rows:
             lines.append(f"| {r['pair']} | none (identity) | {r['epe_before_mm']:.2f} | | {r['dice_before']:.3f} | 0.00 | |")
             lines.append(f"| {r['pair']} | T (this model) | {r['epe_mm']:.2f} | {r['epe_p95_mm']:.2f} | {r['dice_after']:.3f} "
                          f"| {r['folding_percent']:.2f} | {r['seconds']:.2f} |")
-        tmp = self.output_dir / "comparison.md.tmp"
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, self.output_dir / "comparison.md")
+        write_text_atomic(self.output_dir / "comparison.md", "\n".join(lines) + "\n")
