@@ -8,9 +8,13 @@ same bytes, each checked against a pinned SHA-256:
     python -m tools.sample_data import --from ../shared/data [--dest data] [--only ...]
     python -m tools.sample_data verify [--dest data] [--only ...]
 
-Sets (``--only``; default all): ``brain_mri_quick`` (the quick-start subset the demos use: 5 subjects, 49 MB),
-``brain_mri`` (all 23 co-registered subjects, 210 MB: 21 for training, 2 held out), ``brain_mri_raw`` (two raw
-clinical studies whose contrasts lie on their own grids, 16 MB), ``ct`` (10 MB), ``registration`` (9 MB).
+Sets (``--only``; default all but ``ct_extended``): ``brain_mri_quick`` (the quick-start subset the demos use: 5
+subjects, 49 MB), ``brain_mri`` (all 23 co-registered subjects, 210 MB: 21 for training, 2 held out),
+``brain_mri_raw`` (two raw clinical studies whose contrasts lie on their own grids, 16 MB), ``ct`` (10 MB),
+``registration`` (9 MB), and, only when named, ``ct_extended``: four CT DICOM series (two portal-venous abdomens of
+3D-IRCADb-01, the non-contrast LIDC-IDRI-0314 and one phase of a non-contrast 4D-CT; 664 slice files, 356 MB, listed
+with their SHA-256 in ``tools/sample_lists/ct_extended.tsv``) and ``ct_extended.json``, which trains the CT bundle on
+them and holds the non-contrast example_ct out.
 ``--extended`` downloads 34 further people listed in ``tools/sample_lists/`` (7 BraTS cases checked by SHA-256, 27
 OpenMS patients checked by git blob id) into the same layout, and ``brain_mri_extended.json`` trains on them too.
 
@@ -46,9 +50,10 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from common.data.datalist import is_dicom_series
 from common.data.files import atomic_path, sha256_of, write_text_atomic
 from tools.sample_datalists import datalists
-from tools.sample_manifest import MANIFEST, SETS, Entry, extended_manifest
+from tools.sample_manifest import MANIFEST, OPT_IN_SETS, SETS, Entry, ct_extended_manifest, extended_manifest
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 
@@ -101,12 +106,13 @@ def select(sets: Optional[Iterable[str]] = None, files: Optional[Iterable[str]] 
            extended: bool = False) -> list[Entry]:
     """Manifest entries of the named ``sets`` (default all), with the extended set's if asked, and, if ``files`` is
     given, only those with a path in it."""
-    sets = set(sets or SETS)
+    sets = set(sets or [name for name in SETS if name not in OPT_IN_SETS])
     unknown = sets - set(SETS)
     if unknown:
         raise SampleDataError(f"unknown set(s) {sorted(unknown)}; choose from {list(SETS)}")
     groups = {g for name in sets for g in SETS[name]}
     entries = [e for e in MANIFEST if e.group in groups] + (extended_manifest() if extended else [])
+    entries += ct_extended_manifest() if "ct_extended" in sets else []
     if files is not None:
         files = set(files)
         missing = files - {e.path for e in entries}
@@ -243,7 +249,7 @@ def write_datalists(dest: Path) -> list[Path]:
     dest, written = Path(dest), []
     for name, content in datalists().items():
         parts = {k: v for k, v in content.items() if k not in ("description", "contrasts")}
-        if all((dest / p).is_file() for p in _paths(parts)):
+        if all((dest / p).is_file() or is_dicom_series(dest / p) for p in _paths(parts)):
             out = dest / "datalists" / name
             write_text_atomic(out, json.dumps(content, indent=2) + "\n")
             written.append(out)
@@ -258,7 +264,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                            ("verify", "re-hash the files under --dest")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--dest", default="data", help="data root (default: data)")
-        p.add_argument("--only", default=None, help=f"comma-separated sets from {','.join(SETS)} (default: all)")
+        p.add_argument("--only", default=None, help=f"comma-separated sets from {','.join(SETS)} (default: all but {','.join(OPT_IN_SETS)})")
         p.add_argument("--extended", action="store_true",
                        help="also the 34 further people of tools/sample_lists (about 500 MB; not in the shared copy)")
         if name == "import":

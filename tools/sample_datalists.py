@@ -170,6 +170,7 @@ def datalists() -> dict[str, dict]:
                                      "ct/pulmonary_report_models_ct_cropped.nii.gz"],
             "validation": [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}],
         },
+        "ct_extended.json": _ct_extended(),
         "registration.json": {
             "description": "Brain registration: Colin27 T1 (ch2bet) with AAL labels in MNI space; "
                            "VoxelMorph test scan (npz: vol, seg) and its evaluated label ids; two FreeSurfer-"
@@ -180,4 +181,33 @@ def datalists() -> dict[str, dict]:
             "freesurfer": [_freesurfer("freesurfer-mrtrix3-sub-01", "aparc+aseg.mgz"),
                            _freesurfer("freesurfer-niivue", "aparc.a2009s+aseg.mgz")],
         },
+    }
+
+
+def _ct_extended() -> dict:
+    """The CT bundle's larger training set: each non-contrast scan paired with each contrast scan of an overlapping
+    body region (co-located patches then come from the same region), example_ct held out (scored with its organ
+    labels, as in ``ct_unpaired.json``)."""
+    from tools.sample_manifest import CT_EXTENDED_SERIES
+
+    crops = {"ct/aorta_report_test_result_models_ct_cropped.nii.gz": ("contrast", "chest"),
+             "ct/pulmonary_report_models_ct_cropped.nii.gz": ("contrast", "chest"),
+             "ct/sub-spleen2_ct.nii.gz": ("contrast", "abdomen")}
+    scans = {f"ct_extended/{name}": (phase, region) for name, (phase, region, _) in CT_EXTENDED_SERIES.items()}
+    scans.update(crops)
+    overlap = {"chest": {"chest", "chest_abdomen"}, "abdomen": {"abdomen", "chest_abdomen"},
+               "chest_abdomen": {"chest", "abdomen", "chest_abdomen"}}
+    non_contrast = [(p, r) for p, (phase, r) in scans.items() if phase == "non_contrast"]
+    contrast = [(p, r) for p, (phase, r) in scans.items() if phase == "contrast"]
+    training = [{"subject": f"{a.rsplit('/', 1)[1]}+{b.rsplit('/', 1)[1]}", "A": a, "B": b, "region_A": ra, "region_B": rb}
+                for a, ra in non_contrast for b, rb in contrast if rb in overlap[ra]]
+    return {
+        "description": "Unpaired CT, the extended set (python -m tools.sample_data download --only ct,ct_extended): "
+                       "A = non-contrast (LIDC-IDRI-0314, chest to upper abdomen; a 4D-CT phase, chest), B = "
+                       "contrast-enhanced (3D-IRCADb-01 patients 1 and 17, portal-venous abdomen; sub-spleen2; the "
+                       "arterial chest crops), each A paired with each B of an overlapping body region (region_A, "
+                       "region_B). DICOM series are folders, read by MONAI's ITK reader. example_ct is held out: "
+                       "validation scores example_ct_sm (30 of its slices) with its TotalSegmentator organ labels.",
+        "training": training,
+        "validation": [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}],
     }

@@ -18,7 +18,10 @@ SETS: dict[str, tuple[str, ...]] = {
     "brain_mri_raw": ("brain_mri_raw",),
     "ct": ("ct",),
     "registration": ("registration",),
+    "ct_extended": ("ct_extended",),
 }
+# sets downloaded only when named (``--only ct_extended``): 356 MB of DICOM slices, never needed by the tests
+OPT_IN_SETS = ("ct_extended",)
 LISTS = Path(__file__).resolve().parent / "sample_lists"  # the extended set's lists, as published beside the data
 
 @dataclass(frozen=True)
@@ -332,3 +335,24 @@ def extended_manifest() -> list[Entry]:
                 entries.append(Entry(_extended_folder(row["path"]), "brain_mri_extended", *_OPENMS, row["path"], None,
                                      git_blob_sha1=row["git_blob_sha1"]))
     return entries
+
+
+# the ct_extended set's DICOM series: (folder under ct_extended/, phase, body region, what it is)
+CT_EXTENDED_SERIES = {
+    "ircadb17_portal_venous": ("contrast", "abdomen", "3D-IRCADb-01 patient 17, portal-venous abdomen (512x512x119, "
+                               "0.74x0.74x1.6 mm); CC BY-NC-ND 3.0: research, no redistribution of derivatives"),
+    "ircadb01_portal_venous": ("contrast", "abdomen", "3D-IRCADb-01 patient 1, portal-venous abdomen (512x512x129, "
+                               "0.57x0.57x1.6 mm); CC BY-NC-ND 3.0: research, no redistribution of derivatives"),
+    "lidc_idri_0314_non_contrast": ("non_contrast", "chest_abdomen", "LIDC-IDRI-0314, non-contrast chest to upper "
+                                    "abdomen (512x512x275, 0.78x0.78x1 mm); TCIA, CC BY 3.0"),
+    "4dct_phase00_non_contrast": ("non_contrast", "chest", "one phase of a non-contrast 4D-CT of the chest "
+                                  "(512x512x141, 0.98x0.98x2 mm), ITKElastix's example data (Apache-2.0)"),
+}
+
+
+def ct_extended_manifest() -> list[Entry]:
+    """The ``ct_extended`` set (``tools/sample_lists/ct_extended.tsv``): each slice file of the DICOM series of
+    ``CT_EXTENDED_SERIES``, from its public repository at a pinned commit, checked by SHA-256."""
+    with open(LISTS / "ct_extended.tsv", encoding="utf-8", newline="") as f:
+        return [Entry(row["dest"], "ct_extended", row["repository"], row["commit"], row["path"], row["sha256"])
+                for row in csv.DictReader(f, delimiter="\t")]

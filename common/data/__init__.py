@@ -7,6 +7,9 @@ helpers (``tools.datalist``) does not pay for importing MONAI's transforms and t
 import importlib
 
 _MODULES = {
+    # dicom
+    "CheckDicomSeriesd": "dicom",
+    "check_dicom_series": "dicom",
     # writers
     "AtomicNibabelWriter": "writers",
     # ct
