@@ -74,6 +74,15 @@ def test_release_test_size_is_the_tests_size():
     assert BUNDLES["deform_gan"]["sizes"]["test"]["settings"] == DEFORM_GAN_TRAIN_TEST_SIZE
 
 
+def test_torchscript_exports_are_scripted_unless_a_bundle_says_trace(monkeypatch):
+    assert {name: release.torchscript_mode(name) for name in BUNDLES} == dict.fromkeys(BUNDLES, "script")
+    monkeypatch.setitem(BUNDLES["cyclegan"], "torchscript", "trace")
+    assert release.torchscript_mode("cyclegan") == "trace"
+    monkeypatch.setitem(BUNDLES["cyclegan"], "torchscript", "compile")
+    with pytest.raises(release.ReleaseError, match="must be one of"):
+        release.torchscript_mode("cyclegan")
+
+
 def test_versions_bump_from_metadata_and_index():
     assert release.next_version("0.1.0", []) == "0.1.1"
     assert release.next_version("0.1.0", ["0.1.1", "0.2.3", "0.1.10"]) == "0.2.4"
@@ -146,11 +155,17 @@ def test_release_zip_layout_hashes_and_index(built, server):
         assert 0 < entry["metrics"]["val_mae"] < 1
 
 
-def test_torchscript_carries_the_released_configs(built):
+def test_torchscript_is_scripted_and_carries_the_released_configs(built):
     extra = {"inference.json": "", "metadata.json": ""}
-    torch.jit.load(io.BytesIO(_zip_member(built, "models/model.ts")), _extra_files=extra)
+    model = torch.jit.load(io.BytesIO(_zip_member(built, "models/model.ts")), _extra_files=extra)
     assert json.loads(extra["metadata.json"])["version"] == built["version"]
     assert json.loads(extra["inference.json"]) == json.loads(_zip_member(built, "configs/inference.json"))
+    # scripted, not traced: the network's input check is compiled in and refuses a size it cannot take
+    net_in = json.loads(extra["metadata.json"])["network_data_format"]["inputs"]["image"]
+    shape = [1, int(net_in["num_channels"]), *(int(s) for s in net_in["spatial_shape"])]
+    shape[-1] += 1
+    with pytest.raises(torch.jit.Error, match="divisible|multiples"):
+        model(torch.zeros(shape))
 
 
 def test_release_refuses_existing_version_and_dirty_tree(built, data_dir, monkeypatch, tmp_path):

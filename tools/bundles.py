@@ -16,6 +16,10 @@ by adding one entry here. Keys of an entry:
 * ``extra_inputs`` (optional): further input files of the sample, ``{name: file under the dataset root}``; each
   name is both the ``inference.json`` value that takes it on the command line and the key its ``preprocessing``
   reads (Deform-GAN's ``--moving``; MONAI Label passes it as a request parameter).
+* ``torchscript`` (optional, default ``"script"``): how the release exports ``models/model.ts``; ``"script"`` is
+  ``torch.jit.script`` of ``network_def`` (tests/test_torchscript.py checks that every bundle's scripts), ``"trace"``
+  is ``torch.jit.trace`` at the patch size, only for a network that cannot script (a traced module keeps neither
+  its input checks nor data-dependent branches).
 * ``output_glob`` (optional, default ``*.nii.gz``): the inference output that is the result (MONAI Label's
   answer), where inference writes more than one file (Deform-GAN: the warped image beside the field).
 * ``sizes``: ``settings`` are config values baked into the released configs (top-level keys of

@@ -23,8 +23,11 @@ Run from the repository root. For each bundle (the list is ``tools/bundles.py``)
    and written as ``models/model.pt`` (the ``state_dict`` only);
 4. metrics: the staged ``train.json`` + ``evaluate.json`` on the dataset's validation list (held out); the
    ``metrics.csv`` values go into the metadata's ``eval_metrics`` and the model card's release-metrics section;
-5. exports ``models/model.ts`` (``monai.bundle ckpt_export``, traced: the generator's input check is not
-   scriptable) and ``models/model.onnx`` (``monai.bundle onnx_export``, dynamic batch and spatial sizes);
+5. exports ``models/model.ts`` (``monai.bundle ckpt_export``, scripted with ``torch.jit.script``: the input checks
+   and every branch of ``forward`` are kept, and any batch and spatial size runs; a bundle whose network cannot
+   script is traced instead by ``"torchscript": "trace"`` in ``tools/bundles.py``) and ``models/model.onnx``
+   (``monai.bundle onnx_export``, dynamic batch and spatial sizes; MONAI's ``use_trace=True`` path, the one that
+   passes the exporter options on to ``torch.onnx.export``);
 6. checks: ``verify_metadata`` against ``tools/schema/bundle_metadata.schema.json`` (no network),
    ``verify_net_in_out network_def``, and TorchScript and ONNX Runtime outputs equal to eager (atol 1e-4)
    on a real patch: the held-out ``sample_input`` through the released ``preprocessing``, middle axial slice,
@@ -332,6 +335,20 @@ def results_section(name: str, version: str, size: str, release: dict, metrics: 
 # ------------------------------------------------------------------------------------------- checks
 
 
+TORCHSCRIPT_MODES = ("script", "trace")
+
+
+def torchscript_mode(name: str) -> str:
+    """How ``models/model.ts`` of bundle ``name`` is made: ``"script"`` (``torch.jit.script``, the default) or
+    ``"trace"`` where its ``tools/bundles.py`` entry says ``"torchscript": "trace"`` (a network that cannot script)."""
+    from tools.bundles import BUNDLES
+
+    mode = BUNDLES[name].get("torchscript", "script")
+    if mode not in TORCHSCRIPT_MODES:
+        raise ReleaseError(f"tools/bundles.py: {name}'s 'torchscript' must be one of {TORCHSCRIPT_MODES}, got {mode!r}.")
+    return mode
+
+
 def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path, extras: Mapping[str, Path] | None = None) -> dict[str, float]:
     """TorchScript and ONNX Runtime outputs against eager ``network_def`` on a real, preprocessed patch (``extras``:
     the further input files the preprocessing reads, by key)."""
@@ -563,11 +580,16 @@ def build_release(
         dynamic = {k: {i: names[i] for i in range(len(shape)) if i != 1} for k in ("image", "pred")}
         inference = f"configs/{spec['inference']}.json"
         export = {"ckpt_file": "models/model.pt", "meta_file": "configs/metadata.json", "config_file": inference,
-                  "use_trace": True, "input_shape": shape}
+                  "input_shape": shape}
+        # ONNX: MONAI's use_trace=False would script the network first (PyTorch < 2.9) or drop the exporter options
+        # (>= 2.9, where torch.onnx.export captures the module with torch.export); use_trace=True hands both the
+        # module and the options (one file: external_data=False) to torch.onnx.export
         onnx_kwargs = {"input_names": ["image"], "output_names": ["pred"], "dynamic_axes": dynamic, "external_data": False}
         steps.scripts("export_and_verify", [
-            ("ckpt_export", {"net_id": "network_def", "filepath": "models/model.ts", **export}),
-            ("onnx_export", {"net_id": "network_def", "filepath": "models/model.onnx", **export, "converter_kwargs": onnx_kwargs}),
+            ("ckpt_export", {"net_id": "network_def", "filepath": "models/model.ts", **export,
+                             "use_trace": torchscript_mode(name) == "trace"}),
+            ("onnx_export", {"net_id": "network_def", "filepath": "models/model.onnx", **export, "use_trace": True,
+                             "converter_kwargs": onnx_kwargs}),
             # model-zoo checks
             ("verify_metadata", {"meta_file": "configs/metadata.json", "filepath": str(SCHEMA)}),
             ("verify_net_in_out", {"net_id": "network_def", "meta_file": "configs/metadata.json", "config_file": inference}),

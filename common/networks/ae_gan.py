@@ -18,7 +18,7 @@ from monai.networks.blocks import ChannelSELayer, Convolution
 from torch import nn
 
 from ..data.contrasts import missing_flags
-from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, output_layers, upsampling
+from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, output_layers, spatial_sizes_divisible, upsampling
 
 
 class Decoder(nn.Module):
@@ -49,13 +49,10 @@ class Decoder(nn.Module):
 
 def _check_input(x: torch.Tensor, name: str, channels: int, spatial_dims: int, divisor: int) -> None:
     """A (B, channels, *S) input with ``spatial_dims`` sizes divisible by ``divisor``, or a ValueError saying so."""
-    ok = x.shape[1] == channels and x.dim() == spatial_dims + 2
-    for size in x.shape[2:]:
-        ok = ok and size % divisor == 0
-    if not ok:
+    if x.dim() < 2 or x.shape[1] != channels or not spatial_sizes_divisible(x, spatial_dims, divisor):
         raise ValueError(
             f"{name} expects a (B, {channels}, *spatial) input with {spatial_dims} spatial sizes divisible by "
-            f"{divisor}, got shape {x.shape}."
+            f"{divisor}, got shape {list(x.shape)}."
         )
 
 
@@ -91,13 +88,15 @@ class MultiContrastSynthesisNet(nn.Module):
         self.decoder = Decoder(spatial_dims, channels, out_channels, num_downsamplings, norm, se_reduction)
         self.apply(_init_normal)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
+    def forward(self, x: torch.Tensor, return_features: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """The synthesised target (B, out_channels, *S); with ``return_features`` also the decoder's upsampling
-        outputs (through ``forward``, so that DistributedDataParallel sees the call)."""
+        outputs (through ``forward``, so that DistributedDataParallel sees the call). The return type is the union
+        of both, so that ``torch.jit.script`` compiles the one method; called as ``net(x)`` it is the image."""
         _check_input(x, "MultiContrastSynthesisNet", 2 * self.num_inputs, self.spatial_dims, self.divisor)
         missing = missing_flags(x, self.num_inputs)  # (B, N)
         given = 1.0 - missing
-        codes = []
+        codes: list[torch.Tensor] = []  # one per branch: the ModuleList's fixed length, not the data's
         for i, branch in enumerate(self.branches):
             code = branch(x[:, i : i + 1])  # (B, 1, *S) -> (B, 4F, *S/4)
             codes.append(code * given[:, i].reshape([-1] + [1] * (code.dim() - 1)))
@@ -107,7 +106,9 @@ class MultiContrastSynthesisNet(nn.Module):
         flags = flags.expand([-1, -1] + list(codes[0].shape[2:]))  # (B, N) -> (B, N, *S/4)
         fused = self.res_blocks(self.fusion(torch.cat(codes + [flags], dim=1)))  # (B, N * 4F + N, *S/4) -> (B, 4F, *S/4)
         output, features = self.decoder(fused)
-        return (output, features) if return_features else output
+        if return_features:
+            return output, features
+        return output
 
 
 class ContrastAutoencoder(nn.Module):

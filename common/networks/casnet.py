@@ -12,6 +12,8 @@ from monai.networks.layers.utils import get_act_layer
 from monai.networks.utils import normal_init
 from torch import nn
 
+from .resnet_generator import spatial_sizes_divisible
+
 __all__ = ["UBlock", "CasNet"]
 
 # pix2pix's CD512-CD1024-CD1024: dropout after the three deepest decoder layers only
@@ -147,12 +149,11 @@ class CasNet(nn.Module):
             nn.init.zeros_(last_conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spatial = x.shape[2:]
         # skipped while tracing: there the sizes are tensors and the check would be frozen in with a TracerWarning
-        if not torch.jit.is_tracing() and (len(spatial) != self.spatial_dims or any(s % self.divisor for s in spatial)):
+        if not torch.jit.is_tracing() and not spatial_sizes_divisible(x, self.spatial_dims, self.divisor):
             raise ValueError(
                 f"CasNet expects a (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) input with sizes "
-                f"divisible by {self.divisor}, got shape {tuple(x.shape)}: make the patch size (a bundle's `roi_size`) a "
+                f"divisible by {self.divisor}, got shape {list(x.shape)}: make the patch size (a bundle's `roi_size`) a "
                 f"multiple of {self.divisor}, or give the U-blocks fewer levels (`gen_channels`; each level halves)."
             )
         source = x

@@ -21,6 +21,17 @@ def _init_normal(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def spatial_sizes_divisible(x: torch.Tensor, spatial_dims: int, divisor: int) -> bool:
+    """Whether ``x`` is (B, C, *S) with ``spatial_dims`` sizes, each divisible by ``divisor``: the generators' input
+    check, written as a loop over the sizes (not ``any`` of a generator) so that ``torch.jit.script`` compiles it."""
+    if x.dim() != spatial_dims + 2:
+        return False
+    for size in x.shape[2:]:
+        if size % divisor != 0:
+            return False
+    return True
+
+
 def encoder_layers(spatial_dims: int, in_channels: int, num_filters: int, num_downsamplings: int,
                    norm: str | tuple = "INSTANCE") -> list[nn.Module]:
     """c7s1-F then ``num_downsamplings`` stride-2 3x3 convolutions doubling the filters:
@@ -117,10 +128,9 @@ class ResnetGenerator(nn.Module):
         self.apply(_init_normal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spatial = x.shape[2:]
-        if len(spatial) != self.spatial_dims or any(s % self.divisor for s in spatial):
+        if not spatial_sizes_divisible(x, self.spatial_dims, self.divisor):
             raise ValueError(
                 f"ResnetGenerator expects a (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) input with sizes "
-                f"divisible by {self.divisor}, got shape {tuple(x.shape)}."
+                f"divisible by {self.divisor}, got shape {list(x.shape)}."
             )
         return self.model(x)

@@ -28,6 +28,12 @@ def _init_he(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def _check_domain(domain: int) -> None:
+    """Domains are 0 and 1 (the index into ``encoders`` / ``decoders``), or a ValueError saying so."""
+    if domain != 0 and domain != 1:
+        raise ValueError(f"domain must be 0 or 1, got {domain}.")
+
+
 class SharedLatentVAEs(nn.Module):
     """E_1, E_2, G_1, G_2 with shared innermost layers; ``forward`` translates ``source_domain`` into the other.
 
@@ -87,12 +93,24 @@ class SharedLatentVAEs(nn.Module):
 
     def encode(self, x: torch.Tensor, domain: int) -> torch.Tensor:
         """The posterior mean mu(x) of domain ``domain``'s image: (B, C_in, *S) -> (B, 4F, *S / 4)."""
-        _check_input(x, type(self).__name__, self.in_channels, self.spatial_dims, self.divisor)
-        return self.shared_encoder(self.encoders[domain](x))
+        _check_input(x, "SharedLatentVAEs", self.in_channels, self.spatial_dims, self.divisor)
+        _check_domain(domain)
+        # TorchScript indexes a ModuleList only by a literal: the domain's encoder is picked by enumerating both
+        h = x
+        for d, encoder in enumerate(self.encoders):
+            if d == domain:
+                h = encoder(x)
+        return self.shared_encoder(h)
 
     def decode(self, z: torch.Tensor, domain: int) -> torch.Tensor:
         """An image of domain ``domain`` from a latent map: (B, 4F, *S / 4) -> (B, C_in, *S), in [-1, 1]."""
-        return self.decoders[domain](self.shared_decoder(z))
+        _check_domain(domain)
+        h = self.shared_decoder(z)
+        y = h
+        for d, decoder in enumerate(self.decoders):  # the domain's decoder, as in encode
+            if d == domain:
+                y = decoder(h)
+        return y
 
     def forward(self, x: torch.Tensor, part: str = "translate", domain: int = 0) -> torch.Tensor:
         """``part="translate"`` (the default, what inference and the exports run): source-domain image -> target-domain

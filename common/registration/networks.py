@@ -18,7 +18,10 @@ class TransformationNetwork(nn.Module):
     the pull-back displacement ``(B, D, *S)`` in voxels along the array axes: ``Warp()(F, ddf)(x) = F(x + ddf(x))``.
     With ``integration_steps > 0`` the U-Net's output is a stationary velocity field integrated by scaling and
     squaring (MONAI's ``DVF2DDF``), which keeps the transformation diffeomorphic (VoxelMorph's option); 0 uses it as
-    the displacement directly, as Deform-GAN does.
+    the displacement directly, as Deform-GAN does. T compiles with ``torch.jit.script`` (the release's ``model.ts``)
+    with ``integration_steps = 0``, the bundle's setting; MONAI 1.6.1's ``DVF2DDF`` does not script (its ``Warp``
+    builds a tuple from a tensor's shape), so a release with integration needs ``"torchscript": "trace"`` in
+    ``tools/bundles.py``.
 
     The last convolution starts with weights ~ N(0, 1e-5) and zero bias, as VoxelMorph's flow layer: training
     starts near the identity transformation. Spatial sizes must be multiples of 2**(len(channels) // 2).
@@ -46,10 +49,13 @@ class TransformationNetwork(nn.Module):
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         if pair.ndim != self.spatial_dims + 2 or pair.shape[1] != 2:
             raise ValueError(f"T takes (batch, 2, *{self.spatial_dims} spatial dims): the fixed and the moving image as "
-                             f"two channels; got shape {tuple(pair.shape)}.")
+                             f"two channels; got shape {list(pair.shape)}.")
         factor = 2**self.levels
-        if any(s % factor for s in pair.shape[2:]):
-            raise ValueError(f"T's spatial sizes must be multiples of {factor} ({self.levels} poolings), got "
-                             f"{tuple(pair.shape[2:])}; pad the images (e.g. DivisiblePadd(k={factor})).")
-        field = self.unet(pair)
-        return self.integrate(field) if self.integrate is not None else field
+        for size in pair.shape[2:]:  # a loop, not any() of a generator: torch.jit.script compiles it
+            if size % factor != 0:
+                raise ValueError(f"T's spatial sizes must be multiples of {factor} ({self.levels} poolings), got "
+                                 f"{list(pair.shape[2:])}; pad the images (e.g. DivisiblePadd(k={factor})).")
+        field = self.unet(pair)  # (B, 2, *S) -> (B, D, *S)
+        if self.integrate is not None:
+            field = self.integrate(field)
+        return field
