@@ -19,3 +19,14 @@ def test_json_in_the_model_zoo_format(path):
 def test_every_bundle_has_its_configs_checked():
     assert {p.parent.parent.name for p in FILES} == {"cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"}
     assert len(FILES) == 26  # metadata, train, evaluate, inference, multi_gpu_train each, and the motion overlay
+
+
+@pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
+def test_model_card_has_the_zoo_templates_overview_and_a_data_licence(bundle):
+    card = (BUNDLES / bundle / "docs/README.md").read_text(encoding="utf-8")
+    overview = card[card.index("## Overview"):card.index("## Method as configured")]
+    for field in ("**Authors**", "**Tags**", "**Intended use**", "**Data licence**", "**TorchScript**", "**Requirements**"):
+        assert field in overview, field
+    licence = (BUNDLES / bundle / "docs/data_license.txt").read_text(encoding="utf-8")
+    sources = ["BraTS", "TCIA", "OpenMS", "C-STAR"] if bundle != "unit_gmm" else ["TotalSegmentator", "Decathlon", "IRCADb"]
+    assert all(s in licence for s in sources) and "Research only" in licence
