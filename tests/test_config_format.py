@@ -30,3 +30,17 @@ def test_model_card_has_the_zoo_templates_overview_and_a_data_licence(bundle):
     licence = (BUNDLES / bundle / "docs/data_license.txt").read_text(encoding="utf-8")
     sources = ["BraTS", "TCIA", "OpenMS", "C-STAR"] if bundle != "unit_gmm" else ["TotalSegmentator", "Decathlon", "IRCADb"]
     assert all(s in licence for s in sources) and "Research only" in licence
+
+
+@pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
+def test_metadata_packages_survive_monais_renaming_of_the_older_field(bundle):
+    """The schema the metadata names (meta_schema_20220324) requires ``optional_packages_version``; MONAI 1.6 reads it
+    as a deprecated name and moves it onto ``required_packages_version``: both must hold the same packages, or reading
+    the metadata through MONAI would replace the required ones."""
+    from monai.bundle import ConfigParser
+
+    meta = json.loads((BUNDLES / bundle / "configs/metadata.json").read_text(encoding="utf-8"))
+    assert meta["optional_packages_version"] == meta["required_packages_version"] != {}
+    parser = ConfigParser()
+    parser.read_meta(str(BUNDLES / bundle / "configs/metadata.json"))
+    assert parser.get_parsed_content("_meta_#required_packages_version") == meta["required_packages_version"]
