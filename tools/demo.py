@@ -4,7 +4,8 @@ Runs the bundle's own commands (``python -m monai.bundle run ...``), prints each
 and finishes with PSNR / SSIM / MAE / correlation inside the brain of each held-out subject (TCGA-DU-7294, a glioma;
 OpenMS-patient26, multiple sclerosis, also inside its lesions), beside the two trivial baselines
 (``common.baselines``), having trained on the three training subjects of the sample data's quick-start subset
-(``brain_mri_quick``: 49 MB rather than the full set's 210 MB; the CT bundle: the HU inside the organ labels of the non-contrast scan before and after translation,
+(``brain_mri_quick``: 49 MB rather than the full set's 210 MB; MedGAN: the full set's 18 subjects with a T1, where
+histogram standardisation makes the many sites help; the CT bundle: the HU inside the organ labels of the non-contrast scan before and after translation,
 beside a global HU-histogram mapping; ``common.ct_evaluation``; the registration bundle: the endpoint error against
 a known deformation of the held-out subject's T2, beside no registration; ``common.registration``). The demo schedules are small enough for two CPU
 cores (about 10 minutes); the papers' schedules are the bundles' defaults (``configs/train.json``).
