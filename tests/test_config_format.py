@@ -33,14 +33,16 @@ def test_model_card_has_the_zoo_templates_overview_and_a_data_licence(bundle):
 
 
 @pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
-def test_metadata_packages_survive_monais_renaming_of_the_older_field(bundle):
-    """The schema the metadata names (meta_schema_20220324) requires ``optional_packages_version``; MONAI 1.6 reads it
-    as a deprecated name and moves it onto ``required_packages_version``: both must hold the same packages, or reading
-    the metadata through MONAI would replace the required ones."""
+def test_metadata_names_the_schema_it_follows_and_monai_reads_it_without_a_warning(bundle):
+    """The metadata follows the zoo's meta_schema_20240725 (packages under ``required_packages_version``), and names it;
+    the older 20220324 schema's ``optional_packages_version`` is a name MONAI 1.6 warns about on every command."""
+    import warnings
+
     from monai.bundle import ConfigParser
 
     meta = json.loads((BUNDLES / bundle / "configs/metadata.json").read_text(encoding="utf-8"))
-    assert meta["optional_packages_version"] == meta["required_packages_version"] != {}
-    parser = ConfigParser()
-    parser.read_meta(str(BUNDLES / bundle / "configs/metadata.json"))
-    assert parser.get_parsed_content("_meta_#required_packages_version") == meta["required_packages_version"]
+    assert meta["schema"].endswith("/meta_schema_20240725.json") and "optional_packages_version" not in meta
+    assert {"nibabel", "pytorch-ignite"} <= set(meta["required_packages_version"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConfigParser().read_meta(str(BUNDLES / bundle / "configs/metadata.json"))
