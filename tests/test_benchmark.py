@@ -323,3 +323,25 @@ def test_print_pairs_sets_every_method_side_by_side(capsys):
     means = out[out.index(next(ln for ln in out if ln.startswith("mean"))):]
     assert [ln.split()[-6:-4] for ln in means[:3]] == [["T", "1.50"], ["SyN", "1.00"], ["elastix", "2.00"]]
     assert means[3:] == ["SyN s/pair / T s/pair: 10.0x", "elastix s/pair / T s/pair: 20.0x"]
+
+
+def test_print_pairs_shows_t_alone_beside_t_with_its_optimisation(capsys):
+    """With test-time optimisation configured, the network's own figures get a row of their own ("T alone") before
+    "T + opt.", and the time ratios stay against T + optimisation."""
+    def row(pair, epe, network_epe, seconds):
+        return {"pair": pair, "epe_mm": epe, "epe_p95_mm": 2 * epe, "epe_before_mm": 4.0, "dice_before": 0.9,
+                "dice_after": 0.95, "folding_percent": 0.0, "seconds": seconds, "network_epe_mm": network_epe,
+                "network_epe_p95_mm": 2 * network_epe, "network_dice_after": 0.93, "network_folding_percent": 0.0,
+                "network_seconds": 0.5}
+
+    rows = {"T": [row("a", 1.0, 3.5, 3.0), row("b", 2.0, 4.5, 5.0)], "SyN": [row("a", 1.5, 1.5, 40.0), row("b", 0.5, 0.5, 40.0)]}
+    assert benchmark.with_network_rows(rows, refined=False) is rows
+    split = benchmark.with_network_rows(rows, refined=True)
+    assert list(split) == ["T alone", "T", "SyN"]
+    assert [r["epe_mm"] for r in split["T alone"]] == [3.5, 4.5] and [r["seconds"] for r in split["T alone"]] == [0.5, 0.5]
+    report = {"threads": 2, "pairs_bundle": "x", "pairs": {"rows": split, "syn_transform": "SyN", "syn_options": {}}}
+    benchmark.print_pairs(report)
+    out = capsys.readouterr().out.splitlines()
+    means = out[out.index(next(ln for ln in out if ln.startswith("mean"))):]
+    assert [ln.split()[-6:-4] for ln in means[:3]] == [["alone", "4.00"], ["opt.", "1.50"], ["SyN", "1.00"]]
+    assert means[3:] == ["SyN s/pair / T s/pair: 10.0x"]

@@ -130,6 +130,12 @@ def test_training_on_a_real_pair_lowers_its_endpoint_error(trained, data_dir, tm
     # test-time instance optimisation from the trained T lowers it further
     refined = _evaluate(root, data_dir, tmp_path / "refined", lg_kernel_size=3, refine_steps=40)
     assert refined["val_epe_mm"] < after["val_epe_mm"] and refined["val_seconds"] > after["val_seconds"], (after, refined)
+    # T alone is scored beside T + optimisation: the same network's field as the unrefined evaluation's, in less time
+    assert refined["val_network_epe_mm"] == pytest.approx(after["val_epe_mm"], rel=1e-4)
+    assert after["val_network_epe_mm"] == after["val_epe_mm"] and refined["val_network_seconds"] < refined["val_seconds"]
+    table = (tmp_path / "refined/comparison.md").read_text(encoding="utf-8")
+    assert "| T alone (this model) | " + f"{after['val_epe_mm']:.2f}" in table and "| T + test-time optimisation | " in table
+    assert "T + test-time optimisation" not in (tmp_path / "after/comparison.md").read_text(encoding="utf-8")
     rows = list(csv.DictReader(open(tmp_path / "after/pairs.csv", encoding="utf-8")))
     assert [r["pair"] for r in rows] == ["TCGA-DU-7294_t2_bet_normalized"]
     assert float(rows[0]["epe_mm"]) == pytest.approx(after["val_epe_mm"])

@@ -891,7 +891,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
             wf.finalize()
-    return {"rows": rows, **settings}
+    return {"rows": with_network_rows(rows, _refines(settings)), **settings}
 
 
 def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides: dict | None = None,
@@ -928,7 +928,8 @@ def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides
                 start = time.perf_counter()
                 ddf = inferer(torch.cat([fixed, moving])[None].as_tensor().to(device), network)[0].cpu()
                 seconds = time.perf_counter() - start
-            figures = registration_figures({**scored, "pred": ddf, "seconds": seconds})  # dice_before: after the affine
+            refined = {"network_pred": inferer.network_ddf[0].cpu(), "network_seconds": inferer.network_seconds} if getattr(inferer, "refines", False) else {}
+            figures = registration_figures({**scored, "pred": ddf, "seconds": seconds, **refined})  # dice_before: after the affine
             rows["T"].append({"pair": pair["pair"], **figures, "unaligned_dice": pair["unaligned_dice"]})
             for baseline in baselines:
                 ddf, seconds = register[baseline](fixed[0].numpy(), moving[0].numpy(), pixdim)
@@ -936,7 +937,26 @@ def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides
                 rows[baseline].append({"pair": pair["pair"], **figures})
         settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
         wf.finalize()
-    return {"rows": rows, **settings}
+    return {"rows": with_network_rows(rows, _refines(settings)), **settings}
+
+
+def _refines(settings: dict) -> bool:
+    steps = settings.get("refine_steps", 0)
+    return any(int(n) > 0 for n in (steps if isinstance(steps, (list, tuple)) else [steps]))
+
+
+def with_network_rows(rows: dict, refined: bool) -> dict:
+    """``rows`` with "T alone" (the network's own field, ``NETWORK_FIGURES``) before "T" (T + the test-time
+    optimisation as configured) when the optimisation ran, so every table shows what the network does by itself."""
+    from common.registration import NETWORK_FIGURES
+
+    def alone(row: dict) -> dict:
+        figures = {name.removeprefix("network_"): row[name] for name in NETWORK_FIGURES}
+        return {**row, **figures}
+
+    if not refined:
+        return rows
+    return {"T alone": [alone(r) for r in rows["T"]], **rows}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -957,6 +977,11 @@ def run_worker(args: argparse.Namespace) -> None:
     elif kind == "anatomical":
         result = measure_anatomical(args.pairs, args.data, args.threads, args.pair_overrides, args.baselines,
                                     args.syn_transform, args.syn_options, args.ants_venv)
+    elif kind == "clinical":
+        from tools.clinical_pairs import measure_clinical
+
+        register = _baseline_registrations(args.threads, args.syn_transform, args.syn_options, args.ants_venv)
+        result = measure_clinical(args.pairs, args.data, {b: register[b] for b in args.baselines}, args.pair_overrides)
     elif kind == "pairs":
         result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides, args.baselines,
                                args.syn_transform, args.syn_options, args.ants_venv)
@@ -979,7 +1004,7 @@ def spawn(worker: str, args: argparse.Namespace, warmup: int = 0, iterations: in
     cmd += ["--infer-batches", str(args.infer_batches)]
     if args.pairs:
         cmd += ["--pairs", str(args.pairs), "--pair-seeds", str(args.pair_seeds), "--pair-overrides", json.dumps(args.pair_overrides),
-                *(["--anatomical"] if args.anatomical else []),
+                *(["--anatomical"] if args.anatomical else []), *(["--clinical"] if args.clinical else []),
                 "--baselines", ",".join(args.baselines), "--syn-transform", args.syn_transform,
                 "--syn-options", json.dumps(args.syn_options), "--ants-venv", str(args.ants_venv)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
@@ -1047,7 +1072,8 @@ def print_pairs(report: dict, key: str = "pairs") -> None:
 
     result = report[key]
     rows = result["rows"]
-    methods = list(rows)  # T first, then the baselines asked for
+    methods = list(rows)  # T alone (when optimised), T (+ its optimisation), then the baselines asked for
+    label = {"T": "T + opt." if "T alone" in rows else "T"}
     keys = ("epe_mm", "epe_p95_mm", "dice_after", "folding_percent", "seconds")
 
     def number(value, digits: int = 2) -> str:
@@ -1060,8 +1086,12 @@ def print_pairs(report: dict, key: str = "pairs") -> None:
         finite = [v for v in values if not np.isnan(v)]
         return float(np.mean(finite)) if finite else float("nan")
 
-    what = ("the labelled brains, inter-subject, affinely aligned (no registration: Dice after the affine; before it "
-            "in brackets)" if key == "anatomical" else "the evaluation pairs, against the known deformation")
+    what = {"anatomical": "the labelled brains, inter-subject, affinely aligned (no registration: Dice after the affine; "
+                          "before it in brackets)",
+            "clinical": "the raw clinical pairs, each on its own grid; EPE here: the distance between the method's "
+                        "mapping and the database authors' ITK transform over the head (no registration: the "
+                        "scanners' world coordinates as they are)",
+            }.get(key, "the evaluation pairs, against the known deformation")
     print(f"\nRegistration of {what} ({report['pairs_bundle']});"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); "
           + (f"ANTs {result['syn_transform']} {json.dumps(result['syn_options'])}; " if "SyN" in rows else "")
@@ -1078,11 +1108,11 @@ def print_pairs(report: dict, key: str = "pairs") -> None:
         dice_before = number(r["dice_before"], 3) + (f" ({number(r['unaligned_dice'], 3)})" if "unaligned_dice" in r else "")
         print(f"{r['pair']:<{width}}{'none':<10}{number(r['epe_before_mm']):>16}{'':>16}{dice_before:>16}{0.0:>16.2f}{'':>16}")
         for method in methods:
-            print(f"{'':<{width}}{method:<10}" + cells(rows[method][i]))
+            print(f"{'':<{width}}{label.get(method, method):<10}" + cells(rows[method][i]))
     means = {method: {k: mean([float(r[k]) for r in rows[method]]) for k in keys} for method in methods}
     for i, method in enumerate(methods):
-        print(f"{'mean' if i == 0 else '':<{width}}{method:<10}" + cells(means[method]))
-    for method in methods[1:]:
+        print(f"{'mean' if i == 0 else '':<{width}}{label.get(method, method):<10}" + cells(means[method]))
+    for method in [m for m in methods if m not in ("T", "T alone")]:
         print(f"{method} s/pair / T s/pair: {means[method]['seconds'] / means['T']['seconds']:.1f}x")
 
 
@@ -1126,6 +1156,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--anatomical", action="store_true", help="deform_gan --pairs: also the inter-subject pairs of the "
                    "labelled brains, affinely aligned by ANTs first, scored by Dice over 30 anatomical structures "
                    "(tools/anatomical_pairs.py; T1 onto T1; needs python3.11 -m tools.ants setup)")
+    p.add_argument("--clinical", action="store_true", help="deform_gan --pairs: also the raw clinical pairs (the sample "
+                   "data's brain_mri_raw: T1W and T2W onto FLAIR of two studies, each on its own grid), scored by the "
+                   "distance between each method's mapping and the database authors' ITK transforms over the head "
+                   "(tools/clinical_pairs.py)")
     p.add_argument("--baselines", type=_baselines, default=list(BASELINES), help="deform_gan --pairs: the classical "
                    f"baselines run beside T, comma-separated, of {','.join(BASELINES)} (default all: SyN needs "
                    "python3.11 -m tools.ants setup, elastix pip install -r requirements-benchmark.txt)")
@@ -1153,8 +1187,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--pairs is for deform_gan")
     if args.anatomical and not args.pairs:
         p.error("--anatomical needs --pairs (the trained bundle to evaluate)")
-    if args.pairs and not (args.pair_seeds > 0 or args.anatomical):
-        p.error("--pair-seeds 0 leaves nothing to register without --anatomical")
+    if args.clinical and not args.pairs:
+        p.error("--clinical needs --pairs (the trained bundle to evaluate)")
+    if args.pairs and not (args.pair_seeds > 0 or args.anatomical or args.clinical):
+        p.error("--pair-seeds 0 leaves nothing to register without --anatomical or --clinical")
     if args.pairs and args.sizes is None:  # only the registration comparison
         args.sizes, args.skip_inference = "", True
     args.sizes = args.sizes if args.sizes is not None else ",".join(spec.default_sizes)
@@ -1180,6 +1216,8 @@ def main(argv: list[str] | None = None) -> None:
             report["pairs"] = spawn("pairs", args)
         if args.anatomical:
             report["anatomical"] = spawn("anatomical", args)
+        if args.clinical:
+            report["clinical"] = spawn("clinical", args)
     for size in [s for s in args.sizes.split(",") if s]:
         report["training"][size] = benchmark_size(size, args)
     if not args.skip_inference:
@@ -1190,6 +1228,8 @@ def main(argv: list[str] | None = None) -> None:
         print_pairs(report)
     if "anatomical" in report:
         print_pairs(report, "anatomical")
+    if "clinical" in report:
+        print_pairs(report, "clinical")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")

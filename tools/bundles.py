@@ -156,7 +156,8 @@ BUNDLES: dict[str, dict] = {
         "evaluate": ["train", "evaluate"],
         "inference": "inference",
         # against the known synthetic deformation of the held-out pair (common.registration.registration_figures)
-        "metrics": ["val_epe_mm", "val_epe_p95_mm", "val_epe_before_mm", "val_dice_before", "val_dice_after",
+        "metrics": ["val_network_epe_mm", "val_network_epe_p95_mm", "val_network_dice_after", "val_network_seconds",
+                    "val_epe_mm", "val_epe_p95_mm", "val_epe_before_mm", "val_dice_before", "val_dice_after",
                     "val_folding_percent", "val_seconds"],
         "sample_input": "brain_mri/TCGA-DU-7294/TCGA-DU-7294_t2_bet_normalized.nii.gz",
         "image_key": "image",

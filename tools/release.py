@@ -296,11 +296,16 @@ _METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (
                   "val_ncc": "correlation (Pearson r)", "val_vessel_gain_hu": "vessel HU gain",
                   "val_vessel_hu": "vessel HU after translation", "val_organ_gain_hu": "kidney/liver/spleen HU gain",
                   "val_stable_change_hu": "bone/muscle/lung mean absolute HU change", "val_cycle_mae_hu": "cycle MAE (HU)",
-                  "val_epe_mm": "mean endpoint error (mm)", "val_epe_p95_mm": "95th-percentile endpoint error (mm)",
+                  "val_epe_mm": "T + test-time optimisation: mean endpoint error (mm)",
+                  "val_epe_p95_mm": "T + test-time optimisation: 95th-percentile endpoint error (mm)",
                   "val_epe_before_mm": "mean endpoint error before registration (mm)",
-                  "val_dice_before": "Dice before registration", "val_dice_after": "Dice after registration",
+                  "val_dice_before": "Dice before registration", "val_dice_after": "T + test-time optimisation: Dice after registration",
                   "val_folding_percent": "brain voxels with a non-positive Jacobian determinant (%)",
-                  "val_seconds": "seconds per pair (T's forward pass)"}
+                  "val_seconds": "seconds per pair (T and any test-time optimisation)",
+                  "val_network_epe_mm": "T alone: mean endpoint error (mm)",
+                  "val_network_epe_p95_mm": "T alone: 95th-percentile endpoint error (mm)",
+                  "val_network_dice_after": "T alone: Dice after registration",
+                  "val_network_seconds": "T alone: seconds per pair (its forward pass)"}
 
 
 def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],

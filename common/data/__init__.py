@@ -48,6 +48,7 @@ _MODULES = {
     # registration
     "CheckOverlapd": "registration",
     "DisplacementToWorldd": "registration",
+    "InterSubjectPairs": "registration",
     "RandSmoothDeformationd": "registration",
     "WarpToFixedd": "registration",
     "smooth_deformation": "registration",

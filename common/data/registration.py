@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.data.utils import set_rnd
 from monai.networks.blocks import Warp
 from monai.transforms import MapTransform, Randomizable
 
+from ..registration.affine import apply_affine, mask_affine
 from ..registration.fields import ddf_to_voxels, ddf_to_world, voxel_spacing
 from .transforms import _source
 
@@ -177,3 +179,59 @@ class WarpToFixedd(MapTransform):
                                     affine=moving.affine, meta=dict(moving.meta))
         d[self.ddf_out_key] = MetaTensor(torch.as_tensor(field).float(), affine=d[self.keys[0]].affine, meta=dict(d[self.keys[0]].meta))
         return d
+
+
+class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
+    """Training pairs for a registration network: item ``i`` is subject ``i``'s fixed image with, at the rate
+    ``inter_subject_ratio``, another subject's moving image affinely aligned to it (an inter-subject cross-modal
+    pair, which has real anatomical differences to register), and otherwise subject ``i``'s own moving image (the
+    same person, which ``transform``'s synthetic deformation then misaligns by a known field). ``transform`` (e.g.
+    ``RandSmoothDeformationd`` on the fixed image) runs on every pair, so the synthetic fields are augmentation on
+    top of the inter-subject differences.
+
+    ``subjects`` is a dataset of prepared subjects (``{"fixed", "moving"}``, each (1, *S), one shape and voxel size
+    for all: the bundle's cached preprocessing), built from the training datalist only, so a held-out subject never
+    appears. Each subject keeps its own grid until the affine stage: the moving image of subject ``j`` is resampled
+    into subject ``i``'s array by ``mask_affine`` (found once per ordered pair, from the brains' masks, and kept).
+    The item records which subject the moving image came from (``moving_subject``: its index in ``subjects``).
+    """
+
+    def __init__(self, subjects: torch.utils.data.Dataset, inter_subject_ratio: float = 0.0, transform=None,
+                 fixed_key: str = "fixed", moving_key: str = "moving", align_steps: int = 150):
+        if not 0.0 <= float(inter_subject_ratio) <= 1.0:
+            raise ValueError(f"inter_subject_ratio must lie in 0..1, got {inter_subject_ratio}.")
+        self.subjects, self.ratio, self.transform = subjects, float(inter_subject_ratio), transform
+        self.fixed_key, self.moving_key, self.align_steps = fixed_key, moving_key, align_steps
+        self._affines: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        if self.transform is not None:  # MONAI's set_rnd stops at the first Randomizable: seed what it wraps too
+            set_rnd(self.transform, int(self.R.randint(0, 2**31 - 1)))
+        return self
+
+    def randomize(self, data=None) -> None:
+        pass  # the draws happen in __getitem__, from self.R
+
+    def _aligned_moving(self, source: int, target: int, fixed: torch.Tensor) -> torch.Tensor:
+        moving = self.subjects[source][self.moving_key]
+        if moving.shape != fixed.shape:
+            raise ValueError(f"inter-subject pairs need one array shape for all subjects (the bundle's roi_size); "
+                             f"subject {source} has {tuple(moving.shape)}, subject {target} {tuple(fixed.shape)}.")
+        if (source, target) not in self._affines:
+            self._affines[(source, target)] = mask_affine(moving, fixed, steps=self.align_steps)
+        aligned = apply_affine(moving, self._affines[(source, target)])
+        return MetaTensor(aligned, meta=dict(fixed.meta)) if isinstance(fixed, MetaTensor) else aligned
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.subjects[index])
+        source = index
+        if len(self.subjects) > 1 and self.R.rand() < self.ratio:
+            others = [j for j in range(len(self.subjects)) if j != index]
+            source = int(others[self.R.randint(len(others))])
+            item[self.moving_key] = self._aligned_moving(source, index, item[self.fixed_key])
+        item["moving_subject"] = source
+        return self.transform(item) if self.transform is not None else item

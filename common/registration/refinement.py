@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import torch
@@ -54,8 +55,18 @@ class InstanceOptimisation(Inferer):
         self.levels = [(int(f), int(s)) for f, s in zip(factors, level_steps)]
         self.lr, self.alpha, self.beta, self.grid_factor, self.size_divisible = lr, alpha, beta, grid_factor, size_divisible
         self.local_gradient = {f: LocalGradientLoss(coarser_kernel_size(lg_kernel_size, f)) for f in factors}
+        self.network_ddf: torch.Tensor | None = None  # the last call's field of the network alone (input voxels)
+        self.network_seconds = float("nan")
+
+    @property
+    def refines(self) -> bool:
+        """Whether any test-time optimisation step runs after the network."""
+        return any(steps > 0 for _, steps in self.levels)
 
     def __call__(self, pair: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:
+        """The refined field; the network's own (T alone), on the input's voxels, stays in ``network_ddf`` and the
+        seconds it took in ``network_seconds``, so that T alone and T + optimisation can be scored side by side."""
+        start = time.perf_counter()
         size = tuple(pair.shape[2:])
         ddf = None  # (B, D, *level size), in the last level's voxels
         for factor, steps in self.levels:
@@ -67,6 +78,10 @@ class InstanceOptimisation(Inferer):
             if ddf is None:  # the first level: the network's field
                 padding = [p for s in reversed(small) for p in (0, -s % self.size_divisible)]  # F.pad: last axis first
                 ddf = network(F.pad(level_pair, padding), *args, **kwargs)[(..., *[slice(0, s) for s in small])]
+                if ddf.is_cuda:
+                    torch.cuda.synchronize()
+                self.network_seconds = time.perf_counter() - start
+                self.network_ddf = resize_field(ddf.detach(), size)
             else:
                 ddf = resize_field(ddf, small)
             ddf = self._refine(level_pair, ddf, steps, self.local_gradient[factor])
