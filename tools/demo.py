@@ -75,8 +75,8 @@ DEMOS = {
         "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "ae_gan": {
-        # 3 mm slices padded to 96x96, a quarter of the paper's filters (16) and its 6 residual blocks: tools/bundles.py's
-        # release size. Measured on the held-out subject (the model card): the learning rate made no difference (1e-3
+        # 3 mm slices padded to 96x96, a quarter of the paper's filters (16; the release, tools/bundles.py, trains 32)
+        # and its 6 residual blocks. Measured on the held-out subject (the model card): the learning rate made no difference (1e-3
         # and the authors' 2e-4 within 0.05 dB); per-contrast intensity augmentation of the inputs raised the
         # three-input PSNR from 14.99 to 15.18 dB; training on every contrast a subject has (the paper's setting, the
         # bundle's default) rather than on random subsets raised it to 15.35 dB and r from +0.38 to +0.48, and still
