@@ -11,7 +11,18 @@ from . import bundle
 
 bundle.one_line_errors()  # under `python -m monai.bundle`: errors raised on purpose as one line, not a traceback
 
-__all__ = ["baselines", "bundle", "ct_evaluation", "data", "engines", "losses", "metrics", "networks", "panels", "registration"]
+__all__ = [
+    "baselines",
+    "bundle",
+    "ct_evaluation",
+    "data",
+    "engines",
+    "losses",
+    "metrics",
+    "networks",
+    "panels",
+    "registration",
+]
 
 
 def __getattr__(name: str):

@@ -61,7 +61,9 @@ class HistogramMapping:
         self.source_q: np.ndarray | None = None
         self.target_q: np.ndarray | None = None
 
-    def fit_unpaired(self, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], max_voxels: int = 200_000) -> HistogramMapping:
+    def fit_unpaired(
+        self, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], max_voxels: int = 200_000
+    ) -> HistogramMapping:
         """Unpaired images (e.g. non-contrast and contrast CT of different people), given as (source, target) items
         read one at a time: the foreground (``> b_min``) quantiles of all sources pooled are matched to those of all
         targets pooled, increasing (the same tissue order in both domains). At most ``max_voxels`` foreground voxels
@@ -95,8 +97,10 @@ class HistogramMapping:
         x, y = np.concatenate(sources), np.concatenate(targets)
         self.source_q = np.quantile(x, self.levels)
         increasing = np.quantile(y, self.levels)
-        errors = {d: float(np.mean((np.interp(x, self.source_q, q) - y) ** 2)) for d, q in
-                  (("increasing", increasing), ("decreasing", increasing[::-1]))}
+        errors = {
+            d: float(np.mean((np.interp(x, self.source_q, q) - y) ** 2))
+            for d, q in (("increasing", increasing), ("decreasing", increasing[::-1]))
+        }
         self.direction = min(errors, key=errors.get)
         self.target_q = increasing if self.direction == "increasing" else increasing[::-1]
         return self
@@ -106,7 +110,9 @@ class HistogramMapping:
             raise RuntimeError("HistogramMapping: call fit() first.")
         src = torch.as_tensor(source)
         mapped = torch.from_numpy(np.interp(src.double().numpy(), self.source_q, self.target_q)).to(src.dtype)
-        return torch.where(src > self.b_min + 1e-6, mapped, src if self.keep_background else torch.full_like(src, self.b_min))
+        return torch.where(
+            src > self.b_min + 1e-6, mapped, src if self.keep_background else torch.full_like(src, self.b_min)
+        )
 
 
 def single_source(item: Mapping) -> dict[str, torch.Tensor]:
@@ -137,11 +143,23 @@ class BaselineComparison:
     grouped: the tables then have one block of rows per group.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, reference: Iterable[Mapping], value_range: Sequence[float] = (-1.0, 1.0),
-                 names: Sequence[str] = METRICS, score_source: bool = False,
-                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] = single_source, group_key: str | None = None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        reference: Iterable[Mapping],
+        value_range: Sequence[float] = (-1.0, 1.0),
+        names: Sequence[str] = METRICS,
+        score_source: bool = False,
+        sources: Callable[[Mapping], Mapping[str, torch.Tensor]] = single_source,
+        group_key: str | None = None,
+    ):
         self.output_dir, self.reference, self.score_source = Path(output_dir), reference, score_source
-        self.value_range, self.names, self.sources, self.group_key = tuple(value_range), tuple(names), sources, group_key
+        self.value_range, self.names, self.sources, self.group_key = (
+            tuple(value_range),
+            tuple(names),
+            sources,
+            group_key,
+        )
         self.mappings: dict[str, HistogramMapping] = {}
         self.rows: dict[str, dict[str, list[dict]]] = {}
 
@@ -161,16 +179,22 @@ class BaselineComparison:
     def _best(self, candidates: Iterable[torch.Tensor], label: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         return min(candidates, key=lambda c: float(((c - label)[region] ** 2).mean()))
 
-    def predictions(self, sources: Mapping[str, torch.Tensor], pred: torch.Tensor, label: torch.Tensor, mask) -> dict[str, torch.Tensor]:
+    def predictions(
+        self, sources: Mapping[str, torch.Tensor], pred: torch.Tensor, label: torch.Tensor, mask
+    ) -> dict[str, torch.Tensor]:
         """The model's output, as it is and after the oracle line, and each baseline's, for one image."""
         # the lines are fitted where the metrics are scored: inside the mask, else over the whole image
-        region = torch.ones_like(label, dtype=torch.bool) if mask is None else (torch.as_tensor(mask) > 0).expand_as(label)
+        region = (
+            torch.ones_like(label, dtype=torch.bool) if mask is None else (torch.as_tensor(mask) > 0).expand_as(label)
+        )
         preds = {"model": pred, "model_fitted": linear_fit(pred, label, region)}
         if self.score_source:
             preds["source"] = self._best(sources.values(), label, region)
         unknown = sorted(set(sources) - set(self.mappings))
         if unknown:
-            raise ValueError(f"no reference image had the sources {unknown}, so no histogram mapping was fitted for them.")
+            raise ValueError(
+                f"no reference image had the sources {unknown}, so no histogram mapping was fitted for them."
+            )
         preds["linear"] = self._best((linear_fit(s, label, region) for s in sources.values()), label, region)
         preds["histogram"] = self._best((self.mappings[n](s) for n, s in sources.items()), label, region)
         return preds
@@ -208,7 +232,9 @@ class BaselineComparison:
         for g, methods in self.rows.items():
             for m, rows in methods.items():
                 for subject in dict.fromkeys(r["subject"] for r in rows):
-                    table.setdefault(g, {}).setdefault(subject, {})[m] = self._mean([r for r in rows if r["subject"] == subject])
+                    table.setdefault(g, {}).setdefault(subject, {})[m] = self._mean(
+                        [r for r in rows if r["subject"] == subject]
+                    )
         return table
 
     def write(self, engine: Engine | None = None) -> dict:
@@ -216,16 +242,22 @@ class BaselineComparison:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         directions = {n: m.direction for n, m in self.mappings.items()}
         result = {"histogram_direction": directions.get("source", directions)}
-        result.update({"groups": table, "subjects_by_group": subjects} if self.group_key else
-                      {"methods": table.get("", {}), "subjects": subjects.get("", {})})
+        result.update(
+            {"groups": table, "subjects_by_group": subjects}
+            if self.group_key
+            else {"methods": table.get("", {}), "subjects": subjects.get("", {})}
+        )
         write_text_atomic(self.output_dir / "comparison.json", json.dumps(result, indent=2) + "\n")
         columns = self._columns([r for methods in self.rows.values() for rows in methods.values() for r in rows])
         with atomic_path(self.output_dir / "comparison.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow([*(["inputs"] if self.group_key else []), "subject", "method", *columns])
             for g, by_subject in {g: {"mean": methods, **subjects.get(g, {})} for g, methods in table.items()}.items():
-                writer.writerows([*([g] if self.group_key else []), subject, m, *(f"{v[n]:.4f}" if n in v else "" for n in columns)]
-                                 for subject, methods in by_subject.items() for m, v in methods.items())
+                writer.writerows(
+                    [*([g] if self.group_key else []), subject, m, *(f"{v[n]:.4f}" if n in v else "" for n in columns)]
+                    for subject, methods in by_subject.items()
+                    for m, v in methods.items()
+                )
         text = comparison_markdown(table, self.group_key is not None)
         if len(next(iter(subjects.values()), {})) > 1 or any("lesion_psnr" in c for c in columns):
             text += "\nPer held-out subject (lesion_*: inside its lesion mask, where it has one):\n\n"
@@ -248,16 +280,34 @@ def _fmt(name: str, value: float) -> str:
     return f"{value:.2f}" if name.endswith("psnr") else f"{value:.3f}"
 
 
-def subject_markdown(subjects: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], grouped: bool = False) -> str:
+def subject_markdown(
+    subjects: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], grouped: bool = False
+) -> str:
     """One row per (input combination,) subject and method; lesion columns where a subject has a lesion mask."""
-    labels = {"model": "model", "model_fitted": "model, oracle line", "source": "source", "linear": "source, oracle line",
-              "histogram": "source, histogram matching"}
-    rows = [(g, s, m, v) for g, by_subject in subjects.items() for s, methods in by_subject.items() for m, v in methods.items()]
+    labels = {
+        "model": "model",
+        "model_fitted": "model, oracle line",
+        "source": "source",
+        "linear": "source, oracle line",
+        "histogram": "source, histogram matching",
+    }
+    rows = [
+        (g, s, m, v)
+        for g, by_subject in subjects.items()
+        for s, methods in by_subject.items()
+        for m, v in methods.items()
+    ]
     names = list(dict.fromkeys(n for *_, v in rows for n in v))
     head = (["inputs"] if grouped else []) + ["subject", "method", *names]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    lines += ["| " + (f"{g} | " if grouped else "") + f"{s} | {labels.get(m, m)} | "
-              + " | ".join(_fmt(n, v[n]) if n in v else "-" for n in names) + " |" for g, s, m, v in rows]
+    lines += [
+        "| "
+        + (f"{g} | " if grouped else "")
+        + f"{s} | {labels.get(m, m)} | "
+        + " | ".join(_fmt(n, v[n]) if n in v else "-" for n in names)
+        + " |"
+        for g, s, m, v in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -265,16 +315,30 @@ def comparison_markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], 
     """The model and the baselines as a Markdown table (PSNR in dB, the others unitless on the 0..1 scale); with
     ``grouped``, a first column names each row's group (e.g. the input combination)."""
     names = [n for n in next(iter(next(iter(table.values())).values())) if not n.startswith("lesion_")]
-    labels = {"model": "model", "model_fitted": "model, least-squares line (oracle fit in the mask)",
-              "source": "source as it is", "linear": "source, least-squares line (oracle fit in the mask)",
-              "histogram": "source, histogram matching fitted on the training subjects"}
+    labels = {
+        "model": "model",
+        "model_fitted": "model, least-squares line (oracle fit in the mask)",
+        "source": "source as it is",
+        "linear": "source, least-squares line (oracle fit in the mask)",
+        "histogram": "source, histogram matching fitted on the training subjects",
+    }
     if grouped:
-        labels.update({"source": "best single input as it is", "linear": "best single input, least-squares line (oracle fit)",
-                       "histogram": "best single input, histogram matching fitted on the training subjects"})
+        labels.update(
+            {
+                "source": "best single input as it is",
+                "linear": "best single input, least-squares line (oracle fit)",
+                "histogram": "best single input, histogram matching fitted on the training subjects",
+            }
+        )
     head = (["inputs"] if grouped else []) + ["method", *names]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for g, methods in table.items():
-        lines += ["| " + (f"{g} | " if grouped else "") + f"{labels.get(m, m)} | "
-                  + " | ".join(f"{v[n]:.3f}" if n != "psnr" else f"{v[n]:.2f}" for n in names) + " |"
-                  for m, v in methods.items()]
+        lines += [
+            "| "
+            + (f"{g} | " if grouped else "")
+            + f"{labels.get(m, m)} | "
+            + " | ".join(f"{v[n]:.3f}" if n != "psnr" else f"{v[n]:.2f}" for n in names)
+            + " |"
+            for m, v in methods.items()
+        ]
     return "\n".join(lines) + "\n"

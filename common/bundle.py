@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -134,7 +133,9 @@ class InferenceFailed(SystemExit):
 
     def __init__(self, failures: list[tuple[str, str]]):
         self.failures = failures
-        lines = [f"inference failed for {len(failures)} input(s):"] + [f"  {name}: {reason}" for name, reason in failures]
+        lines = [f"inference failed for {len(failures)} input(s):"] + [
+            f"  {name}: {reason}" for name, reason in failures
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -169,8 +170,14 @@ def infer_each(evaluator, output_dir: str | os.PathLike) -> list[Path]:
             continue
         new = sorted(p for p, t in _files_under(output_dir).items() if before.get(p) != t)
         written += new
-        logger.info("[%d/%d] %s -> %s (%.1f s)", i, len(items), name, ", ".join(map(str, new)) or "nothing written",
-                    time.perf_counter() - start)
+        logger.info(
+            "[%d/%d] %s -> %s (%.1f s)",
+            i,
+            len(items),
+            name,
+            ", ".join(map(str, new)) or "nothing written",
+            time.perf_counter() - start,
+        )
     logger.info("inference done: %d of %d inputs written to '%s'.", len(items) - len(failed), len(items), output_dir)
     if failed:
         raise InferenceFailed(failed)

@@ -37,7 +37,11 @@ TOTALSEGMENTATOR_REGIONS: dict[str, list[int]] = {
     "lung": [10, 11, 12, 13, 14],
 }
 # which regions each figure pools
-GROUPS = {"vessels": ("aorta", "other vessels"), "organs": ("kidneys", "liver", "spleen"), "stable": ("bone", "muscle", "lung")}
+GROUPS = {
+    "vessels": ("aorta", "other vessels"),
+    "organs": ("kidneys", "liver", "spleen"),
+    "stable": ("bone", "muscle", "lung"),
+}
 BODY_HU = -500.0  # above this the input is body, for the cycle error and the histogram mapping
 FIGURES = ("vessel_hu", "vessel_gain_hu", "organ_gain_hu", "stable_change_hu", "cycle_mae_hu")
 
@@ -46,21 +50,35 @@ def _region(label: torch.Tensor, ids: Iterable[int]) -> torch.Tensor:
     return torch.isin(label.round().long(), torch.as_tensor(list(ids), dtype=torch.long))
 
 
-def region_table(before: torch.Tensor, after: torch.Tensor, label: torch.Tensor,
-                 regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS) -> dict[str, dict[str, float]]:
+def region_table(
+    before: torch.Tensor,
+    after: torch.Tensor,
+    label: torch.Tensor,
+    regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
+) -> dict[str, dict[str, float]]:
     """Per region present in ``label``: voxels, mean HU before and after, mean change and mean absolute change."""
     table = {}
     for name, ids in regions.items():
         inside = _region(label, ids)
         if inside.any():
             b, a = before[inside].double(), after[inside].double()
-            table[name] = {"voxels": int(inside.sum()), "before": float(b.mean()), "after": float(a.mean()),
-                           "gain": float((a - b).mean()), "abs_change": float((a - b).abs().mean())}
+            table[name] = {
+                "voxels": int(inside.sum()),
+                "before": float(b.mean()),
+                "after": float(a.mean()),
+                "gain": float((a - b).mean()),
+                "abs_change": float((a - b).abs().mean()),
+            }
     return table
 
 
-def enhancement_figures(before: torch.Tensor, after: torch.Tensor, label: torch.Tensor, cycle: torch.Tensor | None = None,
-                        regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS) -> dict[str, float]:
+def enhancement_figures(
+    before: torch.Tensor,
+    after: torch.Tensor,
+    label: torch.Tensor,
+    cycle: torch.Tensor | None = None,
+    regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
+) -> dict[str, float]:
     """``FIGURES`` for one volume, all in HU (NaN where the label map has none of a group's regions or no cycle is
     given): mean HU in the vessels after translation, its gain over the input, the mean gain in the enhancing
     organs, the mean absolute change in bone, muscle and lung, and the mean |cycle - input| in the body."""
@@ -80,7 +98,9 @@ def enhancement_figures(before: torch.Tensor, after: torch.Tensor, label: torch.
         "vessel_gain_hu": float((va - vb).mean()) if va is not None else nan,
         "organ_gain_hu": float((oa - ob).mean()) if oa is not None else nan,
         "stable_change_hu": float((sa - sb).abs().mean()) if sa is not None else nan,
-        "cycle_mae_hu": float((cycle[body] - before[body]).abs().double().mean()) if cycle is not None and body.any() else nan,
+        "cycle_mae_hu": (
+            float((cycle[body] - before[body]).abs().double().mean()) if cycle is not None and body.any() else nan
+        ),
     }
 
 
@@ -102,8 +122,13 @@ class CTEnhancementMetric(Metric):
     converted to HU by ``hu_window`` (the ``HUWindowd`` of the preprocessing).
     """
 
-    def __init__(self, name: str, hu_window: Sequence[float] = (-1024.0, 2048.0),
-                 regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS, output_transform: Callable = _items):
+    def __init__(
+        self,
+        name: str,
+        hu_window: Sequence[float] = (-1024.0, 2048.0),
+        regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
+        output_transform: Callable = _items,
+    ):
         if name not in FIGURES:
             raise ValueError(f"unknown figure '{name}', choose from {FIGURES}.")
         self.name, self.regions, self.hu_window = name, dict(regions), tuple(hu_window)
@@ -116,7 +141,9 @@ class CTEnhancementMetric(Metric):
         for item in output:
             hu = {k: window_to_hu(_cpu(item[k]), self.hu_window) for k in ("image", "pred", "cycle") if k in item}
             label = _cpu(item["label"])
-            self._values.append(enhancement_figures(hu["image"], hu["pred"], label, hu.get("cycle"), self.regions)[self.name])
+            self._values.append(
+                enhancement_figures(hu["image"], hu["pred"], label, hu.get("cycle"), self.regions)[self.name]
+            )
 
     def compute(self) -> float:
         if not self._values:
@@ -133,9 +160,19 @@ class CTEnhancementComparison:
     as the evaluated ones (window units). The baseline leaves voxels at or below -500 HU (air, lung) unchanged.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, reference: Iterable[Mapping],
-                 hu_window: Sequence[float] = (-1024.0, 2048.0), regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS):
-        self.output_dir, self.reference, self.regions, self.hu_window = Path(output_dir), reference, dict(regions), tuple(hu_window)
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        reference: Iterable[Mapping],
+        hu_window: Sequence[float] = (-1024.0, 2048.0),
+        regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
+    ):
+        self.output_dir, self.reference, self.regions, self.hu_window = (
+            Path(output_dir),
+            reference,
+            dict(regions),
+            tuple(hu_window),
+        )
         self.mapping: HistogramMapping | None = None
         self.volumes: list[dict] = []
 
@@ -147,21 +184,33 @@ class CTEnhancementComparison:
     def fit(self, engine: Engine | None = None) -> None:
         self.volumes = []
         body = float(hu_to_window(torch.tensor(BODY_HU), self.hu_window))
-        self.mapping = HistogramMapping(b_min=body, keep_background=True).fit_unpaired((i["A"], i["B"]) for i in self.reference)
+        self.mapping = HistogramMapping(b_min=body, keep_background=True).fit_unpaired(
+            (i["A"], i["B"]) for i in self.reference
+        )
 
     def score(self, engine: Engine) -> None:
         for item in _items(engine.state.output):
             image, label = _cpu(item["image"]), _cpu(item["label"])
             before = window_to_hu(image, self.hu_window)
             cycle = window_to_hu(_cpu(item["cycle"]), self.hu_window) if "cycle" in item else None
-            outputs = {"input": (before, None), "model": (window_to_hu(_cpu(item["pred"]), self.hu_window), cycle),
-                       "histogram": (window_to_hu(self.mapping(image), self.hu_window), None)}
+            outputs = {
+                "input": (before, None),
+                "model": (window_to_hu(_cpu(item["pred"]), self.hu_window), cycle),
+                "histogram": (window_to_hu(self.mapping(image), self.hu_window), None),
+            }
             name = Path(str(getattr(item["image"], "meta", {}).get("filename_or_obj", "volume"))).name.split(".")[0]
-            self.volumes.append({
-                "volume": name,
-                "regions": {m: region_table(before, after, label, self.regions) for m, (after, _) in outputs.items()},
-                "figures": {m: enhancement_figures(before, after, label, cycle, self.regions) for m, (after, cycle) in outputs.items()},
-            })
+            self.volumes.append(
+                {
+                    "volume": name,
+                    "regions": {
+                        m: region_table(before, after, label, self.regions) for m, (after, _) in outputs.items()
+                    },
+                    "figures": {
+                        m: enhancement_figures(before, after, label, cycle, self.regions)
+                        for m, (after, cycle) in outputs.items()
+                    },
+                }
+            )
 
     def write(self, engine: Engine | None = None) -> dict:
         result = {"hu_window": list(self.hu_window), "volumes": self.volumes}
@@ -182,13 +231,24 @@ def comparison_markdown(volume: Mapping) -> str:
     """One volume's regions (mean HU after, and the change) and figures, the input, the model and the baseline side
     by side."""
     methods = list(volume["regions"])
-    lines = [f"{volume['volume']}: mean HU per region (change against the input)", "",
-             "| region | voxels | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |", "|---" * (2 + len(methods)) + "|"]
+    lines = [
+        f"{volume['volume']}: mean HU per region (change against the input)",
+        "",
+        "| region | voxels | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |",
+        "|---" * (2 + len(methods)) + "|",
+    ]
     for region, stats in volume["regions"]["input"].items():
-        cells = [f"{volume['regions'][m][region]['after']:.0f}" + ("" if m == "input" else f" ({volume['regions'][m][region]['gain']:+.0f})")
-                 for m in methods]
+        cells = [
+            f"{volume['regions'][m][region]['after']:.0f}"
+            + ("" if m == "input" else f" ({volume['regions'][m][region]['gain']:+.0f})")
+            for m in methods
+        ]
         lines.append(f"| {region} | {stats['voxels']} | " + " | ".join(cells) + " |")
-    lines += ["", "| figure (HU) | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |", "|---" * (1 + len(methods)) + "|"]
+    lines += [
+        "",
+        "| figure (HU) | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |",
+        "|---" * (1 + len(methods)) + "|",
+    ]
     for figure in FIGURES:
         lines.append(f"| {figure} | " + " | ".join(_hu(volume["figures"][m][figure]) for m in methods) + " |")
     return "\n".join(lines) + "\n"

@@ -37,8 +37,14 @@ def _prepare(pred, target, mask, value_range) -> tuple[torch.Tensor, torch.Tenso
     return pred, target, mask
 
 
-def masked_image_metrics(pred, target, mask=None, value_range: Sequence[float] = (0.0, 1.0), ssim_kernel: int = 11,
-                         names: Sequence[str] = METRICS) -> dict:
+def masked_image_metrics(
+    pred,
+    target,
+    mask=None,
+    value_range: Sequence[float] = (0.0, 1.0),
+    ssim_kernel: int = 11,
+    names: Sequence[str] = METRICS,
+) -> dict:
     """``names`` (default all of ``psnr``, ``ssim``, ``mae``, ``ncc``) of one (C, H, W[, D]) prediction against its
     target inside ``mask``."""
     pred, target, mask = _prepare(pred, target, mask, value_range)
@@ -63,8 +69,15 @@ def _masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, s
     else:  # (C, H, W) -> (1, C, H, W)
         pred_2d, target_2d, mask_2d = pred[None], target[None], mask[None]
     ssim_map, _ = compute_ssim_and_cs(
-        pred_2d, target_2d, spatial_dims=2, kernel_size=[ssim_kernel] * 2, kernel_sigma=[1.5, 1.5], data_range=1.0,
-        kernel_type=KernelType.GAUSSIAN, k1=0.01, k2=0.03,
+        pred_2d,
+        target_2d,
+        spatial_dims=2,
+        kernel_size=[ssim_kernel] * 2,
+        kernel_sigma=[1.5, 1.5],
+        data_range=1.0,
+        kernel_type=KernelType.GAUSSIAN,
+        k1=0.01,
+        k2=0.03,
     )
     half = ssim_kernel // 2  # the SSIM map is "valid"-convolved: crop the mask to match
     mask_2d = mask_2d[..., half:-half, half:-half]
@@ -82,7 +95,11 @@ def pred_label_mask(output) -> dict[str, list]:
     """``output_transform`` for ``MaskedImageMetric`` on a decollated evaluator output: lists of preds, labels and
     masks, taking the mask from ``eval_mask`` (copied there from the batch), ``None`` (whole image) if absent."""
     items = output if isinstance(output, list) else [output]
-    return {"pred": [i["pred"] for i in items], "label": [i["label"] for i in items], "mask": [i.get("eval_mask") for i in items]}
+    return {
+        "pred": [i["pred"] for i in items],
+        "label": [i["label"] for i in items],
+        "mask": [i.get("eval_mask") for i in items],
+    }
 
 
 class MaskedImageMetric(Metric):
@@ -108,7 +125,9 @@ class MaskedImageMetric(Metric):
     def update(self, output) -> None:
         preds, targets, masks = output
         for pred, target, mask in zip(preds, targets, masks):
-            self._values.append(masked_image_metrics(pred, target, mask, self.value_range, names=(self.name,))[self.name])
+            self._values.append(
+                masked_image_metrics(pred, target, mask, self.value_range, names=(self.name,))[self.name]
+            )
 
     def compute(self) -> float:
         if not self._values:

@@ -27,7 +27,9 @@ def pick_slice(volume, mask=None, axis: int = -1) -> int:
     return int(fg.reshape(-1, fg.shape[-1]).sum(0).argmax())
 
 
-def panel_views(shape: Sequence[int], index: int, coronal: int | None = None, axial_step: float = 0.15) -> list[tuple[str, int, int]]:
+def panel_views(
+    shape: Sequence[int], index: int, coronal: int | None = None, axial_step: float = 0.15
+) -> list[tuple[str, int, int]]:
     """The rows of a panel of (C, H, W, D) volumes: three axial slices (``index`` and ``axial_step`` of the depth
     below and above it) and one coronal slice (``coronal``, default the middle), as (label, axis, index)."""
     depth, step = shape[-1], max(1, round(axial_step * shape[-1]))
@@ -58,7 +60,7 @@ def _crop(shown: np.ndarray, extents: tuple[slice, slice]) -> np.ndarray:
     """Crops a slice as ``_slice`` shows it (rotated: rows the second axis reversed, columns the first axis)."""
     rows, cols = extents[1], extents[0]
     n = shown.shape[0]
-    return shown[n - rows.stop:n - rows.start, cols]
+    return shown[n - rows.stop : n - rows.start, cols]
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -86,9 +88,15 @@ def heat(grey: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(x, HEAT[:, 0], HEAT[:, c]) for c in (1, 2, 3)], axis=-1).astype(np.uint8)
 
 
-def render_panel(volumes: Sequence, titles: Sequence[str], index: int,
-                 value_range: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0), min_height: int = 256,
-                 coronal: int | None = None, colour_bar: tuple[int, str, float] | None = None) -> Image.Image:
+def render_panel(
+    volumes: Sequence,
+    titles: Sequence[str],
+    index: int,
+    value_range: Sequence[float] | Sequence[Sequence[float]] = (-1.0, 1.0),
+    min_height: int = 256,
+    coronal: int | None = None,
+    colour_bar: tuple[int, str, float] | None = None,
+) -> Image.Image:
     """An RGB image: a grid of (C, H, W, D) RAS volumes: one column per volume under its title, one row per view
     (``panel_views``: three axial slices around ``index`` and a coronal one), each row labelled.
 
@@ -114,7 +122,9 @@ def render_panel(volumes: Sequence, titles: Sequence[str], index: int,
         tiles = []
         for column, (v, r) in enumerate(zip(volumes, ranges)):
             grey = np.kron(_to_uint8(_crop(_slice(v, axis, i), crop), r), np.ones((factor, factor), dtype=np.uint8))
-            tiles.append(heat(grey) if colour_bar and column == colour_bar[0] else np.repeat(grey[..., None], 3, axis=-1))
+            tiles.append(
+                heat(grey) if colour_bar and column == colour_bar[0] else np.repeat(grey[..., None], 3, axis=-1)
+            )
         rows.append((f"{label} {i}", np.concatenate(tiles, axis=1)))  # (f H, n f W, 3)
     column_width = (box[0].stop - box[0].start) * factor  # the R-L extent: the same in every view
     legend = 150 if colour_bar else 0
@@ -129,13 +139,32 @@ def render_panel(volumes: Sequence, titles: Sequence[str], index: int,
         draw.text((3, y + 2), label, fill=(255, 255, 255), font=font)
         y += row.shape[0]
     if colour_bar:
-        _draw_colour_bar(canvas, draw, font, x=len(volumes) * column_width + 12, top=bar + 10, bottom=height - 16,
-                         value_range=ranges[colour_bar[0]], caption=colour_bar[1], scale=colour_bar[2])
+        _draw_colour_bar(
+            canvas,
+            draw,
+            font,
+            x=len(volumes) * column_width + 12,
+            top=bar + 10,
+            bottom=height - 16,
+            value_range=ranges[colour_bar[0]],
+            caption=colour_bar[1],
+            scale=colour_bar[2],
+        )
     return canvas
 
 
-def _draw_colour_bar(canvas: Image.Image, draw: ImageDraw.ImageDraw, font, x: int, top: int, bottom: int,
-                     value_range: Sequence[float], caption: str, scale: float, width: int = 16) -> None:
+def _draw_colour_bar(
+    canvas: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    font,
+    x: int,
+    top: int,
+    bottom: int,
+    value_range: Sequence[float],
+    caption: str,
+    scale: float,
+    width: int = 16,
+) -> None:
     """``caption`` (wrapped) at ``top``, under it a vertical ``heat`` bar from ``value_range[0]`` (bottom) to
     ``value_range[1]`` (top) with three ticks labelled in value x ``scale``."""
     import textwrap
@@ -158,8 +187,12 @@ class PanelOutput:
     under ``tb_dir`` (tag ``panel/<name>``, step the evaluator's epoch: during training, the trainer's epoch that
     triggered the validation)."""
 
-    def __init__(self, output_dir: str | os.PathLike | None = None, tb_dir: str | os.PathLike | None = None,
-                 suffix: str = "_panel"):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike | None = None,
+        tb_dir: str | os.PathLike | None = None,
+        suffix: str = "_panel",
+    ):
         if output_dir is None and tb_dir is None:
             raise ValueError("give output_dir (PNG files), tb_dir (TensorBoard) or both.")
         self.output_dir = None if output_dir is None else Path(output_dir)
@@ -194,10 +227,17 @@ class PanelSaver:
     the most foreground.
     """
 
-    def __init__(self, output_dir: str | os.PathLike | None = None, titles: Sequence[str] = ("input", "synthetic", "real"),
-                 sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None, name_key: str | None = None,
-                 keys: Sequence[str] = ("pred", "label"), value_range: Sequence[float] = (-1.0, 1.0), slice_key: str = "label",
-                 tb_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike | None = None,
+        titles: Sequence[str] = ("input", "synthetic", "real"),
+        sources: Callable[[Mapping], Mapping[str, torch.Tensor]] | None = None,
+        name_key: str | None = None,
+        keys: Sequence[str] = ("pred", "label"),
+        value_range: Sequence[float] = (-1.0, 1.0),
+        slice_key: str = "label",
+        tb_dir: str | os.PathLike | None = None,
+    ):
         self.output = PanelOutput(output_dir, tb_dir)
         self.titles, self.sources, self.name_key = tuple(titles), sources, name_key
         self.keys, self.value_range, self.slice_key = tuple(keys), tuple(value_range), slice_key
@@ -211,7 +251,11 @@ class PanelSaver:
             name = Path(str(image.meta.get("filename_or_obj", "volume"))).name.split(".")[0]
             if self.name_key:
                 name += "_" + str(item[self.name_key]).replace("+", "_")
-            inputs = {self.titles[0]: image} if self.sources is None else {n.upper(): v for n, v in self.sources(item).items()}
+            inputs = (
+                {self.titles[0]: image}
+                if self.sources is None
+                else {n.upper(): v for n, v in self.sources(item).items()}
+            )
             volumes, titles = [*inputs.values(), *(item[k] for k in self.keys)], [*inputs, *self.titles[1:]]
             ranges = [self.value_range] * len(volumes)
             colour_bar = None
@@ -222,5 +266,13 @@ class PanelSaver:
                 ranges.append((0.0, span / 2))
                 colour_bar = (len(volumes) - 1, f"{titles[-1]}, % of the intensity range", 100.0 / span)
             slice_of = item[self.slice_key]
-            self.output(engine, name, volumes, titles, pick_slice(slice_of, mask), ranges,
-                        coronal=pick_slice(slice_of, mask, axis=2), colour_bar=colour_bar)
+            self.output(
+                engine,
+                name,
+                volumes,
+                titles,
+                pick_slice(slice_of, mask),
+                ranges,
+                coronal=pick_slice(slice_of, mask, axis=2),
+                colour_bar=colour_bar,
+            )

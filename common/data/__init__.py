@@ -1,4 +1,5 @@
-"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, CT in HU, and registration pairs with known deformations.
+"""Datalists and MONAI dictionary transforms for paired, unpaired and multi-contrast data, CT in HU, and
+registration pairs with known deformations.
 
 Each name is imported from its module on first use (PEP 562), so that a tool needing only the datalist or grid
 helpers (``tools.datalist``) does not pay for importing MONAI's transforms and torch.

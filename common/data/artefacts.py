@@ -64,7 +64,9 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
         super().randomize(None)
         n = int(self.R.randint(1, self.max_moves + 1))
         when = sorted(self.R.uniform(self.start, self.stop, size=n))
-        self.moves = [(float(t), *(float(s) for s in self.R.uniform(-self.max_shift, self.max_shift, size=2))) for t in when]
+        self.moves = [
+            (float(t), *(float(s) for s in self.R.uniform(-self.max_shift, self.max_shift, size=2))) for t in when
+        ]
 
     def phase_map(self, h: int, w: int) -> torch.Tensor:
         """(H, W) phase of every k-space sample (unshifted FFT layout) for the drawn ``moves``; 0 on the lines acquired
@@ -72,7 +74,7 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
         n = h if self.phase_axis == 0 else w
         offset = torch.zeros(n, 2)  # (dy, dx) of the object while each line, in acquisition order, was acquired
         for when, dy, dx in self.moves:  # each move sets the position of every line acquired after it
-            offset[int(round(when * n)):] = torch.tensor([dy, dx])
+            offset[int(round(when * n)) :] = torch.tensor([dy, dx])
         offset -= offset[n // 2].clone()  # line n // 2 of the order is ky = 0: offsets from the position held there
         line_offset = torch.zeros(n, 2)
         line_offset[torch.fft.fftshift(torch.arange(n))] = offset  # acquisition order -N/2 .. N/2 - 1 -> FFT layout
@@ -104,4 +106,3 @@ class RandKSpaceMotiond(RandomizableTransform, MapTransform):
         for key in self.key_iterator(d):
             d[key] = self.corrupt(d[key])
         return d
-

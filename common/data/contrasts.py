@@ -14,8 +14,18 @@ from monai.transforms import MapTransform
 
 from .transforms import _source
 
-__all__ = ["InvertStackd", "StackContrastsd", "contrast_inputs", "expand_input_subsets", "given_contrasts",
-           "input_contrasts", "input_subsets", "missing_flags", "random_input_subsets", "with_inputs"]
+__all__ = [
+    "InvertStackd",
+    "StackContrastsd",
+    "contrast_inputs",
+    "expand_input_subsets",
+    "given_contrasts",
+    "input_contrasts",
+    "input_subsets",
+    "missing_flags",
+    "random_input_subsets",
+    "with_inputs",
+]
 
 
 def missing_flags(x: torch.Tensor, num_inputs: int) -> torch.Tensor:
@@ -47,14 +57,18 @@ class StackContrastsd(MapTransform):
         d = dict(data)
         given = {k: d[k] for k in self.keys if d.get(k) is not None}
         if not given:
-            raise ValueError(f"no input contrast given: expected at least one of {list(self.keys)}"
-                             f"{' for ' + str(d['subject']) if 'subject' in d else ''}.")
+            raise ValueError(
+                f"no input contrast given: expected at least one of {list(self.keys)}"
+                f"{' for ' + str(d['subject']) if 'subject' in d else ''}."
+            )
         first_key, first = next(iter(given.items()))
         for key, img in given.items():
             if tuple(img.shape) != tuple(first.shape) or img.shape[0] != 1:
-                raise ValueError(f"'{_source(img)}' ('{key}') has shape {tuple(img.shape)} but '{_source(first)}' "
-                                 f"('{first_key}') has {tuple(first.shape)}: the inputs must be one-channel images on "
-                                 f"one grid.")
+                raise ValueError(
+                    f"'{_source(img)}' ('{key}') has shape {tuple(img.shape)} but '{_source(first)}' "
+                    f"('{first_key}') has {tuple(first.shape)}: the inputs must be one-channel images on "
+                    f"one grid."
+                )
         zeros = torch.zeros_like(torch.as_tensor(first))
         images = [torch.as_tensor(given[k]) if k in given else zeros for k in self.keys]
         flags = [zeros + (0.0 if k in given else 1.0) for k in self.keys]
@@ -93,7 +107,9 @@ def given_contrasts(item: Mapping, names: Sequence[str], key: str = "image") -> 
     missing ones left out (e.g. the single sources of ``common.baselines.BaselineComparison``)."""
     image, n = item[key], len(names)
     if image.shape[0] != 2 * n:
-        raise ValueError(f"a stack of the {n} contrasts {list(names)} has {2 * n} channels, got shape {tuple(image.shape)}.")
+        raise ValueError(
+            f"a stack of the {n} contrasts {list(names)} has {2 * n} channels, got shape {tuple(image.shape)}."
+        )
     flags = missing_flags(torch.as_tensor(image)[None], n)[0]  # (N,)
     return {name: image[i : i + 1] for i, name in enumerate(names) if flags[i] < 0.5}
 
@@ -110,13 +126,17 @@ def contrast_inputs(given: Mapping[str, str | None], contrasts: Sequence[str], t
     not given), checked: at least one of ``contrasts`` given, the ``target`` not given, every file present."""
     named = {c: p for c, p in given.items() if p}
     if target in named:
-        raise ValueError(f"'{target}' is the target_contrast and was also given as an input (--{target} {named[target]}): "
-                         f"the model synthesises it from {list(contrasts)}; leave it out or choose another target_contrast.")
+        raise ValueError(
+            f"'{target}' is the target_contrast and was also given as an input (--{target} {named[target]}): "
+            f"the model synthesises it from {list(contrasts)}; leave it out or choose another target_contrast."
+        )
     unknown = sorted(set(named) - set(contrasts))
     if unknown:
         raise ValueError(f"inputs {unknown} are not input contrasts of this model; it takes {list(contrasts)}.")
     if not named:
-        raise ValueError(f"no input image given: pass at least one of {' '.join('--' + c + ' FILE' for c in contrasts)}.")
+        raise ValueError(
+            f"no input image given: pass at least one of {' '.join('--' + c + ' FILE' for c in contrasts)}."
+        )
     for c, path in named.items():
         if not Path(path).exists():
             raise FileNotFoundError(f"input '{c}': file not found: '{path}'.")
@@ -128,7 +148,9 @@ def input_subsets(contrasts: Sequence[str]) -> list[tuple[str, ...]]:
     return [c for size in range(len(contrasts), 0, -1) for c in itertools.combinations(contrasts, size)]
 
 
-def expand_input_subsets(entries: Sequence[Mapping], contrasts: Sequence[str], sizes: Sequence[int] | None = None) -> list[dict]:
+def expand_input_subsets(
+    entries: Sequence[Mapping], contrasts: Sequence[str], sizes: Sequence[int] | None = None
+) -> list[dict]:
     """One entry per subject and per non-empty subset of the ``contrasts`` it has (of the given ``sizes``, default
     all): the other contrasts are dropped and ``inputs`` names the subset, e.g. ``"t1+flair"``. For evaluating a
     multi-contrast model on every combination of inputs."""
@@ -137,7 +159,12 @@ def expand_input_subsets(entries: Sequence[Mapping], contrasts: Sequence[str], s
         present = [c for c in contrasts if entry.get(c) is not None]
         for subset in input_subsets(present):
             if sizes is None or len(subset) in sizes:
-                out.append({**{k: v for k, v in entry.items() if k not in contrasts or k in subset}, "inputs": "+".join(subset)})
+                out.append(
+                    {
+                        **{k: v for k, v in entry.items() if k not in contrasts or k in subset},
+                        "inputs": "+".join(subset),
+                    }
+                )
     if not out:
         raise ValueError(f"no entry has any of the input contrasts {list(contrasts)}.")
     return out

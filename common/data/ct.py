@@ -40,14 +40,18 @@ class CheckHUd(MapTransform):
         return d
 
 
-def hu_to_window(hu: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0), clip: bool = True) -> torch.Tensor:
+def hu_to_window(
+    hu: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0), clip: bool = True
+) -> torch.Tensor:
     """HU in ``window`` (lowest, highest) linearly onto ``value_range`` (clipped to it with ``clip``)."""
     (h0, h1), (v0, v1) = window, value_range
     out = (torch.as_tensor(hu).float() - h0) / (h1 - h0) * (v1 - v0) + v0
     return out.clamp(v0, v1) if clip else out
 
 
-def window_to_hu(values: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
+def window_to_hu(
+    values: torch.Tensor, window: Sequence[float], value_range: Sequence[float] = (-1.0, 1.0)
+) -> torch.Tensor:
     """The inverse of ``hu_to_window`` (values the window clipped stay at its edges)."""
     (h0, h1), (v0, v1) = window, value_range
     return (torch.as_tensor(values) - v0) / (v1 - v0) * (h1 - h0) + h0
@@ -60,8 +64,16 @@ class HUWindowd(MapTransform, InvertibleTransform):
     at inference) maps a network's output back to HU; values the window clipped stay at its edges.
     """
 
-    def __init__(self, keys: KeysCollection, hu_min: float = -1024.0, hu_max: float = 2048.0, b_min: float = -1.0,
-                 b_max: float = 1.0, clip: bool = True, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        hu_min: float = -1024.0,
+        hu_max: float = 2048.0,
+        b_min: float = -1.0,
+        b_max: float = 1.0,
+        clip: bool = True,
+        allow_missing_keys: bool = False,
+    ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if hu_max <= hu_min:
             raise ValueError(f"need hu_min < hu_max, got {hu_min} and {hu_max}.")
@@ -116,16 +128,30 @@ class RandColocatedPatchd(Randomizable, MapTransform):
     body too. ``meta["patch_center"]`` records each patch's centre voxel in its (resampled) volume.
     """
 
-    def __init__(self, keys: KeysCollection, roi_size: Sequence[int], alignment: str = "relative", threshold: float = -0.6,
-                 min_fraction: float = 0.3, max_tries: int = 10, background_probability: float = 0.1,
-                 pad_value: float = -1.0, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        roi_size: Sequence[int],
+        alignment: str = "relative",
+        threshold: float = -0.6,
+        min_fraction: float = 0.3,
+        max_tries: int = 10,
+        background_probability: float = 0.1,
+        pad_value: float = -1.0,
+        allow_missing_keys: bool = False,
+    ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(roi_size) not in (2, 3):
             raise ValueError(f"roi_size must have 2 (axial patches) or 3 entries, got {roi_size}.")
         if alignment not in ("relative", "center"):
             raise ValueError(f"alignment must be 'relative' or 'center', got '{alignment}'.")
         self.roi_size, self.alignment = [int(r) for r in roi_size], alignment
-        self.threshold, self.min_fraction, self.max_tries, self.pad_value = threshold, min_fraction, max_tries, pad_value
+        self.threshold, self.min_fraction, self.max_tries, self.pad_value = (
+            threshold,
+            min_fraction,
+            max_tries,
+            pad_value,
+        )
         self.background_probability = background_probability
 
     @staticmethod
@@ -162,10 +188,14 @@ class RandColocatedPatchd(Randomizable, MapTransform):
         shapes = [tuple(d[k].shape[1:]) for k in keys]
         if any(len(s) != 3 for s in shapes):
             raise ValueError(f"RandColocatedPatchd expects (C, X, Y, Z) volumes, got shapes {shapes} for {keys}.")
-        spacings = [tuple(np.round(np.asarray(d[k].pixdim, dtype=float), 4)) for k in keys if isinstance(d[k], MetaTensor)]
+        spacings = [
+            tuple(np.round(np.asarray(d[k].pixdim, dtype=float), 4)) for k in keys if isinstance(d[k], MetaTensor)
+        ]
         if len(set(spacings)) > 1:
-            raise ValueError(f"RandColocatedPatchd: the volumes {keys} have spacings {spacings}; resample them to one "
-                             "spacing (Spacingd) first.")
+            raise ValueError(
+                f"RandColocatedPatchd: the volumes {keys} have spacings {spacings}; resample them to one "
+                "spacing (Spacingd) first."
+            )
         size = self.roi_size if len(self.roi_size) == 3 else [*self.roi_size, 1]
         anywhere = self.R.rand() < self.background_probability
         for _ in range(self.max_tries):

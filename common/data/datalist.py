@@ -36,7 +36,9 @@ def load_datalist(
     """
     datalist_file = Path(datalist_file)
     if not datalist_file.is_file():
-        raise FileNotFoundError(f"datalist '{datalist_file}' does not exist (run `python -m tools.sample_data` or pass --datalist).")
+        raise FileNotFoundError(
+            f"datalist '{datalist_file}' does not exist (run `python -m tools.sample_data` or pass --datalist)."
+        )
     try:
         content = json.loads(datalist_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -44,7 +46,9 @@ def load_datalist(
     entries = content.get(section) if isinstance(content, dict) else None
     if not entries:
         found = sorted(k for k, v in content.items() if isinstance(v, list) and v) if isinstance(content, dict) else []
-        raise ValueError(f"datalist '{datalist_file}' has no entries in section '{section}' (non-empty sections: {found}).")
+        raise ValueError(
+            f"datalist '{datalist_file}' has no entries in section '{section}' (non-empty sections: {found})."
+        )
     base = Path(base_dir) if base_dir is not None else datalist_file.parent
     chosen = list(enumerate(entries))
     if skip_incomplete:
@@ -53,22 +57,36 @@ def load_datalist(
         chosen = [item for item, ok in zip(chosen, has_all) if ok]
         if not chosen:
             found = sorted({k for entry in entries for k in entry if k != "subject"})
-            raise ValueError(f"datalist '{datalist_file}': no entry of section '{section}' has all of "
-                             f"{sorted(keys.values())}; its entries have {found}.")
+            raise ValueError(
+                f"datalist '{datalist_file}': no entry of section '{section}' has all of "
+                f"{sorted(keys.values())}; its entries have {found}."
+            )
         if skipped:
-            logger.warning(f"datalist '{datalist_file}', section '{section}': skipping {skipped}, which lack one of "
-                           f"{sorted(keys.values())}.")
+            logger.warning(
+                f"datalist '{datalist_file}', section '{section}': skipping {skipped}, which lack one of "
+                f"{sorted(keys.values())}."
+            )
     return [_resolve(entry, i, keys, optional_keys or {}, base, datalist_file, section) for i, entry in chosen]
 
 
-def _resolve(entry: dict, index: int, keys: Mapping[str, str], optional: Mapping[str, str], base: Path, source: Path, section: str) -> dict:
+def _resolve(
+    entry: dict,
+    index: int,
+    keys: Mapping[str, str],
+    optional: Mapping[str, str],
+    base: Path,
+    source: Path,
+    section: str,
+) -> dict:
     where = f"entry {index}{' (' + entry['subject'] + ')' if 'subject' in entry else ''} of '{section}' in datalist '{source}'"
     missing = [src for src in keys.values() if src not in entry]
     if missing:
         available = sorted(k for k in entry if k != "subject")
         raise KeyError(f"{where} has no contrast {missing}; it has {available}.")
     out = {"subject": entry.get("subject", f"{section}_{index}")}
-    present = [(d, next((a for a in ([s] if isinstance(s, str) else s) if a in entry), None)) for d, s in optional.items()]
+    present = [
+        (d, next((a for a in ([s] if isinstance(s, str) else s) if a in entry), None)) for d, s in optional.items()
+    ]
     for dst, src in list(keys.items()) + [(d, s) for d, s in present if s is not None]:
         path = Path(entry[src])
         path = path if path.is_absolute() else base / path
@@ -110,7 +128,9 @@ def input_files(spec: str | os.PathLike | Sequence[str]) -> list[str]:
         return [str(path)]
     if path.is_dir():
         found = sorted(
-            str(p) for p in path.iterdir() if (p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)) or is_dicom_series(p)
+            str(p)
+            for p in path.iterdir()
+            if (p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)) or is_dicom_series(p)
         )
     else:
         found = sorted(glob.glob(str(spec)))

@@ -28,8 +28,10 @@ def slice_headers(folder: str | os.PathLike) -> tuple[list[str], np.ndarray, np.
     names.SetDirectory(str(folder))
     uids = list(names.GetSeriesUIDs())
     if len(uids) != 1:
-        raise ValueError(f"DICOM series '{folder}': holds {len(uids)} series ({', '.join(uids) or 'none'}); put each "
-                         f"series in a folder of its own.")
+        raise ValueError(
+            f"DICOM series '{folder}': holds {len(uids)} series ({', '.join(uids) or 'none'}); put each "
+            f"series in a folder of its own."
+        )
     files = [str(f) for f in names.GetFileNames(uids[0])]
     positions, spacings = [], []
     for f in files:
@@ -54,8 +56,10 @@ def check_dicom_series(folder: str | os.PathLike, rtol: float = 0.01) -> None:
     odd = np.flatnonzero(~np.isclose(spacings, spacings[0], rtol=rtol).all(axis=1))
     if odd.size:
         i = int(odd[0])
-        raise ValueError(f"DICOM series '{folder}': mixed pixel spacing: {name(i)} has {spacings[i].tolist()} mm where "
-                         f"{name(0)} has {spacings[0].tolist()} mm ({odd.size} of {len(files)} slices differ).")
+        raise ValueError(
+            f"DICOM series '{folder}': mixed pixel spacing: {name(i)} has {spacings[i].tolist()} mm where "
+            f"{name(0)} has {spacings[0].tolist()} mm ({odd.size} of {len(files)} slices differ)."
+        )
     gaps = np.diff(positions)
     step = float(np.median(gaps))
     if step <= 0:
@@ -63,9 +67,11 @@ def check_dicom_series(folder: str | os.PathLike, rtol: float = 0.01) -> None:
     bad = np.flatnonzero(~np.isclose(gaps, step, rtol=rtol))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"DICOM series '{folder}': slices {name(i)} and {name(i + 1)} are {gaps[i]:.3g} mm apart where "
-                         f"the others are {step:.3g} mm: a missing slice, or slices of another series or thickness "
-                         f"({bad.size} uneven gaps in {len(files)} slices).")
+        raise ValueError(
+            f"DICOM series '{folder}': slices {name(i)} and {name(i + 1)} are {gaps[i]:.3g} mm apart where "
+            f"the others are {step:.3g} mm: a missing slice, or slices of another series or thickness "
+            f"({bad.size} uneven gaps in {len(files)} slices)."
+        )
 
 
 class CheckDicomSeriesd(MapTransform):

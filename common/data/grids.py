@@ -16,8 +16,10 @@ def describe_grid(grid: tuple[Sequence[int], np.ndarray]) -> str:
     shape, affine = grid
     affine = np.asarray(affine, dtype=float)
     spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return (f"{'x'.join(str(int(n)) for n in shape)}, {'x'.join(f'{v:.3g}' for v in spacing)} mm, "
-            f"{''.join(nib.aff2axcodes(affine))}, origin ({', '.join(f'{v:.1f}' for v in affine[:3, 3])})")
+    return (
+        f"{'x'.join(str(int(n)) for n in shape)}, {'x'.join(f'{v:.3g}' for v in spacing)} mm, "
+        f"{''.join(nib.aff2axcodes(affine))}, origin ({', '.join(f'{v:.1f}' for v in affine[:3, 3])})"
+    )
 
 
 def same_grid(a: tuple[Sequence[int], np.ndarray], b: tuple[Sequence[int], np.ndarray], atol: float = 1e-3) -> bool:

@@ -24,8 +24,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import InvertibleTransform, MapTransform
 
-from .transforms import _source
 from .files import write_text_atomic
+from .transforms import _source
 
 PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
 
@@ -54,8 +54,9 @@ def image_landmarks(image, percentiles: Sequence[float] = PERCENTILES) -> np.nda
     return marks
 
 
-def fit_standard_landmarks(images: Iterable, percentiles: Sequence[float] = PERCENTILES, b_min: float = -1.0,
-                           b_max: float = 1.0) -> list[float]:
+def fit_standard_landmarks(
+    images: Iterable, percentiles: Sequence[float] = PERCENTILES, b_min: float = -1.0, b_max: float = 1.0
+) -> list[float]:
     """The standard landmarks of one contrast: each image's landmarks scaled so that its first and last map to
     ``b_min`` and ``b_max``, averaged over the images (Nyúl's training step)."""
     scaled = []
@@ -82,14 +83,23 @@ class HistogramStandardised(MapTransform, InvertibleTransform):
     ``landmarks`` holds ``{"percentiles": [...], "contrasts": {contrast: [...]}}`` or the path of such a JSON file.
     Values beyond the first and last landmarks follow the end segments and are clipped to ``clip`` when given."""
 
-    def __init__(self, keys: KeysCollection, contrasts: Mapping[str, str], landmarks: Mapping | str | os.PathLike,
-                 b_min: float = -1.0, clip: Sequence[float] | None = (-1.0, 1.0), allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        contrasts: Mapping[str, str],
+        landmarks: Mapping | str | os.PathLike,
+        b_min: float = -1.0,
+        clip: Sequence[float] | None = (-1.0, 1.0),
+        allow_missing_keys: bool = False,
+    ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, (str, os.PathLike)) else dict(landmarks)
         self.contrasts, self.b_min, self.clip = dict(contrasts), b_min, clip
         missing = sorted({self.contrasts.get(k, k) for k in self.keys} - set(self.landmarks["contrasts"]))
         if missing and not allow_missing_keys:
-            raise ValueError(f"no standard landmarks for {missing}: the landmarks hold {sorted(self.landmarks['contrasts'])}.")
+            raise ValueError(
+                f"no standard landmarks for {missing}: the landmarks hold {sorted(self.landmarks['contrasts'])}."
+            )
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -117,16 +127,22 @@ def load_landmarks(path: str | os.PathLike) -> dict:
     """The landmarks saved with a bundle; a clear error where a bundle trained with them has lost the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no histogram landmarks at '{path}': this setting (intensity_scaling 'nyul') needs the "
-                                f"landmarks learned in training, saved beside the weights (models/landmarks.json).")
+        raise FileNotFoundError(
+            f"no histogram landmarks at '{path}': this setting (intensity_scaling 'nyul') needs the "
+            f"landmarks learned in training, saved beside the weights (models/landmarks.json)."
+        )
     content = json.loads(path.read_text(encoding="utf-8"))
     if set(content) != {"percentiles", "contrasts"}:
         raise ValueError(f"'{path}' is not a landmarks file (keys {sorted(content)}).")
     return content
 
 
-def standard_landmarks(path: str | os.PathLike, items: Sequence[Mapping], contrasts: Mapping[str, str],
-                       percentiles: Sequence[float] = PERCENTILES) -> dict:
+def standard_landmarks(
+    path: str | os.PathLike,
+    items: Sequence[Mapping],
+    contrasts: Mapping[str, str],
+    percentiles: Sequence[float] = PERCENTILES,
+) -> dict:
     """The landmarks at ``path`` if it exists (a resumed or finished training), else learned on ``items`` (datalist
     entries: ``{key: image file}``; ``contrasts`` maps each key to its contrast) and written there atomically."""
     path = Path(path)
@@ -138,14 +154,19 @@ def standard_landmarks(path: str | os.PathLike, items: Sequence[Mapping], contra
     by_contrast: dict[str, list] = {}
     for key, contrast in contrasts.items():
         by_contrast.setdefault(contrast, []).extend(item[key] for item in items if key in item)
-    content = {"percentiles": list(percentiles),
-               "contrasts": {c: fit_standard_landmarks((load(f) for f in files), percentiles) for c, files in by_contrast.items()}}
+    content = {
+        "percentiles": list(percentiles),
+        "contrasts": {
+            c: fit_standard_landmarks((load(f) for f in files), percentiles) for c, files in by_contrast.items()
+        },
+    }
     write_text_atomic(path, json.dumps(content, indent=2) + "\n")
     return content
 
 
 # where each contrast's white matter lands on the -1..1 scale: about where the 0.5th..99.5th percentile scaling puts it
-# on the training subjects (the medians of the 21: white matter at 0.78 of a T1's 99.5th percentile, 0.31 of a T2's, 0.5 of a FLAIR's)
+# on the training subjects (the medians of the 21: white matter at 0.78 of a T1's 99.5th percentile, 0.31 of a
+# T2's, 0.5 of a FLAIR's)
 WHITE_MATTER_LEVELS = {"t1": 0.5, "t1c": 0.5, "t2": -0.4, "flair": 0.0}
 T1_WEIGHTED = ("t1", "t1c")
 
@@ -175,8 +196,15 @@ class WhiteMatterPeakScaled(MapTransform, InvertibleTransform):
     on its contrast's level (``levels``, default ``WHITE_MATTER_LEVELS``), clipped to ``clip``; inverted exactly
     below the clip. One tissue, not two percentiles, sets the scale, so a bright tumour or fat tail does not."""
 
-    def __init__(self, keys: KeysCollection, contrasts: Mapping[str, str], levels: Mapping[str, float] | None = None,
-                 b_min: float = -1.0, clip: Sequence[float] | None = (-1.0, 1.0), allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        contrasts: Mapping[str, str],
+        levels: Mapping[str, float] | None = None,
+        b_min: float = -1.0,
+        clip: Sequence[float] | None = (-1.0, 1.0),
+        allow_missing_keys: bool = False,
+    ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.contrasts, self.levels = dict(contrasts), dict(WHITE_MATTER_LEVELS if levels is None else levels)
         self.b_min, self.clip = b_min, clip
@@ -191,7 +219,9 @@ class WhiteMatterPeakScaled(MapTransform, InvertibleTransform):
             contrast = self.contrasts.get(key, key)
             peak = white_matter_peak(img, contrast)
             if peak <= 0:
-                raise ValueError(f"'{_source(img)}': its white-matter peak is at {peak:g}; expected a positive intensity.")
+                raise ValueError(
+                    f"'{_source(img)}': its white-matter peak is at {peak:g}; expected a positive intensity."
+                )
             slope = (self.levels[contrast] - self.b_min) / peak
             out = img.float() * slope + self.b_min
             if self.clip is not None:
@@ -208,15 +238,22 @@ class WhiteMatterPeakScaled(MapTransform, InvertibleTransform):
         return d
 
 
-def intensity_scaling(kind: str, keys: KeysCollection, contrasts: Mapping[str, str], landmarks: Mapping | None = None,
-                      allow_missing_keys: bool = False) -> MapTransform:
+def intensity_scaling(
+    kind: str,
+    keys: KeysCollection,
+    contrasts: Mapping[str, str],
+    landmarks: Mapping | None = None,
+    allow_missing_keys: bool = False,
+) -> MapTransform:
     """The bundles' intensity scaling, by name: ``percentile`` (each image's 0.5th..99.5th percentiles onto -1..1,
     ``ScalePercentiled``), ``nyul`` (histogram standardisation onto the training subjects' landmarks) or ``wm_peak``
     (each image's white-matter peak onto its contrast's level, ``WhiteMatterPeakScaled``)."""
     from .transforms import ScalePercentiled
 
     if kind == "percentile":
-        return ScalePercentiled(keys, lower=0.5, upper=99.5, b_min=-1.0, b_max=1.0, allow_missing_keys=allow_missing_keys)
+        return ScalePercentiled(
+            keys, lower=0.5, upper=99.5, b_min=-1.0, b_max=1.0, allow_missing_keys=allow_missing_keys
+        )
     if kind == "nyul":
         if landmarks is None:
             raise ValueError("intensity_scaling 'nyul' needs the standard landmarks (models/landmarks.json).")

@@ -21,9 +21,16 @@ from ..registration.fields import ddf_to_voxels, ddf_to_world, voxel_spacing
 from .transforms import _source
 
 
-def smooth_deformation(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
-                       max_displacement: float = 6.0, control_spacing: float = 40.0, rotate: float = 5.0,
-                       scale: float = 0.05, translate: float = 3.0) -> torch.Tensor:
+def smooth_deformation(
+    shape: Sequence[int],
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    max_displacement: float = 6.0,
+    control_spacing: float = 40.0,
+    rotate: float = 5.0,
+    scale: float = 0.05,
+    translate: float = 3.0,
+) -> torch.Tensor:
     """A random smooth displacement plus a small affine, in voxels: (3, *shape).
 
     The smooth part is Gaussian noise on a control grid every ``control_spacing`` mm, interpolated (trilinear) to the
@@ -75,14 +82,29 @@ class RandSmoothDeformationd(Randomizable, MapTransform):
         seed: fixed deformations per file (evaluation), or None (random, training).
     """
 
-    def __init__(self, keys: KeysCollection, ddf_key: str = "true_ddf", mode: str | Sequence[str] = "bilinear",
-                 max_displacement: float = 6.0, control_spacing: float = 40.0, rotate: float = 5.0, scale: float = 0.05,
-                 translate: float = 3.0, seed: int | None = None, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ddf_key: str = "true_ddf",
+        mode: str | Sequence[str] = "bilinear",
+        max_displacement: float = 6.0,
+        control_spacing: float = 40.0,
+        rotate: float = 5.0,
+        scale: float = 0.05,
+        translate: float = 3.0,
+        seed: int | None = None,
+        allow_missing_keys: bool = False,
+    ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.ddf_key, self.seed = ddf_key, seed
         self.modes = [mode] * len(self.keys) if isinstance(mode, str) else list(mode)
-        self.kwargs = dict(max_displacement=max_displacement, control_spacing=control_spacing, rotate=rotate,
-                           scale=scale, translate=translate)
+        self.kwargs = dict(
+            max_displacement=max_displacement,
+            control_spacing=control_spacing,
+            rotate=rotate,
+            scale=scale,
+            translate=translate,
+        )
 
     def randomize(self, data=None) -> None:
         pass  # the draw happens in __call__, from self.R or the per-file seed
@@ -112,7 +134,13 @@ class CheckOverlapd(MapTransform):
     pair that shares less than ``min_fraction`` of the moving image's foreground, naming both files: images from
     different places (or with broken affines) cannot be registered by a deformable method."""
 
-    def __init__(self, keys: KeysCollection, fixed_key: str = "image", min_fraction: float = 0.05, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        fixed_key: str = "image",
+        min_fraction: float = 0.05,
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
         self.fixed_key, self.min_fraction = fixed_key, min_fraction
 
@@ -126,7 +154,8 @@ class CheckOverlapd(MapTransform):
                     f"'{_source(d[key])}' ('{key}') does not overlap the fixed image '{_source(d[self.fixed_key])}': "
                     f"on the fixed image's grid (through both affines) {100 * float(inside.float().mean()):.1f} % of "
                     f"its voxels are non-zero. Check that both images show the same body part and that their "
-                    f"headers' affines are right.")
+                    f"headers' affines are right."
+                )
         return d
 
 
@@ -157,8 +186,15 @@ class WarpToFixedd(MapTransform):
     moving image's file name and the fixed grid's affine.
     """
 
-    def __init__(self, keys: KeysCollection, ddf_key: str = "pred", output_keys: Sequence[str] = ("pred",),
-                 ddf_out_key: str = "ddf", mode: str | Sequence[str] = "bilinear", allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ddf_key: str = "pred",
+        output_keys: Sequence[str] = ("pred",),
+        ddf_out_key: str = "ddf",
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
         self.ddf_key, self.output_keys, self.ddf_out_key = ddf_key, list(output_keys), ddf_out_key
         self.modes = [mode] * len(self.keys) if isinstance(mode, str) else list(mode)
@@ -171,13 +207,20 @@ class WarpToFixedd(MapTransform):
                 continue
             moving = d[key]
             if tuple(field.shape[1:]) != tuple(moving.shape[1:]):
-                raise ValueError(f"the displacement ({tuple(field.shape[1:])}) and '{_source(moving)}' "
-                                 f"({tuple(moving.shape[1:])}) are not on one grid.")
+                raise ValueError(
+                    f"the displacement ({tuple(field.shape[1:])}) and '{_source(moving)}' "
+                    f"({tuple(moving.shape[1:])}) are not on one grid."
+                )
             voxels = ddf_to_voxels(torch.as_tensor(field).float(), moving.affine)
             warped = Warp(mode=mode, padding_mode="zeros")(torch.as_tensor(moving).float()[None], voxels[None])[0]
-            d[out_key] = MetaTensor(warped.to(torch.as_tensor(moving).dtype) if mode == "nearest" else warped,
-                                    affine=moving.affine, meta=dict(moving.meta))
-        d[self.ddf_out_key] = MetaTensor(torch.as_tensor(field).float(), affine=d[self.keys[0]].affine, meta=dict(d[self.keys[0]].meta))
+            d[out_key] = MetaTensor(
+                warped.to(torch.as_tensor(moving).dtype) if mode == "nearest" else warped,
+                affine=moving.affine,
+                meta=dict(moving.meta),
+            )
+        d[self.ddf_out_key] = MetaTensor(
+            torch.as_tensor(field).float(), affine=d[self.keys[0]].affine, meta=dict(d[self.keys[0]].meta)
+        )
         return d
 
 
@@ -196,8 +239,15 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
     The item records which subject the moving image came from (``moving_subject``: its index in ``subjects``).
     """
 
-    def __init__(self, subjects: torch.utils.data.Dataset, inter_subject_ratio: float = 0.0, transform=None,
-                 fixed_key: str = "fixed", moving_key: str = "moving", align_steps: int = 150):
+    def __init__(
+        self,
+        subjects: torch.utils.data.Dataset,
+        inter_subject_ratio: float = 0.0,
+        transform=None,
+        fixed_key: str = "fixed",
+        moving_key: str = "moving",
+        align_steps: int = 150,
+    ):
         if not 0.0 <= float(inter_subject_ratio) <= 1.0:
             raise ValueError(f"inter_subject_ratio must lie in 0..1, got {inter_subject_ratio}.")
         self.subjects, self.ratio, self.transform = subjects, float(inter_subject_ratio), transform
@@ -219,8 +269,10 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
     def _aligned_moving(self, source: int, target: int, fixed: torch.Tensor) -> torch.Tensor:
         moving = self.subjects[source][self.moving_key]
         if moving.shape != fixed.shape:
-            raise ValueError(f"inter-subject pairs need one array shape for all subjects (the bundle's roi_size); "
-                             f"subject {source} has {tuple(moving.shape)}, subject {target} {tuple(fixed.shape)}.")
+            raise ValueError(
+                f"inter-subject pairs need one array shape for all subjects (the bundle's roi_size); "
+                f"subject {source} has {tuple(moving.shape)}, subject {target} {tuple(fixed.shape)}."
+            )
         if (source, target) not in self._affines:
             self._affines[(source, target)] = mask_affine(moving, fixed, steps=self.align_steps)
         aligned = apply_affine(moving, self._affines[(source, target)])

@@ -65,7 +65,9 @@ class CheckSameGridd(MapTransform):
         first = d[keys[0]] if keys else None
         for key in keys[1:]:
             img = d[key]
-            grids = [(tuple(i.shape[1:]), np.asarray(getattr(i, "affine", np.eye(4)), dtype=float)) for i in (img, first)]
+            grids = [
+                (tuple(i.shape[1:]), np.asarray(getattr(i, "affine", np.eye(4)), dtype=float)) for i in (img, first)
+            ]
             if not same_grid(*grids, atol=self.atol):
                 raise ValueError(
                     f"'{_source(img)}' ('{key}', {describe_grid(grids[0])}) and '{_source(first)}' ('{keys[0]}', "
@@ -84,7 +86,8 @@ class ScalePercentiled(MapTransform, InvertibleTransform):
     background of skull-stripped scans: every voxel whose magnitude is at most ``background_tolerance`` times the
     image's largest magnitude counts as background. Exact zeros are not enough: after resampling, interpolation
     leaves values near 1e-13 all around the brain (measured: 2 % of the non-zero voxels of a 3 mm resampling),
-    which would pull the lower percentile to about 0 instead of the brain's darkest tissue. The two values used are recorded in the image's transform stack,
+    which would pull the lower percentile to about 0 instead of the brain's darkest tissue. The two values used are
+    recorded in the image's transform stack,
     so ``inverse`` (and ``Invertd`` at inference) maps a network's output back to the input's intensity scale.
     """
 
@@ -115,10 +118,14 @@ class ScalePercentiled(MapTransform, InvertibleTransform):
                 magnitude = np.abs(values)
                 values = values[magnitude > self.background_tolerance * magnitude.max(initial=0.0)]
             if values.size == 0:
-                raise ValueError(f"'{_source(img)}' ('{key}'): the image has no non-zero voxels to take percentiles from.")
+                raise ValueError(
+                    f"'{_source(img)}' ('{key}'): the image has no non-zero voxels to take percentiles from."
+                )
             lo, hi = (float(v) for v in np.percentile(values, [self.lower, self.upper]))
             if hi <= lo:
-                raise ValueError(f"'{_source(img)}' ('{key}'): percentiles {self.lower}..{self.upper} are equal ({lo}).")
+                raise ValueError(
+                    f"'{_source(img)}' ('{key}'): percentiles {self.lower}..{self.upper} are equal ({lo})."
+                )
             out = (img.float() - lo) / (hi - lo) * (self.b_max - self.b_min) + self.b_min
             if self.clip:
                 out = out.clamp(self.b_min, self.b_max)

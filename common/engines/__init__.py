@@ -13,6 +13,25 @@ from .seeding import EpochSeeder, handlers_for_rank, process_rank
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
-__all__ = ["AEGANStep", "AtomicCheckpointSaver", "ContextSliceInferer", "ResumeCheckpointLoader", "CycleGANStep", "DeformGANStep", "EpochSeeder", "handlers_for_rank", "process_rank", "ImagePool", "LinearDecayLR", "MedGANStep", "MultiNetworkTrainer", "ProgressLogger", "hide_fresh_run_notice", "UNITGMMStep", "latest_checkpoint", "resume_path"]
+__all__ = [
+    "AEGANStep",
+    "AtomicCheckpointSaver",
+    "ContextSliceInferer",
+    "ResumeCheckpointLoader",
+    "CycleGANStep",
+    "DeformGANStep",
+    "EpochSeeder",
+    "handlers_for_rank",
+    "process_rank",
+    "ImagePool",
+    "LinearDecayLR",
+    "MedGANStep",
+    "MultiNetworkTrainer",
+    "ProgressLogger",
+    "hide_fresh_run_notice",
+    "UNITGMMStep",
+    "latest_checkpoint",
+    "resume_path",
+]
 
 hide_fresh_run_notice()  # a fresh run's log does not say "resuming"

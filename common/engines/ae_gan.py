@@ -91,13 +91,20 @@ class AEGANStep:
         lambda_sr = self.sr_weight(engine.state.iteration)
         with engine.updating("S") as nets, engine.autocast():
             terms = {
-                "loss_S_adv": self.lambda_adv * generator_adversarial_loss(self.adversarial_loss, nets["A"](fake, decode=False)),
+                "loss_S_adv": self.lambda_adv
+                * generator_adversarial_loss(self.adversarial_loss, nets["A"](fake, decode=False)),
                 "loss_l1": self.lambda_l1 * self.pixel_loss(fake, target),
                 "loss_sr": lambda_sr * self.self_representation_loss(features_s, [f.detach() for f in features_a]),
             }
             loss_s = sum(terms.values())
         engine.optimise("S", loss_s)
 
-        return {"loss_S": loss_s.item(), **{k: v.item() for k, v in terms.items()}, "loss_A": loss_a.item(),
-                "loss_AD": loss_ad.item(), "loss_rec": loss_rec.item(), "lambda_sr": lambda_sr,
-                "l1": float((fake.detach() - target).abs().mean())}
+        return {
+            "loss_S": loss_s.item(),
+            **{k: v.item() for k, v in terms.items()},
+            "loss_A": loss_a.item(),
+            "loss_AD": loss_ad.item(),
+            "loss_rec": loss_rec.item(),
+            "lambda_sr": lambda_sr,
+            "l1": float((fake.detach() - target).abs().mean()),
+        }

@@ -63,7 +63,10 @@ class AtomicCheckpointSaver:
         engine.add_event_handler(Events.COMPLETED, self._save_final, checkpoint)
 
     def _save_final(self, engine: Engine, checkpoint: Checkpoint) -> None:
-        if checkpoint.last_checkpoint is None or _iteration_of(Path(str(checkpoint.last_checkpoint))) != engine.state.iteration:
+        if (
+            checkpoint.last_checkpoint is None
+            or _iteration_of(Path(str(checkpoint.last_checkpoint))) != engine.state.iteration
+        ):
             checkpoint(engine)
         if self.network is not None:
             self.network_path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,9 +33,17 @@ class DeformGANStep:
     required_networks = ("T", "G", "D")
     required_optimizers = ("T", "G", "D")
 
-    def __init__(self, alpha: float = 1.0, beta: float = 1.0, mu: float = 1.0, lam: float = 100.0,
-                 lcc_kernel_size: int = 9, lg_kernel_size: int = 7, adversarial_loss: nn.Module | None = None,
-                 warp_padding: str = "border"):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        mu: float = 1.0,
+        lam: float = 100.0,
+        lcc_kernel_size: int = 9,
+        lg_kernel_size: int = 7,
+        adversarial_loss: nn.Module | None = None,
+        warp_padding: str = "border",
+    ):
         self.alpha, self.beta, self.mu, self.lam = alpha, beta, mu, lam
         self.warp = Warp(mode="bilinear", padding_mode=warp_padding)
         self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lcc_kernel_size)
@@ -47,20 +55,27 @@ class DeformGANStep:
     def __call__(self, engine, batch: dict) -> dict:
         fixed, moving = batch["fixed"], batch["moving"]
         if self.lcc.ndim != fixed.ndim - 2:
-            self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=fixed.ndim - 2, kernel_size=self.lcc.kernel_size)
+            self.lcc = LocalNormalizedCrossCorrelationLoss(
+                spatial_dims=fixed.ndim - 2, kernel_size=self.lcc.kernel_size
+            )
 
         with engine.updating("D") as nets, engine.autocast(), torch.no_grad():
             warped = self.warp(moving, nets["T"](torch.cat([fixed, moving], 1)))
             translated = nets["G"](warped)
         with engine.updating("D") as nets, engine.autocast():
-            loss_d = discriminator_adversarial_loss(self.adversarial_loss, nets["D"](torch.cat([warped, fixed], 1)),
-                                                    nets["D"](torch.cat([warped, translated], 1)))
+            loss_d = discriminator_adversarial_loss(
+                self.adversarial_loss,
+                nets["D"](torch.cat([warped, fixed], 1)),
+                nets["D"](torch.cat([warped, translated], 1)),
+            )
         engine.optimise("D", loss_d)
 
         with engine.updating("G") as nets, engine.autocast():
             translated = nets["G"](warped)
             g_terms = {
-                "loss_G_adv": generator_adversarial_loss(self.adversarial_loss, nets["D"](torch.cat([warped, translated], 1))),
+                "loss_G_adv": generator_adversarial_loss(
+                    self.adversarial_loss, nets["D"](torch.cat([warped, translated], 1))
+                ),
                 "loss_G_lg": self.mu * self.local_gradient(translated, warped),
                 "loss_G_l1": self.lam * self.pixel_loss(translated, fixed),
             }

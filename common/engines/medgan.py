@@ -67,7 +67,8 @@ class MedGANStep:
             d_real = nets["D"](torch.cat([target, source], dim=1))
         terms = {
             "loss_G_adv": generator_adversarial_loss(self.adversarial_loss, d_fake),
-            "loss_perceptual": self.lambda_perceptual * self.perceptual_loss([fake, *d_fake[:-1]], [target, *d_real[:-1]]),
+            "loss_perceptual": self.lambda_perceptual
+            * self.perceptual_loss([fake, *d_fake[:-1]], [target, *d_real[:-1]]),
             "loss_style": fake.new_zeros(()),
             "loss_content": fake.new_zeros(()),
             "loss_pixel": self.lambda_pixel * self.pixel_loss(fake, target),
@@ -91,9 +92,15 @@ class MedGANStep:
 
         with engine.updating("D") as nets, engine.autocast():
             loss_d = discriminator_adversarial_loss(
-                self.adversarial_loss, nets["D"](torch.cat([target, source], dim=1)), nets["D"](torch.cat([fake, source], dim=1))
+                self.adversarial_loss,
+                nets["D"](torch.cat([target, source], dim=1)),
+                nets["D"](torch.cat([fake, source], dim=1)),
             )
         engine.optimise("D", loss_d)
 
-        return {"loss_G": loss_g.item(), **{k: v.item() for k, v in terms.items()}, "loss_D": loss_d.item(),
-                "l1": float((fake - target).abs().mean())}
+        return {
+            "loss_G": loss_g.item(),
+            **{k: v.item() for k, v in terms.items()},
+            "loss_D": loss_d.item(),
+            "l1": float((fake - target).abs().mean()),
+        }

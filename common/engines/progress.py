@@ -36,7 +36,9 @@ class ProgressLogger:
 
     def _due(self, engine: Engine, _event: int) -> bool:
         iteration = engine.state.iteration
-        return iteration % self.interval == 0 or (self.first < self.interval and iteration == self.start_iteration + self.first)
+        return iteration % self.interval == 0 or (
+            self.first < self.interval and iteration == self.start_iteration + self.first
+        )
 
     def _start(self, engine: Engine) -> None:
         self.start_time, self.start_iteration = time.perf_counter(), engine.state.iteration
@@ -49,9 +51,11 @@ class ProgressLogger:
         total = state.max_epochs * state.epoch_length
         since, first_iteration = self.samples[0]
         per_iteration = (now - since) / max(state.iteration - first_iteration, 1)
-        return (f"iteration {state.iteration}/{total} ({100.0 * state.iteration / total:.1f}%), epoch {state.epoch}/"
-                f"{state.max_epochs}, {per_iteration:.2f} s/it, elapsed {_clock(now - self.start_time)}, "
-                f"ETA {_clock(per_iteration * (total - state.iteration))}")
+        return (
+            f"iteration {state.iteration}/{total} ({100.0 * state.iteration / total:.1f}%), epoch {state.epoch}/"
+            f"{state.max_epochs}, {per_iteration:.2f} s/it, elapsed {_clock(now - self.start_time)}, "
+            f"ETA {_clock(per_iteration * (total - state.iteration))}"
+        )
 
     def _log(self, engine: Engine) -> None:
         now = time.perf_counter()

@@ -80,9 +80,11 @@ class MultiNetworkTrainer(Trainer):
             raise ValueError("Must provide batch data for current iteration.")
         # plain tensors on the device: MetaTensor bookkeeping would cost time in every network op
         batch = {
-            k: v.as_subclass(torch.Tensor).to(engine.state.device, non_blocking=engine.non_blocking)
-            if isinstance(v, torch.Tensor)
-            else v
+            k: (
+                v.as_subclass(torch.Tensor).to(engine.state.device, non_blocking=engine.non_blocking)
+                if isinstance(v, torch.Tensor)
+                else v
+            )
             for k, v in batchdata.items()
         }
         for net in engine.networks.values():
@@ -113,8 +115,11 @@ class MultiNetworkTrainer(Trainer):
         """What an ``MLFlowHandler`` on this trainer logs per iteration: the step's scalar outputs under their own
         names (its losses; images and other tensors are left out) and the learning rates the step ran with
         (:meth:`learning_rates` as the iteration started; the current ones before the first iteration)."""
-        values = {k: float(v) for k, v in output.items()
-                  if isinstance(v, numbers.Real) or (isinstance(v, torch.Tensor) and v.numel() == 1)}
+        values = {
+            k: float(v)
+            for k, v in output.items()
+            if isinstance(v, numbers.Real) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+        }
         return {**values, **(self._step_learning_rates or self.learning_rates())}
 
     @contextlib.contextmanager

@@ -46,7 +46,13 @@ class UNITGMMStep:
         kl_samples: int = 1,
         adversarial_loss: nn.Module | None = None,
     ):
-        self.lambda_0, self.lambda_1, self.lambda_2, self.lambda_3, self.lambda_4 = lambda_0, lambda_1, lambda_2, lambda_3, lambda_4
+        self.lambda_0, self.lambda_1, self.lambda_2, self.lambda_3, self.lambda_4 = (
+            lambda_0,
+            lambda_1,
+            lambda_2,
+            lambda_3,
+            lambda_4,
+        )
         self.kl_samples = kl_samples
         self.adversarial_loss = adversarial_loss or lsgan_loss()
         self.pixel_loss = nn.L1Loss()
@@ -64,8 +70,12 @@ class UNITGMMStep:
             x21 = g(self.sample(g(x2, "encode", 1)), "decode", 0)
             x12 = g(self.sample(g(x1, "encode", 0)), "decode", 1)
         with engine.updating("D1", "D2") as nets, engine.autocast():
-            loss_d1 = self.lambda_0 * discriminator_adversarial_loss(self.adversarial_loss, nets["D1"](x1), nets["D1"](x21))
-            loss_d2 = self.lambda_0 * discriminator_adversarial_loss(self.adversarial_loss, nets["D2"](x2), nets["D2"](x12))
+            loss_d1 = self.lambda_0 * discriminator_adversarial_loss(
+                self.adversarial_loss, nets["D1"](x1), nets["D1"](x21)
+            )
+            loss_d2 = self.lambda_0 * discriminator_adversarial_loss(
+                self.adversarial_loss, nets["D2"](x2), nets["D2"](x12)
+            )
             loss_d = loss_d1 + loss_d2
         engine.optimise("D", loss_d)
 
@@ -83,16 +93,26 @@ class UNITGMMStep:
             recon = self.pixel_loss(x11, x1) + self.pixel_loss(x22, x2)
             cycle = self.pixel_loss(x121, x1) + self.pixel_loss(x212, x2)
             terms = {
-                "loss_G_adv": self.lambda_0 * (generator_adversarial_loss(self.adversarial_loss, nets["D1"](x21))
-                                               + generator_adversarial_loss(self.adversarial_loss, nets["D2"](x12))),
+                "loss_G_adv": self.lambda_0
+                * (
+                    generator_adversarial_loss(self.adversarial_loss, nets["D1"](x21))
+                    + generator_adversarial_loss(self.adversarial_loss, nets["D2"](x12))
+                ),
                 "loss_vae": self.lambda_1 * kl_real + self.lambda_2 * recon,
                 "loss_cc": self.lambda_3 * (kl_real + kl_translated) + self.lambda_4 * cycle,
             }
             loss_g = sum(terms.values())
         engine.optimise("G", loss_g)
 
-        values = {"loss_G": loss_g, **terms, "loss_D1": loss_d1, "loss_D2": loss_d2, "recon_l1": recon / 2,
-                  "cycle_l1": cycle / 2, "kl": kl_real / 2}  # the last three: means over the two domains, unweighted
+        values = {
+            "loss_G": loss_g,
+            **terms,
+            "loss_D1": loss_d1,
+            "loss_D2": loss_d2,
+            "recon_l1": recon / 2,
+            "cycle_l1": cycle / 2,
+            "kl": kl_real / 2,
+        }  # the last three: means over the two domains, unweighted
         return {k: float(v.detach()) for k, v in values.items()}
 
     def _kl(self, mu: torch.Tensor, prior: nn.Module) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """The losses of the papers that MONAI lacks: MedGAN's perceptual (feature-matching), style and content losses;
-AE-GAN's self-representation loss; the Gaussian-mixture prior of the patch-based UNIT and its KL divergence; Deform-GAN's local gradient loss."""
+AE-GAN's self-representation loss; the Gaussian-mixture prior of the patch-based UNIT and its KL divergence;
+Deform-GAN's local gradient loss.
+"""
 
 from .content import ContentLoss
 from .gaussian_mixture import GaussianMixturePrior, gaussian_mixture_kl
@@ -9,4 +11,14 @@ from .perceptual import FeatureMatchingLoss
 from .self_representation import SelfRepresentationLoss
 from .style import StyleLoss
 
-__all__ = ["ContentLoss", "GaussianMixturePrior", "gaussian_mixture_kl", "FeatureMatchingLoss", "SelfRepresentationLoss", "StyleLoss", "gram_matrix", "LocalGradientLoss", "local_gradient_directions"]
+__all__ = [
+    "ContentLoss",
+    "GaussianMixturePrior",
+    "gaussian_mixture_kl",
+    "FeatureMatchingLoss",
+    "SelfRepresentationLoss",
+    "StyleLoss",
+    "gram_matrix",
+    "LocalGradientLoss",
+    "local_gradient_directions",
+]

@@ -22,16 +22,27 @@ class GaussianMixturePrior(nn.Module):
 
     A latent map (B, C, *S) is C-dimensional at each position; every position follows the same mixture. The
     parameters (means (K, C), log-variances (K, C), weight logits (K,)) are learnt with the encoders and generators.
-    Calling it, ``prior(mu)``, gives ``gaussian_mixture_kl(mu, prior)``. The means start at N(0, ``init_spread``^2), the variances at 1 and the weights equal; with ``num_components=1``
+    Calling it, ``prior(mu)``, gives ``gaussian_mixture_kl(mu, prior)``. The means start at N(0, ``init_spread``^2),
+    the variances at 1 and the weights equal; with ``num_components=1``
     and ``learnable=False`` this is UNIT's unit Gaussian prior.
     """
 
     def __init__(self, latent_channels: int, num_components: int = 4, init_spread: float = 1.0, learnable: bool = True):
         super().__init__()
         if num_components < 1 or latent_channels < 1:
-            raise ValueError(f"need num_components >= 1 and latent_channels >= 1, got {num_components}, {latent_channels}.")
-        means = torch.randn(num_components, latent_channels) * init_spread if num_components > 1 else torch.zeros(1, latent_channels)
-        values = {"means": means, "log_vars": torch.zeros(num_components, latent_channels), "logits": torch.zeros(num_components)}
+            raise ValueError(
+                f"need num_components >= 1 and latent_channels >= 1, got {num_components}, {latent_channels}."
+            )
+        means = (
+            torch.randn(num_components, latent_channels) * init_spread
+            if num_components > 1
+            else torch.zeros(1, latent_channels)
+        )
+        values = {
+            "means": means,
+            "log_vars": torch.zeros(num_components, latent_channels),
+            "logits": torch.zeros(num_components),
+        }
         for name, value in values.items():  # a fixed prior holds buffers, which no optimiser or trainer can change
             if learnable:
                 self.register_parameter(name, nn.Parameter(value))
@@ -88,5 +99,7 @@ def gaussian_mixture_kl(
     std = torch.exp(0.5 * log_var_vectors)
     expected_log_prior = torch.stack(
         [prior.log_prob(mu_vectors + std * torch.randn_like(mu_vectors)) for _ in range(num_samples)]
-    ).mean(0)  # (N,)
+    ).mean(
+        0
+    )  # (N,)
     return (-entropy - expected_log_prior).mean() / channels

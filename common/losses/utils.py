@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 from monai.utils import LossReduction
-
 from torch import nn
 
 __all__ = ["LayerwiseFeatureLoss", "as_feature_list", "check_feature_lists", "layer_weights", "reduce_batch"]

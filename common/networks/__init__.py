@@ -7,4 +7,17 @@ from .spectral_patch_discriminator import SpectralPatchDiscriminator, spectral_n
 from .unit import SharedLatentVAEs, TranslationWithCycle
 from .vgg import VGG19Features
 
-__all__ = ["CasNet", "ContrastAutoencoder", "MultiContrastSynthesisNet", "missing_flags", "ResidualBlock", "ResnetGenerator", "SharedLatentVAEs", "SpectralPatchDiscriminator", "TranslationWithCycle", "UBlock", "VGG19Features", "spectral_norms"]
+__all__ = [
+    "CasNet",
+    "ContrastAutoencoder",
+    "MultiContrastSynthesisNet",
+    "missing_flags",
+    "ResidualBlock",
+    "ResnetGenerator",
+    "SharedLatentVAEs",
+    "SpectralPatchDiscriminator",
+    "TranslationWithCycle",
+    "UBlock",
+    "VGG19Features",
+    "spectral_norms",
+]

@@ -18,7 +18,14 @@ from monai.networks.blocks import ChannelSELayer, Convolution
 from torch import nn
 
 from ..data.contrasts import missing_flags
-from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, output_layers, spatial_sizes_divisible, upsampling
+from .resnet_generator import (
+    ResidualBlock,
+    _init_normal,
+    encoder_layers,
+    output_layers,
+    spatial_sizes_divisible,
+    upsampling,
+)
 
 
 class Decoder(nn.Module):
@@ -27,14 +34,23 @@ class Decoder(nn.Module):
     ``se_reduction`` is the attention's channel reduction (S's decoder); ``None`` leaves the attention out (A's).
     ``forward`` returns the image and the upsampling outputs (the features that S and A compare)."""
 
-    def __init__(self, spatial_dims: int, channels: int, out_channels: int, num_upsamplings: int = 2,
-                 norm: str | tuple = "INSTANCE", se_reduction: int | None = 16):
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        out_channels: int,
+        num_upsamplings: int = 2,
+        norm: str | tuple = "INSTANCE",
+        se_reduction: int | None = 16,
+    ):
         super().__init__()
         self.ups = nn.ModuleList()
         for _ in range(num_upsamplings):
             up = [upsampling(spatial_dims, channels, norm)]
             if se_reduction is not None:
-                up.append(ChannelSELayer(spatial_dims, channels // 2, r=min(se_reduction, channels // 2), add_residual=True))
+                up.append(
+                    ChannelSELayer(spatial_dims, channels // 2, r=min(se_reduction, channels // 2), add_residual=True)
+                )
             self.ups.append(nn.Sequential(*up))
             channels //= 2
         self.out = nn.Sequential(*output_layers(spatial_dims, channels, out_channels))
@@ -69,9 +85,18 @@ class MultiContrastSynthesisNet(nn.Module):
     Output (B, out_channels, *S) in [-1, 1]. Sizes must be divisible by 2 ** ``num_downsamplings``.
     """
 
-    def __init__(self, spatial_dims: int = 2, num_inputs: int = 3, out_channels: int = 1, num_filters: int = 64,
-                 num_res_blocks: int = 6, num_downsamplings: int = 2, norm: str | tuple = "INSTANCE",
-                 dropout: float = 0.5, se_reduction: int = 16):
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        num_inputs: int = 3,
+        out_channels: int = 1,
+        num_filters: int = 64,
+        num_res_blocks: int = 6,
+        num_downsamplings: int = 2,
+        norm: str | tuple = "INSTANCE",
+        dropout: float = 0.5,
+        se_reduction: int = 16,
+    ):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
@@ -83,13 +108,18 @@ class MultiContrastSynthesisNet(nn.Module):
             nn.Sequential(*encoder_layers(spatial_dims, 1, num_filters, num_downsamplings, norm))
             for _ in range(num_inputs)
         )
-        self.fusion = Convolution(spatial_dims, num_inputs * (channels + 1), channels, kernel_size=1, act="RELU", norm=None)
-        self.res_blocks = nn.Sequential(*(ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks)))
+        self.fusion = Convolution(
+            spatial_dims, num_inputs * (channels + 1), channels, kernel_size=1, act="RELU", norm=None
+        )
+        self.res_blocks = nn.Sequential(
+            *(ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks))
+        )
         self.decoder = Decoder(spatial_dims, channels, out_channels, num_downsamplings, norm, se_reduction)
         self.apply(_init_normal)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """The synthesised target (B, out_channels, *S); with ``return_features`` also the decoder's upsampling
         outputs (through ``forward``, so that DistributedDataParallel sees the call). The return type is the union
         of both, so that ``torch.jit.script`` compiles the one method; called as ``net(x)`` it is the image."""
@@ -104,7 +134,9 @@ class MultiContrastSynthesisNet(nn.Module):
         for _ in range(self.spatial_dims):
             flags = flags.unsqueeze(-1)
         flags = flags.expand([-1, -1] + list(codes[0].shape[2:]))  # (B, N) -> (B, N, *S/4)
-        fused = self.res_blocks(self.fusion(torch.cat(codes + [flags], dim=1)))  # (B, N * 4F + N, *S/4) -> (B, 4F, *S/4)
+        fused = self.res_blocks(
+            self.fusion(torch.cat(codes + [flags], dim=1))
+        )  # (B, N * 4F + N, *S/4) -> (B, 4F, *S/4)
         output, features = self.decoder(fused)
         if return_features:
             return output, features
@@ -124,8 +156,16 @@ class ContrastAutoencoder(nn.Module):
     the logits (the discriminator alone). Both go through ``forward`` so that DistributedDataParallel sees them.
     """
 
-    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, num_filters: int = 64, num_res_blocks: int = 6,
-                 num_downsamplings: int = 2, norm: str | tuple = "INSTANCE", dropout: float = 0.5):
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        num_filters: int = 64,
+        num_res_blocks: int = 6,
+        num_downsamplings: int = 2,
+        norm: str | tuple = "INSTANCE",
+        dropout: float = 0.5,
+    ):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
@@ -137,7 +177,9 @@ class ContrastAutoencoder(nn.Module):
         )
         self.decoder = Decoder(spatial_dims, channels, in_channels, num_downsamplings, norm, se_reduction=None)
         self.head = nn.Sequential(
-            Convolution(spatial_dims, channels, channels, kernel_size=1, act=("LEAKYRELU", {"negative_slope": 0.2}), norm=norm),
+            Convolution(
+                spatial_dims, channels, channels, kernel_size=1, act=("LEAKYRELU", {"negative_slope": 0.2}), norm=norm
+            ),
             Convolution(spatial_dims, channels, 1, kernel_size=4, strides=2, padding=0, conv_only=True),
         )
         self.apply(_init_normal)

@@ -54,7 +54,9 @@ class UBlock(nn.Module):
             raise ValueError(f"need one stride per level: channels={channels}, strides={strides}.")
         for s in strides:
             if s < 1 or kernel_size < s or (kernel_size - s) % 2:
-                raise ValueError(f"kernel_size - stride must be even and >= 0 (size-preserving), got {kernel_size=}, {s=}.")
+                raise ValueError(
+                    f"kernel_size - stride must be even and >= 0 (size-preserving), got {kernel_size=}, {s=}."
+                )
         self.divisor = 1
         for s in strides:
             self.divisor *= s
@@ -66,16 +68,30 @@ class UBlock(nn.Module):
             pad = (kernel_size - strides[i]) // 2  # out = in / stride for both directions
             innermost, outermost = i == n - 1, i == 0
             down = Convolution(
-                spatial_dims, c_in, c_out, strides=strides[i], kernel_size=kernel_size, padding=pad,
-                norm=None if outermost or innermost else norm, act=None if innermost else act,
+                spatial_dims,
+                c_in,
+                c_out,
+                strides=strides[i],
+                kernel_size=kernel_size,
+                padding=pad,
+                norm=None if outermost or innermost else norm,
+                act=None if innermost else act,
                 bias=outermost or innermost or norm is None,
             )
             up = nn.Sequential(
                 get_act_layer(up_act),
                 Convolution(
-                    spatial_dims, c_out if innermost else 2 * c_out, out_channels if outermost else c_in,
-                    strides=strides[i], kernel_size=kernel_size, padding=pad, output_padding=0, is_transposed=True,
-                    act=None, norm=None if outermost else norm, conv_only=outermost,
+                    spatial_dims,
+                    c_out if innermost else 2 * c_out,
+                    out_channels if outermost else c_in,
+                    strides=strides[i],
+                    kernel_size=kernel_size,
+                    padding=pad,
+                    output_padding=0,
+                    is_transposed=True,
+                    act=None,
+                    norm=None if outermost else norm,
+                    conv_only=outermost,
                     dropout=dropout if (dropout and not outermost and i >= n - _DROPOUT_LEVELS) else None,
                     bias=outermost or norm is None,
                 ),
@@ -132,19 +148,33 @@ class CasNet(nn.Module):
         if num_ublocks < 1:
             raise ValueError(f"num_ublocks must be at least 1, got {num_ublocks}.")
         if residual and in_channels != out_channels:
-            raise ValueError(f"a residual CasNet adds its input to its output: needs in_channels == out_channels, got "
-                             f"{in_channels} and {out_channels}.")
+            raise ValueError(
+                f"a residual CasNet adds its input to its output: needs in_channels == out_channels, got "
+                f"{in_channels} and {out_channels}."
+            )
         self.spatial_dims = spatial_dims
         self.num_ublocks = num_ublocks
         self.blocks = nn.ModuleList(
-            UBlock(spatial_dims, in_channels if i == 0 else out_channels, out_channels, channels, strides, kernel_size,
-                   norm, act, up_act, dropout)
+            UBlock(
+                spatial_dims,
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                channels,
+                strides,
+                kernel_size,
+                norm,
+                act,
+                up_act,
+                dropout,
+            )
             for i in range(num_ublocks)
         )
         self.divisor = self.blocks[0].divisor
         self.residual = bool(residual)
         if self.residual:
-            last_conv = [m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))][-1]
+            last_conv = [
+                m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))
+            ][-1]
             nn.init.zeros_(last_conv.weight)  # tanh(0) = 0: the untrained correction is zero
             nn.init.zeros_(last_conv.bias)
 

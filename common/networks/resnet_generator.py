@@ -32,8 +32,9 @@ def spatial_sizes_divisible(x: torch.Tensor, spatial_dims: int, divisor: int) ->
     return True
 
 
-def encoder_layers(spatial_dims: int, in_channels: int, num_filters: int, num_downsamplings: int,
-                   norm: str | tuple = "INSTANCE") -> list[nn.Module]:
+def encoder_layers(
+    spatial_dims: int, in_channels: int, num_filters: int, num_downsamplings: int, norm: str | tuple = "INSTANCE"
+) -> list[nn.Module]:
     """c7s1-F then ``num_downsamplings`` stride-2 3x3 convolutions doubling the filters:
     (B, in_channels, *S) -> (B, F * 2**num_downsamplings, *S / 2**num_downsamplings)."""
     layers: list[nn.Module] = [
@@ -42,7 +43,11 @@ def encoder_layers(spatial_dims: int, in_channels: int, num_filters: int, num_do
     ]
     channels = num_filters
     for _ in range(num_downsamplings):
-        layers.append(Convolution(spatial_dims, channels, channels * 2, strides=2, kernel_size=3, padding=1, act="RELU", norm=norm))
+        layers.append(
+            Convolution(
+                spatial_dims, channels, channels * 2, strides=2, kernel_size=3, padding=1, act="RELU", norm=norm
+            )
+        )
         channels *= 2
     return layers
 
@@ -59,19 +64,34 @@ def upsampling(spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE",
     same number of weights, 4x (2D) or 8x (3D) the multiply-adds of the transposed convolution at this layer.
     """
     if mode == "transposed":
-        return Convolution(spatial_dims, channels, channels // 2, strides=2, kernel_size=3, padding=1,
-                           output_padding=1, is_transposed=True, act="RELU", norm=norm)
+        return Convolution(
+            spatial_dims,
+            channels,
+            channels // 2,
+            strides=2,
+            kernel_size=3,
+            padding=1,
+            output_padding=1,
+            is_transposed=True,
+            act="RELU",
+            norm=norm,
+        )
     if mode == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _reflection_pad(spatial_dims)(1),
-                             Convolution(spatial_dims, channels, channels // 2, kernel_size=3, padding=0, act="RELU",
-                                         norm=norm))
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            _reflection_pad(spatial_dims)(1),
+            Convolution(spatial_dims, channels, channels // 2, kernel_size=3, padding=0, act="RELU", norm=norm),
+        )
     raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}, got {mode!r}.")
 
 
 def output_layers(spatial_dims: int, channels: int, out_channels: int) -> list[nn.Module]:
     """c7s1-out and tanh: an image in [-1, 1]."""
-    return [_reflection_pad(spatial_dims)(3),
-            Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True), Act["TANH"]()]
+    return [
+        _reflection_pad(spatial_dims)(3),
+        Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True),
+        Act["TANH"](),
+    ]
 
 
 class ResidualBlock(nn.Module):
@@ -82,7 +102,16 @@ class ResidualBlock(nn.Module):
         pad = _reflection_pad(spatial_dims)
         self.body = nn.Sequential(
             pad(1),
-            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, act="RELU", norm=norm, dropout=dropout or None),
+            Convolution(
+                spatial_dims,
+                channels,
+                channels,
+                kernel_size=3,
+                padding=0,
+                act="RELU",
+                norm=norm,
+                dropout=dropout or None,
+            ),
             pad(1),
             Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, act=None, norm=norm),
         )

@@ -42,9 +42,18 @@ class SpectralPatchDiscriminator(PatchDiscriminator):
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         super().__init__(
-            spatial_dims=spatial_dims, channels=channels, in_channels=in_channels, out_channels=out_channels,
-            num_layers_d=num_layers_d, kernel_size=kernel_size, activation=activation, norm=None, bias=True,
-            padding=(kernel_size - 1) // 2, dropout=0.0, last_conv_kernel_size=kernel_size,
+            spatial_dims=spatial_dims,
+            channels=channels,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            num_layers_d=num_layers_d,
+            kernel_size=kernel_size,
+            activation=activation,
+            norm=None,
+            bias=True,
+            padding=(kernel_size - 1) // 2,
+            dropout=0.0,
+            last_conv_kernel_size=kernel_size,
         )
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels

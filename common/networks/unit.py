@@ -61,12 +61,19 @@ class SharedLatentVAEs(nn.Module):
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if not 1 <= num_shared_blocks <= num_res_blocks:
-            raise ValueError(f"need 1 <= num_shared_blocks <= num_res_blocks, got {num_shared_blocks} and {num_res_blocks}.")
+            raise ValueError(
+                f"need 1 <= num_shared_blocks <= num_res_blocks, got {num_shared_blocks} and {num_res_blocks}."
+            )
         if source_domain not in (0, 1):
             raise ValueError(f"source_domain must be 0 or 1, got {source_domain}.")
         if isinstance(norm, str) and norm.lower() == "none":
             norm = None  # a command line cannot give None: --gen_norm none
-        self.spatial_dims, self.in_channels, self.source_domain, self.divisor = spatial_dims, in_channels, source_domain, 4
+        self.spatial_dims, self.in_channels, self.source_domain, self.divisor = (
+            spatial_dims,
+            in_channels,
+            source_domain,
+            4,
+        )
         self.latent_channels = channels = num_filters * 4
         own = num_res_blocks - num_shared_blocks
 
@@ -74,13 +81,18 @@ class SharedLatentVAEs(nn.Module):
             return [ResidualBlock(spatial_dims, channels, norm) for _ in range(n)]
 
         self.encoders = nn.ModuleList(
-            nn.Sequential(*encoder_layers(spatial_dims, in_channels, num_filters, 2, norm), *blocks(own)) for _ in range(2)
+            nn.Sequential(*encoder_layers(spatial_dims, in_channels, num_filters, 2, norm), *blocks(own))
+            for _ in range(2)
         )
         self.shared_encoder = nn.Sequential(*blocks(num_shared_blocks))
         self.shared_decoder = nn.Sequential(*blocks(num_shared_blocks))
         self.decoders = nn.ModuleList(
-            nn.Sequential(*blocks(own), upsampling(spatial_dims, channels, norm), upsampling(spatial_dims, channels // 2, norm),
-                          *output_layers(spatial_dims, channels // 4, in_channels))
+            nn.Sequential(
+                *blocks(own),
+                upsampling(spatial_dims, channels, norm),
+                upsampling(spatial_dims, channels // 2, norm),
+                *output_layers(spatial_dims, channels // 4, in_channels),
+            )
             for _ in range(2)
         )
         # UNIT's and CycleGAN's N(0, 0.02) suits normalised layers; without normalisation it would shrink the signal

@@ -21,8 +21,29 @@ __all__ = ["VGG19_LAYERS", "VGG19Features", "expected_state_dict_shapes"]
 logger = logging.getLogger(__name__)
 
 # output channels of the 16 convolutions, "M" a 2x2 max-pool: 5 blocks of 2, 2, 4, 4, 4 convolutions
-_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-                               512, 512, 512, 512, "M")
+_CFG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 CHECKPOINT_NAME = "vgg19-dcbb9e9d.pth"
 CHECKPOINT_URL = f"https://download.pytorch.org/models/{CHECKPOINT_NAME}"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

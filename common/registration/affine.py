@@ -25,8 +25,14 @@ def _normalised_centroid(mask: torch.Tensor) -> torch.Tensor:
     return torch.tensor(centre[::-1])
 
 
-def mask_affine(moving: torch.Tensor, fixed: torch.Tensor, steps: int = 150, lr: float = 0.01,
-                downsample: int | None = None, threshold: float = 0.05) -> torch.Tensor:
+def mask_affine(
+    moving: torch.Tensor,
+    fixed: torch.Tensor,
+    steps: int = 150,
+    lr: float = 0.01,
+    downsample: int | None = None,
+    threshold: float = 0.05,
+) -> torch.Tensor:
     """The affine that pulls ``moving`` onto ``fixed`` (both (C, *S), the same shape and voxel size), as a (D, D + 1)
     matrix in ``affine_grid``'s normalised coordinates (corners aligned): ``apply_affine(moving, theta)`` is aligned
     with ``fixed``.

@@ -21,7 +21,13 @@ from .fields import dice, endpoint_errors, folding_percent, voxel_spacing
 
 FIGURES = ("epe_mm", "epe_p95_mm", "epe_before_mm", "dice_before", "dice_after", "folding_percent", "seconds")
 # the same for the network's own field when a test-time optimisation refines it (T alone beside T + optimisation)
-NETWORK_FIGURES = ("network_epe_mm", "network_epe_p95_mm", "network_dice_after", "network_folding_percent", "network_seconds")
+NETWORK_FIGURES = (
+    "network_epe_mm",
+    "network_epe_p95_mm",
+    "network_dice_after",
+    "network_folding_percent",
+    "network_seconds",
+)
 
 
 def _cpu(x) -> torch.Tensor:
@@ -69,7 +75,9 @@ def registration_figures(item: Mapping) -> dict[str, float]:
     out.update({f"network_{k}": v for k, v in network.items()})
     if "true_ddf" in item:
         true = _cpu(item["true_ddf"])[None]
-        out["epe_before_mm"] = float(endpoint_errors(torch.zeros_like(true), true, voxel_spacing(item["image"]), mask[None]).mean())
+        out["epe_before_mm"] = float(
+            endpoint_errors(torch.zeros_like(true), true, voxel_spacing(item["image"]), mask[None]).mean()
+        )
     if "label" in item and "label_fixed" in item:
         out["dice_before"] = dice(_cpu(item["label"]), _cpu(item["label_fixed"]))
     if "seconds" in item:
@@ -150,12 +158,18 @@ def _grid_volume(shape, step: int = 6) -> torch.Tensor:
 
 class RegistrationReport:
     """Evaluator handler: per pair, a row of ``registration_figures`` in ``<output_dir>/pairs.csv`` and the same beside
-    no registration (the identity) in ``<output_dir>/comparison.md`` (both written when the run completes), and ``<output_dir>/<moving>_registration.png``: fixed | moving | moving warped by T | the warped
+    no registration (the identity) in ``<output_dir>/comparison.md`` (both written when the run completes), and
+    ``<output_dir>/<moving>_registration.png``: fixed | moving | moving warped by T | the warped
     grid | |warped - moving warped by the true deformation| (when it is known), around the axial and coronal slices
     with the most fixed-image foreground. With ``tb_dir`` the panels also go to TensorBoard; without ``output_dir``
     only there (validation during training)."""
 
-    def __init__(self, output_dir: str | os.PathLike | None = None, value_range=(0.0, 1.0), tb_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike | None = None,
+        value_range=(0.0, 1.0),
+        tb_dir: str | os.PathLike | None = None,
+    ):
         self.output_dir, self.value_range = None if output_dir is None else Path(output_dir), tuple(value_range)
         self.panels = PanelOutput(output_dir, tb_dir, suffix="_registration")
 
@@ -180,8 +194,16 @@ class RegistrationReport:
                 titles.append("|warped - true|")
                 span = self.value_range[1] - self.value_range[0]
                 colour_bar = (len(tiles) - 1, "|warped - true|, % of the intensity range", 100.0 / span)
-            self.panels(engine, name, tiles, titles, pick_slice(fixed), self.value_range, coronal=pick_slice(fixed, axis=2),
-                        colour_bar=colour_bar)
+            self.panels(
+                engine,
+                name,
+                tiles,
+                titles,
+                pick_slice(fixed),
+                self.value_range,
+                coronal=pick_slice(fixed, axis=2),
+                colour_bar=colour_bar,
+            )
 
     def _write(self, engine: Engine) -> None:
         if self.output_dir is None:  # panels in TensorBoard only (validation during training)
@@ -190,13 +212,21 @@ class RegistrationReport:
             writer = csv.DictWriter(f, fieldnames=["pair", *FIGURES, *NETWORK_FIGURES], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.rows)
-        lines = ["| pair | registration | mean endpoint error (mm) | 95th percentile (mm) | Dice | folding (%) | s/pair |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| pair | registration | mean endpoint error (mm) | 95th percentile (mm) | Dice | folding (%) | s/pair |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in self.rows:
-            lines.append(f"| {r['pair']} | none (identity) | {r['epe_before_mm']:.2f} | | {r['dice_before']:.3f} | 0.00 | |")
-            lines.append(f"| {r['pair']} | T alone (this model) | {r['network_epe_mm']:.2f} | {r['network_epe_p95_mm']:.2f} "
-                         f"| {r['network_dice_after']:.3f} | {r['network_folding_percent']:.2f} | {r['network_seconds']:.2f} |")
+            lines.append(
+                f"| {r['pair']} | none (identity) | {r['epe_before_mm']:.2f} | | {r['dice_before']:.3f} | 0.00 | |"
+            )
+            lines.append(
+                f"| {r['pair']} | T alone (this model) | {r['network_epe_mm']:.2f} | {r['network_epe_p95_mm']:.2f} "
+                f"| {r['network_dice_after']:.3f} | {r['network_folding_percent']:.2f} | {r['network_seconds']:.2f} |"
+            )
             if r["refined"]:
-                lines.append(f"| {r['pair']} | T + test-time optimisation | {r['epe_mm']:.2f} | {r['epe_p95_mm']:.2f} "
-                             f"| {r['dice_after']:.3f} | {r['folding_percent']:.2f} | {r['seconds']:.2f} |")
+                lines.append(
+                    f"| {r['pair']} | T + test-time optimisation | {r['epe_mm']:.2f} | {r['epe_p95_mm']:.2f} "
+                    f"| {r['dice_after']:.3f} | {r['folding_percent']:.2f} | {r['seconds']:.2f} |"
+                )
         write_text_atomic(self.output_dir / "comparison.md", "\n".join(lines) + "\n")

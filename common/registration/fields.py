@@ -18,7 +18,9 @@ def jacobian_determinant(ddf: torch.Tensor) -> torch.Tensor:
     if ddf.shape[1] != spatial or spatial not in (2, 3):
         raise ValueError(f"expected a (B, D, *S) displacement with D = 2 or 3 spatial dims, got {tuple(ddf.shape)}.")
     # jac[:, i, j] = d(x_i + u_i) / d x_j: (B, D, D, *S)
-    grads = torch.stack([torch.stack(torch.gradient(ddf[:, i], dim=tuple(range(1, spatial + 1))), 1) for i in range(spatial)], 1)
+    grads = torch.stack(
+        [torch.stack(torch.gradient(ddf[:, i], dim=tuple(range(1, spatial + 1))), 1) for i in range(spatial)], 1
+    )
     jac = grads + torch.eye(spatial, dtype=ddf.dtype, device=ddf.device).reshape(1, spatial, spatial, *([1] * spatial))
     return torch.det(jac.movedim((1, 2), (-2, -1)))  # (B, *S, D, D) -> (B, *S)
 
@@ -32,11 +34,14 @@ def folding_percent(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> floa
     return float(100.0 * folded.float().mean())
 
 
-def endpoint_errors(pred: torch.Tensor, true: torch.Tensor, spacing: Sequence[float],
-                    mask: torch.Tensor | None = None) -> torch.Tensor:
+def endpoint_errors(
+    pred: torch.Tensor, true: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """|pred(x) - true(x)| in mm at each voxel (inside ``mask``): a flat tensor. Fields (B, D, *S) in voxels,
     ``spacing`` the voxel size in mm along each array axis."""
-    scale = torch.as_tensor(list(spacing), dtype=pred.dtype, device=pred.device).reshape(1, -1, *([1] * (pred.ndim - 2)))
+    scale = torch.as_tensor(list(spacing), dtype=pred.dtype, device=pred.device).reshape(
+        1, -1, *([1] * (pred.ndim - 2))
+    )
     error = ((pred - true) * scale).norm(dim=1)  # (B, *S)
     return error[mask[:, 0] > 0] if mask is not None else error.flatten()
 
@@ -65,7 +70,9 @@ def ddf_to_world(ddf: torch.Tensor, affine) -> torch.Tensor:
     """Voxel displacements (D, *S) along the array axes -> world displacements in mm (the affine's space: RAS for
     NIfTI through nibabel/MONAI): u_world = A[:D, :D] @ u_voxel."""
     spatial = ddf.shape[0]
-    linear = torch.as_tensor(np.asarray(affine, dtype=np.float64)[:spatial, :spatial], dtype=ddf.dtype, device=ddf.device)
+    linear = torch.as_tensor(
+        np.asarray(affine, dtype=np.float64)[:spatial, :spatial], dtype=ddf.dtype, device=ddf.device
+    )
     return torch.einsum("ij,j...->i...", linear, ddf)
 
 
@@ -73,4 +80,6 @@ def ddf_to_voxels(ddf_world: torch.Tensor, affine) -> torch.Tensor:
     """The inverse of ``ddf_to_world``: world displacements (D, *S) in mm -> voxels along the array axes."""
     spatial = ddf_world.shape[0]
     linear = np.linalg.inv(np.asarray(affine, dtype=np.float64)[:spatial, :spatial])
-    return torch.einsum("ij,j...->i...", torch.as_tensor(linear, dtype=ddf_world.dtype, device=ddf_world.device), ddf_world)
+    return torch.einsum(
+        "ij,j...->i...", torch.as_tensor(linear, dtype=ddf_world.dtype, device=ddf_world.device), ddf_world
+    )

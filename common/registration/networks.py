@@ -34,27 +34,45 @@ class TransformationNetwork(nn.Module):
         integration_steps: scaling-and-squaring steps; 0 for a plain displacement field.
     """
 
-    def __init__(self, spatial_dims: int = 3, channels: Sequence[int] = (16, 32, 32, 32, 32, 32, 32, 32),
-                 final_conv_channels: Sequence[int] = (16, 16), integration_steps: int = 0):
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        channels: Sequence[int] = (16, 32, 32, 32, 32, 32, 32, 32),
+        final_conv_channels: Sequence[int] = (16, 16),
+        integration_steps: int = 0,
+    ):
         super().__init__()
         self.spatial_dims, self.levels = spatial_dims, len(channels) // 2
-        self.unet = VoxelMorphUNet(spatial_dims=spatial_dims, in_channels=2, unet_out_channels=channels[-1],
-                                   channels=tuple(channels), final_conv_channels=tuple(final_conv_channels))
+        self.unet = VoxelMorphUNet(
+            spatial_dims=spatial_dims,
+            in_channels=2,
+            unet_out_channels=channels[-1],
+            channels=tuple(channels),
+            final_conv_channels=tuple(final_conv_channels),
+        )
         flow = [m for m in self.unet.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))][-1]
         nn.init.normal_(flow.weight, 0.0, 1e-5)
         if flow.bias is not None:
             nn.init.zeros_(flow.bias)
-        self.integrate = DVF2DDF(num_steps=integration_steps, mode="bilinear", padding_mode="zeros") if integration_steps > 0 else None
+        self.integrate = (
+            DVF2DDF(num_steps=integration_steps, mode="bilinear", padding_mode="zeros")
+            if integration_steps > 0
+            else None
+        )
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         if pair.ndim != self.spatial_dims + 2 or pair.shape[1] != 2:
-            raise ValueError(f"T takes (batch, 2, *{self.spatial_dims} spatial dims): the fixed and the moving image as "
-                             f"two channels; got shape {list(pair.shape)}.")
+            raise ValueError(
+                f"T takes (batch, 2, *{self.spatial_dims} spatial dims): the fixed and the moving image as "
+                f"two channels; got shape {list(pair.shape)}."
+            )
         factor = 2**self.levels
         for size in pair.shape[2:]:  # a loop, not any() of a generator: torch.jit.script compiles it
             if size % factor != 0:
-                raise ValueError(f"T's spatial sizes must be multiples of {factor} ({self.levels} poolings), got "
-                                 f"{list(pair.shape[2:])}; pad the images (e.g. DivisiblePadd(k={factor})).")
+                raise ValueError(
+                    f"T's spatial sizes must be multiples of {factor} ({self.levels} poolings), got "
+                    f"{list(pair.shape[2:])}; pad the images (e.g. DivisiblePadd(k={factor}))."
+                )
         field = self.unet(pair)  # (B, 2, *S) -> (B, D, *S)
         if self.integrate is not None:
             field = self.integrate(field)

@@ -44,16 +44,32 @@ class InstanceOptimisation(Inferer):
     ``size_divisible`` pads the pair T sees (zeros, at the far end) for its poolings.
     """
 
-    def __init__(self, steps: int | Sequence[int] = 0, lr: float = 0.05, alpha: float = 1.0, beta: float = 1.0,
-                 lg_kernel_size: int = 7, grid_factor: int = 4, downsample: int | Sequence[int] = 1,
-                 size_divisible: int = 1):
+    def __init__(
+        self,
+        steps: int | Sequence[int] = 0,
+        lr: float = 0.05,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        lg_kernel_size: int = 7,
+        grid_factor: int = 4,
+        downsample: int | Sequence[int] = 1,
+        size_divisible: int = 1,
+    ):
         super().__init__()
         factors, level_steps = ensure_tuple(downsample), ensure_tuple(steps)
         if len(factors) != len(level_steps) or any(int(f) < 1 for f in factors) or size_divisible < 1:
-            raise ValueError(f"downsample (each >= 1) and steps need one entry per pyramid level and size_divisible "
-                             f">= 1; got downsample={downsample}, steps={steps}, size_divisible={size_divisible}.")
+            raise ValueError(
+                f"downsample (each >= 1) and steps need one entry per pyramid level and size_divisible "
+                f">= 1; got downsample={downsample}, steps={steps}, size_divisible={size_divisible}."
+            )
         self.levels = [(int(f), int(s)) for f, s in zip(factors, level_steps)]
-        self.lr, self.alpha, self.beta, self.grid_factor, self.size_divisible = lr, alpha, beta, grid_factor, size_divisible
+        self.lr, self.alpha, self.beta, self.grid_factor, self.size_divisible = (
+            lr,
+            alpha,
+            beta,
+            grid_factor,
+            size_divisible,
+        )
         self.local_gradient = {f: LocalGradientLoss(coarser_kernel_size(lg_kernel_size, f)) for f in factors}
         self.network_ddf: torch.Tensor | None = None  # the last call's field of the network alone (input voxels)
         self.network_seconds = float("nan")
@@ -87,7 +103,9 @@ class InstanceOptimisation(Inferer):
             ddf = self._refine(level_pair, ddf, steps, self.local_gradient[factor])
         return resize_field(ddf, size)
 
-    def _refine(self, pair: torch.Tensor, ddf: torch.Tensor, steps: int, local_gradient: LocalGradientLoss) -> torch.Tensor:
+    def _refine(
+        self, pair: torch.Tensor, ddf: torch.Tensor, steps: int, local_gradient: LocalGradientLoss
+    ) -> torch.Tensor:
         """``ddf`` (B, D, *S) plus the correction optimised for ``pair`` (B, 2, *S) in ``steps`` Adam steps."""
         if steps <= 0:
             return ddf
@@ -118,7 +136,9 @@ def coarser_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
 def resize(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(B, C, *S) -> (B, C, *size), (bi/tri)linear with the corners aligned: voxel 0 and voxel s - 1 keep their
     places, so both grids span the same field of view."""
-    return F.interpolate(image, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear", align_corners=True)
+    return F.interpolate(
+        image, size=tuple(size), mode="trilinear" if len(size) == 3 else "bilinear", align_corners=True
+    )
 
 
 def resize_field(ddf: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -146,8 +166,12 @@ def gaussian_blur(image: torch.Tensor, sigma: float, truncated: float = 4.0) -> 
     for axis in range(2, image.ndim):
         blurred, length = image * weights[radius], image.shape[axis]
         for shift in range(1, min(radius, length - 1) + 1):  # the neighbours at +shift and -shift
-            blurred.narrow(axis, shift, length - shift).add_(image.narrow(axis, 0, length - shift), alpha=weights[radius - shift])
-            blurred.narrow(axis, 0, length - shift).add_(image.narrow(axis, shift, length - shift), alpha=weights[radius + shift])
+            blurred.narrow(axis, shift, length - shift).add_(
+                image.narrow(axis, 0, length - shift), alpha=weights[radius - shift]
+            )
+            blurred.narrow(axis, 0, length - shift).add_(
+                image.narrow(axis, shift, length - shift), alpha=weights[radius + shift]
+            )
         image = blurred
     return image
 
@@ -155,8 +179,14 @@ def gaussian_blur(image: torch.Tensor, sigma: float, truncated: float = 4.0) -> 
 def identity_grid(size: Sequence[int], device=None, dtype=None) -> torch.Tensor:
     """The voxel positions of a grid of ``size`` in ``grid_sample``'s coordinates (corners aligned, -1..1, the last
     axis first; a single voxel at -1, as MONAI's ``Warp``), (1, *size, D)."""
-    axes = [torch.linspace(-1, 1, s, device=device, dtype=dtype) if s > 1 else torch.full((1,), -1.0, device=device, dtype=dtype)
-            for s in size]
+    axes = [
+        (
+            torch.linspace(-1, 1, s, device=device, dtype=dtype)
+            if s > 1
+            else torch.full((1,), -1.0, device=device, dtype=dtype)
+        )
+        for s in size
+    ]
     return torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], dim=-1)[None]
 
 
@@ -170,12 +200,16 @@ class BorderWarp:
     def __init__(self, size: Sequence[int], device=None, dtype=None):
         self.size = tuple(size)
         self.identity = identity_grid(size, device, dtype)  # (1, *size, D), the last axis first
-        self.scale = torch.tensor([2 / max(s - 1, 1) for s in size], device=device, dtype=dtype).reshape(1, -1, *[1] * len(size))
+        self.scale = torch.tensor([2 / max(s - 1, 1) for s in size], device=device, dtype=dtype).reshape(
+            1, -1, *[1] * len(size)
+        )
 
     def __call__(self, image: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
         if tuple(ddf.shape[1:]) != (len(self.size), *self.size) or tuple(image.shape[2:]) != self.size:
-            raise ValueError(f"expected an image (B, C, *{self.size}) and a field (B, {len(self.size)}, *{self.size}), "
-                             f"got {tuple(image.shape)} and {tuple(ddf.shape)}.")
+            raise ValueError(
+                f"expected an image (B, C, *{self.size}) and a field (B, {len(self.size)}, *{self.size}), "
+                f"got {tuple(image.shape)} and {tuple(ddf.shape)}."
+            )
         offsets = (ddf * self.scale).movedim(1, -1).flip(-1)  # (B, *size, D), the last axis first
         return F.grid_sample(image, self.identity + offsets, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -187,8 +221,10 @@ class _Diffusion(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, field: torch.Tensor) -> torch.Tensor:
-        differences = [(field[_interior(field.ndim, axis, 2, None)] - field[_interior(field.ndim, axis, None, -2)]) / 2
-                       for axis in range(2, field.ndim)]  # each (B, D, *(S - 2)), along one axis
+        differences = [
+            (field[_interior(field.ndim, axis, 2, None)] - field[_interior(field.ndim, axis, None, -2)]) / 2
+            for axis in range(2, field.ndim)
+        ]  # each (B, D, *(S - 2)), along one axis
         ctx.save_for_backward(*differences)
         ctx.shape = field.shape
         return sum(d.square().sum() for d in differences) / differences[0].numel()
@@ -214,6 +250,8 @@ def diffusion(field: torch.Tensor) -> torch.Tensor:
     """MONAI's ``DiffusionLoss()(field)`` (mean reduction, not normalised), (B, D, *S) -> scalar, faster to
     differentiate (``_Diffusion``); the same shape checks."""
     if field.ndim not in (4, 5) or field.shape[1] != field.ndim - 2 or min(field.shape[2:]) < 3:
-        raise ValueError(f"expected a displacement field (B, D, *S) with D = len(S) = 2 or 3 and every spatial size "
-                         f">= 3 (central differences inside the borders), got shape {tuple(field.shape)}.")
+        raise ValueError(
+            f"expected a displacement field (B, D, *S) with D = len(S) = 2 or 3 and every spatial size "
+            f">= 3 (central differences inside the borders), got shape {tuple(field.shape)}."
+        )
     return _Diffusion.apply(field)
