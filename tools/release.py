@@ -51,74 +51,37 @@ checks the weights against ``large_files.yml``, extracts into a temporary folder
 """
 
 from __future__ import annotations
-
 import argparse
 import csv
 import datetime
-import hashlib
-import http.client
 import json
 import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import zipfile
-from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from common.data.files import sha256_of, write_text_atomic
 
+from tools.release_download import MAX_UNPACKED, ReleaseError, _download_main, check_archive, download  # noqa: F401
+from tools.release_staging import (  # noqa: F401  (the parts, under the names the tests and tools use)
+    BUNDLE_OUTPUTS, EXPORT_ATOL, SCHEMA, WEIGHT_FILES, _cli_value, _fill_results, _ignore,
+    _overrides, _trained_weights, bake_settings,
+    export_checks, github_url_base, load_index, load_weights, next_version, parse_version, release_table,
+    results_section, stage_bundle, torchscript_mode, update_metadata, write_large_files, write_zip,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "tools" / "schema" / "bundle_metadata.schema.json"
 DEFAULT_INDEX = ROOT / "releases" / "index.json"
 DEFAULT_OUT = ROOT / "outputs" / "releases"
 DEFAULT_TAG = "bundles"
-WEIGHT_FILES = ("model.pt", "model.ts", "model.onnx")
-EXPORT_ATOL = 1e-4
-BUNDLE_OUTPUTS = ("models", "eval", "logs")  # top-level folders of a bundle that runs write; never released
 RELEASES_BEGIN, RELEASES_END = "<!-- releases:begin -->", "<!-- releases:end -->"
-MAX_UNPACKED = 8 << 30  # refuse archives that claim more than 8 GiB unpacked
-
-
-class ReleaseError(RuntimeError):
-    """A release or download refused or failed; the message says why."""
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(version))
-    if not match:
-        raise ReleaseError(f"version must be X.Y.Z, got '{version}'.")
-    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
-
-
-def next_version(source_version: str, released: list[str]) -> str:
-    """Patch bump of the newest of the source metadata's version and the versions already released."""
-    major, minor, patch = max([parse_version(source_version), *(parse_version(v) for v in released)])
-    return f"{major}.{minor}.{patch + 1}"
-
-
-def load_index(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.read_text(encoding="utf-8").strip() else {}
-
-
-def _cli_value(value: Any) -> str:
-    """A config override as `python -m monai.bundle` (fire) parses it."""
-    return value if isinstance(value, str) else json.dumps(value).replace(" ", "")
-
-
-def _overrides(values: Mapping[str, Any]) -> list[str]:
-    return [a for k, v in values.items() for a in (f"--{k}", _cli_value(v))]
 
 
 def git_dirty(paths: list[str]) -> list[str]:
@@ -134,6 +97,9 @@ def git_dirty(paths: list[str]) -> list[str]:
 def git_commit() -> str | None:
     result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace")
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+# ------------------------------------------------------------------------------------------- weights
 
 
 class Steps:
@@ -179,269 +145,6 @@ class Steps:
         calls_file = self.logs / f"{step}.calls"
         calls_file.write_text(repr(calls), encoding="utf-8")
         return self._run(step, [sys.executable, "-c", driver, str(calls_file)])
-
-
-# ------------------------------------------------------------------------------------------- weights
-
-
-def load_weights(path: str | os.PathLike, network_key: str) -> OrderedDict:
-    """The network's ``state_dict`` from a ``models/model.pt`` or a training checkpoint's ``network_key`` entry,
-    loaded with ``weights_only=True`` (a pickle that needs anything but tensors and containers is refused)."""
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for arbitrary objects, OSError/RuntimeError for bad files
-        raise ReleaseError(f"cannot load weights from '{path}' with weights_only=True: {e}") from e
-    if isinstance(obj, Mapping) and isinstance(obj.get(network_key), Mapping):
-        obj = obj[network_key]
-    if not (isinstance(obj, Mapping) and obj and all(torch.is_tensor(v) for v in obj.values())):
-        raise ReleaseError(f"'{path}' holds neither a state_dict nor a training checkpoint with a '{network_key}' entry.")
-    return OrderedDict(obj)
-
-
-def _trained_weights(train_root: Path, network_key: str) -> Path:
-    final = train_root / "models" / "model.pt"
-    if final.is_file():
-        return final
-    ckpts = sorted(train_root.glob("models/checkpoints/checkpoint_*.pt"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-    if not ckpts:
-        raise ReleaseError(f"training left neither models/model.pt nor a checkpoint under '{train_root}'.")
-    return ckpts[-1]
-
-
-# ------------------------------------------------------------------------------------------- staging
-
-
-def _ignore(top: Path | None):
-    """copytree's ignore: caches and hidden files everywhere, and ``BUNDLE_OUTPUTS`` directly under ``top``."""
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc") or n.startswith(".")}
-        if top is not None and Path(folder) == top:
-            skip |= {n for n in names if n in BUNDLE_OUTPUTS}
-        return skip
-
-    return ignore
-
-
-def github_url_base(repo: str, tag: str) -> str:
-    """Where GitHub serves a release's assets; ``monai.bundle download --source github --repo OWNER/REPO/<tag>``
-    fetches ``<this>/<name>_v<version>.zip``."""
-    return f"https://github.com/{repo}/releases/download/{tag}"
-
-
-def stage_bundle(name: str, stage_parent: Path) -> Path:
-    """Copy of ``bundles/<name>/`` without weights, checkpoints, logs or results, with ``common/`` vendored."""
-    src = ROOT / "bundles" / name
-    if not (src / "configs" / "metadata.json").is_file():
-        raise ReleaseError(f"'{src}' is not a bundle (no configs/metadata.json).")
-    if (src / "common").exists():
-        raise ReleaseError(f"'{src}/common' exists: the release vendors the repository's common/ there.")
-    stage = stage_parent / name
-    shutil.copytree(src, stage, ignore=_ignore(src))
-    shutil.copytree(ROOT / "common", stage / "common", ignore=_ignore(None))
-    (stage / "models").mkdir()
-    return stage
-
-
-def bake_settings(stage: Path, settings: Mapping[str, Any]) -> list[str]:
-    """Writes ``settings`` into the top-level values of the staged configs that define them; every setting
-    must be defined by at least one config. Returns the config files changed."""
-    used, changed = set(), []
-    for path in sorted((stage / "configs").glob("*.json")):
-        if path.name == "metadata.json":
-            continue
-        config = json.loads(path.read_text(encoding="utf-8"))
-        keys = [k for k in settings if k in config]
-        if keys:
-            for k in keys:
-                config[k] = settings[k]
-            path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
-            used.update(keys)
-            changed.append(path.name)
-    missing = sorted(set(settings) - used)
-    if missing:
-        raise ReleaseError(f"settings {missing} are not top-level values of any config in '{stage / 'configs'}'.")
-    return changed
-
-
-def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[str, Any], release: dict) -> dict:
-    meta = dict(meta)
-    meta["version"] = version
-    meta["changelog"] = {version: changelog, **{k: v for k, v in meta.get("changelog", {}).items() if k != version}}
-    roi = settings.get("roi_size")
-    if roi is not None:  # the patch size the network sees (metadata's spatial_shape follows the released roi_size)
-        for group in ("inputs", "outputs"):
-            for tensor in meta.get("network_data_format", {}).get(group, {}).values():
-                shape = tensor.get("spatial_shape", [])
-                if len(shape) == len(roi) and any(int(v) > 0 for v in shape):  # not a file input of any size (-1)
-                    tensor["spatial_shape"] = list(roi)
-    meta["release"] = release
-    return meta
-
-
-RESULTS_BEGIN, RESULTS_END = "<!-- release-metrics:begin -->", "<!-- release-metrics:end -->"
-
-
-def _fill_results(readme: str, table: str) -> str:
-    """Puts ``table`` between the model card's release-metrics markers (replacing an earlier release's)."""
-    if RESULTS_BEGIN not in readme or RESULTS_END not in readme:
-        raise ValueError(f"the model card has no '{RESULTS_BEGIN}' ... '{RESULTS_END}' section for the release metrics.")
-    head, rest = readme.split(RESULTS_BEGIN, 1)
-    return head + RESULTS_BEGIN + "\n" + table + "\n" + RESULTS_END + rest.split(RESULTS_END, 1)[1]
-
-
-_METRIC_LABELS = {"val_psnr": "PSNR (dB)", "val_ssim": "SSIM", "val_mae": "MAE (intensities scaled to 0..1)",
-                  "val_ncc": "correlation (Pearson r)", "val_vessel_gain_hu": "vessel HU gain",
-                  "val_vessel_hu": "vessel HU after translation", "val_organ_gain_hu": "kidney/liver/spleen HU gain",
-                  "val_stable_change_hu": "bone/muscle/lung mean absolute HU change", "val_cycle_mae_hu": "cycle MAE (HU)",
-                  "val_epe_mm": "T + test-time optimisation: mean endpoint error (mm)",
-                  "val_epe_p95_mm": "T + test-time optimisation: 95th-percentile endpoint error (mm)",
-                  "val_epe_before_mm": "mean endpoint error before registration (mm)",
-                  "val_dice_before": "Dice before registration", "val_dice_after": "T + test-time optimisation: Dice after registration",
-                  "val_folding_percent": "brain voxels with a non-positive Jacobian determinant (%)",
-                  "val_seconds": "seconds per pair (T and any test-time optimisation)",
-                  "val_network_epe_mm": "T alone: mean endpoint error (mm)",
-                  "val_network_epe_p95_mm": "T alone: 95th-percentile endpoint error (mm)",
-                  "val_network_dice_after": "T alone: Dice after registration",
-                  "val_network_seconds": "T alone: seconds per pair (its forward pass)"}
-
-
-def results_section(name: str, version: str, size: str, release: dict, metrics: Mapping[str, float],
-                    checks: Mapping[str, float], sample: str) -> str:
-    settings = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["settings"].items())
-    schedule = ", ".join(f"`{k}={_cli_value(v)}`" for k, v in release["schedule"].items()) or "none (given checkpoint)"
-    rows = "\n".join(f"| {_METRIC_LABELS.get(k, k)} | {v:.4f} |" for k, v in metrics.items())
-    from tools.bundles import BUNDLES
-
-    input_arg = BUNDLES[name]["input_arg"]
-    extras = "".join(f" --{k} {Path(v).name}" for k, v in BUNDLES[name].get("extra_inputs", {}).items())
-    return (
-        f"Release **v{version}** (size `{size}`; weights {release['weights']}). Network settings baked into "
-        f"`configs/*.json`: {settings}. Training schedule: {schedule}. Evaluation "
-        f"(`configs/evaluate.json` on the datalist's validation list; the sections above say what each figure "
-        f"measures):\n\n"
-        f"| metric | value |\n|---|---|\n{rows}\n\n"
-        f"Export checks on a real slice of `{Path(sample).name}` (the released preprocessing, middle axial slice): "
-        f"max |TorchScript - eager| = {checks['torchscript_max_abs_diff']:.2e}, "
-        f"max |ONNX Runtime - eager| = {checks['onnx_max_abs_diff']:.2e} (tolerance {EXPORT_ATOL:g}).\n\n"
-        "Run the downloaded bundle from its own folder (`common` is vendored in it; nothing else than the "
-        "project's requirements is needed):\n\n"
-        "```bash\n"
-        f"python -m monai.bundle download --name {name} --version {version} --url <release zip URL> --bundle_dir bundles\n"
-        f"cd bundles/{name} && python -m monai.bundle run --config_file configs/inference.json --{input_arg} "
-        f"{Path(BUNDLES[name]['sample_input']).name}{extras} --output_dir out\n"
-        "```\n"
-        "From another folder add `PYTHONPATH=<bundle>` (the bundle's root is where its `configs/` folder is)."
-    )
-
-
-# ------------------------------------------------------------------------------------------- checks
-
-
-TORCHSCRIPT_MODES = ("script", "trace")
-
-
-def torchscript_mode(name: str) -> str:
-    """How ``models/model.ts`` of bundle ``name`` is made: ``"script"`` (``torch.jit.script``, the default) or
-    ``"trace"`` where its ``tools/bundles.py`` entry says ``"torchscript": "trace"`` (a network that cannot script)."""
-    from tools.bundles import BUNDLES
-
-    mode = BUNDLES[name].get("torchscript", "script")
-    if mode not in TORCHSCRIPT_MODES:
-        raise ReleaseError(f"tools/bundles.py: {name}'s 'torchscript' must be one of {TORCHSCRIPT_MODES}, got {mode!r}.")
-    return mode
-
-
-def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path, extras: Mapping[str, Path] | None = None) -> dict[str, float]:
-    """TorchScript and ONNX Runtime outputs against eager ``network_def`` on a real, preprocessed patch (``extras``:
-    the further input files the preprocessing reads, by key)."""
-    import numpy as np
-    import onnxruntime
-    import torch
-    from monai.bundle import ConfigParser
-    from monai.transforms import ResizeWithPadOrCrop
-
-    parser = ConfigParser()
-    parser.read_config(str(stage / "configs" / f"{spec['inference']}.json"))
-    parser.read_meta(str(stage / "configs" / "metadata.json"))
-    if "imports" in parser.get():
-        parser.get_parsed_content("imports")
-    roi = [int(r) for r in parser.get_parsed_content("roi_size")]
-    key = spec["image_key"]
-    image = parser.get_parsed_content("preprocessing")({key: str(sample), **{k: str(v) for k, v in (extras or {}).items()}})[key]
-    image = torch.as_tensor(image.as_tensor() if hasattr(image, "as_tensor") else image).float()
-    if image.ndim - 1 == len(roi) + 1:  # a volume for a 2D network: its middle axial slice
-        image = image[..., image.shape[-1] // 2]
-    patch = torch.as_tensor(ResizeWithPadOrCrop(roi, mode="constant", value=float(image.min()))(image)).float()[None]
-    if float((patch > patch.min()).float().mean()) < 0.05:
-        raise ReleaseError(f"the check patch of '{sample}' is almost all background.")
-
-    net = parser.get_parsed_content("network_def")
-    net.load_state_dict(load_weights(stage / "models" / "model.pt", spec["network_key"]))
-    net.eval()
-    with torch.no_grad():
-        eager = net(patch).numpy()
-        scripted = torch.jit.load(str(stage / "models" / "model.ts"), map_location="cpu")(patch).numpy()
-    session = onnxruntime.InferenceSession(str(stage / "models" / "model.onnx"), providers=["CPUExecutionProvider"])
-    onnx_out = session.run(None, {session.get_inputs()[0].name: patch.numpy()})[0]
-    diffs = {"torchscript_max_abs_diff": float(np.abs(scripted - eager).max()),
-             "onnx_max_abs_diff": float(np.abs(onnx_out - eager).max())}
-    if onnx_out.shape != eager.shape or scripted.shape != eager.shape:
-        raise ReleaseError(f"export output shapes {scripted.shape}, {onnx_out.shape} differ from eager {eager.shape}.")
-    bad = {k: v for k, v in diffs.items() if not v <= EXPORT_ATOL}
-    if bad:
-        raise ReleaseError(f"exported models differ from eager on a real patch by more than {EXPORT_ATOL}: {bad}")
-    return diffs
-
-
-# ------------------------------------------------------------------------------------------- packing
-
-
-def write_zip(bundle_dir: Path, zip_path: Path) -> None:
-    """Deterministic zip (sorted members, fixed timestamps) with ``bundle_dir``'s name as its top-level folder."""
-    part = zip_path.with_name(zip_path.name + ".part")
-    with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file() and not _ignored(p.relative_to(bundle_dir))):
-            info = zipfile.ZipInfo(path.relative_to(bundle_dir.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with open(path, "rb") as f, zf.open(info, "w") as out:
-                shutil.copyfileobj(f, out, 1 << 20)
-    os.replace(part, zip_path)
-
-
-def _ignored(rel: Path) -> bool:
-    return any(part == "__pycache__" for part in rel.parts) or rel.suffix == ".pyc"
-
-
-def write_large_files(stage: Path, url_base: str, asset_prefix: str) -> dict[str, dict]:
-    """``large_files.yml`` in the model zoo's format; returns path -> {url, sha256, size}."""
-    import yaml
-
-    assets, entries = {}, []
-    for fname in WEIGHT_FILES:
-        path = stage / "models" / fname
-        digest = sha256_of(path)
-        url = f"{url_base}/{asset_prefix}_{fname}"
-        entries.append({"path": f"models/{fname}", "url": url, "hash_val": digest, "hash_type": "sha256"})
-        assets[f"models/{fname}"] = {"url": url, "sha256": digest, "size": path.stat().st_size}
-    (stage / "large_files.yml").write_text(yaml.safe_dump({"large_files": entries}, sort_keys=False), encoding="utf-8")
-    return assets
-
-
-def release_table(index: Mapping[str, Any]) -> str:
-    rows = []
-    for name in sorted(index):
-        for version, e in sorted(index[name].items(), key=lambda kv: parse_version(kv[0]), reverse=True):
-            metrics = ", ".join(f"{_METRIC_LABELS.get(k, k)} {v:.3f}" for k, v in e.get("metrics", {}).items())
-            rows.append(f"| `{name}` | [{version}]({e['url']}) | {e.get('size_name', '')} | {metrics} | "
-                        f"{e['size'] / 2**20:.1f} MiB | `{e['sha256']}` |")
-    if not rows:
-        return "No release published yet."
-    return ("| bundle | version (zip) | size | evaluation (the model card says on what) | zip size | SHA-256 |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def update_source(name: str, version: str, changelog: str, index: Mapping[str, Any]) -> None:
@@ -677,138 +380,7 @@ def _check_fits(stage: Path, spec: Mapping[str, Any], weights: Mapping[str, Any]
         raise ReleaseError(f"the weights do not fit network_def at size '{size}' ({stage.name}): {str(e)[:1500]}") from e
 
 
-# ------------------------------------------------------------------------------------------- download
-
-
-def _member_problem(info: zipfile.ZipInfo, top: str | None) -> str | None:
-    name = info.filename
-    if not name or "\\" in name or "\x00" in name:
-        return "an empty name, a backslash or a NUL"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "an absolute path"
-    parts = PurePosixPath(name).parts
-    if any(p in ("..", ".") for p in parts) or "//" in name:
-        return "a '..' or '.' component"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "a symbolic link"
-    if top is not None and parts[0] != top:
-        return f"a path outside the bundle folder '{top}/'"
-    if len(parts) == 1 and not info.is_dir():
-        return "a file at the top level (a bundle zip holds one folder)"
-    return None
-
-
-def check_archive(zf: zipfile.ZipFile, name: str | None = None) -> str:
-    """The one top-level folder of a bundle zip; raises ReleaseError for any unsafe or stray member."""
-    infos = zf.infolist()
-    if not infos:
-        raise ReleaseError("the archive is empty.")
-    top = name or PurePosixPath(infos[0].filename).parts[0]
-    seen, total = set(), 0
-    for info in infos:
-        problem = _member_problem(info, top)
-        if problem:
-            raise ReleaseError(f"refusing the archive: member '{info.filename}' has {problem}.")
-        key = info.filename.rstrip("/")
-        if key in seen:
-            raise ReleaseError(f"refusing the archive: member '{info.filename}' appears twice.")
-        seen.add(key)
-        total += info.file_size
-    if total > MAX_UNPACKED:
-        raise ReleaseError(f"refusing the archive: {total} bytes unpacked exceeds {MAX_UNPACKED}.")
-    return top
-
-
-def _check_large_files(bundle: Path) -> None:
-    """Each weight listed in ``large_files.yml`` exists in the bundle with that SHA-256."""
-    listing = bundle / "large_files.yml"
-    if not listing.is_file():
-        return
-    import yaml
-
-    for entry in (yaml.safe_load(listing.read_text(encoding="utf-8")) or {}).get("large_files", []):
-        path = (bundle / entry["path"]).resolve()
-        if bundle.resolve() not in path.parents:
-            raise ReleaseError(f"large_files.yml lists '{entry['path']}' outside the bundle.")
-        if str(entry.get("hash_type", "sha256")).lower() != "sha256" or not entry.get("hash_val"):
-            raise ReleaseError(f"large_files.yml gives no SHA-256 for '{entry['path']}'.")
-        if not path.is_file() or sha256_of(path) != str(entry["hash_val"]).lower():
-            raise ReleaseError(f"'{entry['path']}' is missing or does not match its SHA-256 in large_files.yml.")
-
-
-def download(url: str, sha256: str, dest: str | os.PathLike, name: str | None = None, timeout: float = 60) -> Path:
-    """Downloads a bundle zip to a temporary file in ``dest``, checks its SHA-256 (and Content-Length), its
-    members (one top-level folder, ``name`` if given; no absolute, ``..`` or symlink members) and its weights
-    against ``large_files.yml``, extracts it into a temporary folder and renames that into ``dest/<name>``.
-    Any failure leaves ``dest`` as it was. Returns the bundle folder."""
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256 or ""):
-        raise ReleaseError("a SHA-256 (64 hex digits) is required.")
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest))
-    try:
-        archive, digest, received = tmp / "bundle.zip", hashlib.sha256(), 0
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as f:
-                expected = response.headers.get("Content-Length")
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    f.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-        except http.client.IncompleteRead as e:
-            raise ReleaseError(f"download of '{url}' was cut short: {e!r}") from e
-        except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, resets, bad responses
-            raise ReleaseError(f"download of '{url}' failed: {e!r}") from e
-        if expected is not None and received != int(expected):
-            raise ReleaseError(f"download of '{url}' was cut short: {received} of {expected} bytes.")
-        if digest.hexdigest() != sha256.lower():
-            raise ReleaseError(f"SHA-256 mismatch for '{url}': got {digest.hexdigest()}, expected {sha256.lower()}.")
-        try:
-            zf = zipfile.ZipFile(archive)
-        except zipfile.BadZipFile as e:
-            raise ReleaseError(f"'{url}' is not a zip archive: {e}") from e
-        with zf:
-            top = check_archive(zf, name)
-            final = dest / top
-            if final.exists():
-                raise ReleaseError(f"'{final}' exists already; remove it or pick another --dest.")
-            staging = tmp / "extract"
-            staging.mkdir()
-            root = staging.resolve()
-            for info in zf.infolist():
-                target = (staging / info.filename).resolve()
-                if target != root and root not in target.parents:
-                    raise ReleaseError(f"refusing the archive: member '{info.filename}' escapes the target.")
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-        _check_large_files(staging / top)
-        os.rename(staging / top, final)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------- command line
-
-
-def _download_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.release download",
-                                     description="Download a bundle zip safely (SHA-256, member checks, atomic).")
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--sha256", required=True, help="the zip's SHA-256 (releases/index.json)")
-    parser.add_argument("--dest", default=".", help="folder to put <name>/ in (default: the current folder)")
-    parser.add_argument("--name", help="expected top-level folder (the bundle name)")
-    args = parser.parse_args(argv)
-    try:
-        print(download(args.url, args.sha256, args.dest, args.name))
-    except ReleaseError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
