@@ -8,7 +8,7 @@ from torch import nn
 
 from ..data.contrasts import missing_flags, random_input_subsets, with_inputs
 from ..losses import SelfRepresentationLoss
-from .gan import generator_adversarial_loss
+from ..losses.adversarial import generator_adversarial_loss
 
 INPUT_SUBSETS = ("all", "random")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gan import discriminator_adversarial_loss, generator_adversarial_loss, lsgan_loss
+from ..losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss, lsgan_loss
 from .image_pool import ImagePool
 
 

@@ -7,8 +7,8 @@ from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss, Pat
 from monai.networks.blocks import Warp
 from torch import nn
 
+from ..losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss
 from ..losses.local_gradient import LocalGradientLoss
-from .gan import discriminator_adversarial_loss, generator_adversarial_loss
 
 
 class DeformGANStep:

@@ -7,7 +7,7 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 
 from ..losses import ContentLoss, FeatureMatchingLoss, StyleLoss
-from .gan import discriminator_adversarial_loss, generator_adversarial_loss
+from ..losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss
 
 
 class MedGANStep:

@@ -18,14 +18,8 @@ from monai.networks.blocks import ChannelSELayer, Convolution
 from torch import nn
 
 from ..data.contrasts import missing_flags
-from .resnet_generator import (
-    ResidualBlock,
-    _init_normal,
-    encoder_layers,
-    output_layers,
-    spatial_sizes_divisible,
-    upsampling,
-)
+from .resnet_generator import ResidualBlock, encoder_layers, output_layers, upsampling
+from .utils import check_input, init_normal
 
 
 class Decoder(nn.Module):
@@ -61,15 +55,6 @@ class Decoder(nn.Module):
             x = up(x)
             features.append(x)
         return self.out(x), features
-
-
-def _check_input(x: torch.Tensor, name: str, channels: int, spatial_dims: int, divisor: int) -> None:
-    """A (B, channels, *S) input with ``spatial_dims`` sizes divisible by ``divisor``, or a ValueError saying so."""
-    if x.dim() < 2 or x.shape[1] != channels or not spatial_sizes_divisible(x, spatial_dims, divisor):
-        raise ValueError(
-            f"{name} expects a (B, {channels}, *spatial) input with {spatial_dims} spatial sizes divisible by "
-            f"{divisor}, got shape {list(x.shape)}."
-        )
 
 
 class MultiContrastSynthesisNet(nn.Module):
@@ -115,7 +100,7 @@ class MultiContrastSynthesisNet(nn.Module):
             *(ResidualBlock(spatial_dims, channels, norm, dropout) for _ in range(num_res_blocks))
         )
         self.decoder = Decoder(spatial_dims, channels, out_channels, num_downsamplings, norm, se_reduction)
-        self.apply(_init_normal)
+        self.apply(init_normal)
 
     def forward(
         self, x: torch.Tensor, return_features: bool = False
@@ -123,7 +108,7 @@ class MultiContrastSynthesisNet(nn.Module):
         """The synthesised target (B, out_channels, *S); with ``return_features`` also the decoder's upsampling
         outputs (through ``forward``, so that DistributedDataParallel sees the call). The return type is the union
         of both, so that ``torch.jit.script`` compiles the one method; called as ``net(x)`` it is the image."""
-        _check_input(x, "MultiContrastSynthesisNet", 2 * self.num_inputs, self.spatial_dims, self.divisor)
+        check_input(x, "MultiContrastSynthesisNet", 2 * self.num_inputs, self.spatial_dims, self.divisor)
         missing = missing_flags(x, self.num_inputs)  # (B, N)
         given = 1.0 - missing
         codes: list[torch.Tensor] = []  # one per branch: the ModuleList's fixed length, not the data's
@@ -182,10 +167,10 @@ class ContrastAutoencoder(nn.Module):
             ),
             Convolution(spatial_dims, channels, 1, kernel_size=4, strides=2, padding=0, conv_only=True),
         )
-        self.apply(_init_normal)
+        self.apply(init_normal)
 
     def forward(self, x: torch.Tensor, decode: bool = True):
-        _check_input(x, "ContrastAutoencoder", self.in_channels, self.spatial_dims, self.divisor)
+        check_input(x, "ContrastAutoencoder", self.in_channels, self.spatial_dims, self.divisor)
         code = self.encoder(x)  # (B, 4F, *S/4)
         logits = self.head(code)  # (B, 1, (S/4 - 4) / 2 + 1 ...)
         if not decode:

@@ -12,7 +12,7 @@ from monai.networks.layers.utils import get_act_layer
 from monai.networks.utils import normal_init
 from torch import nn
 
-from .resnet_generator import spatial_sizes_divisible
+from .utils import spatial_sizes_divisible
 
 __all__ = ["UBlock", "CasNet"]
 

@@ -7,29 +7,12 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Act
 from torch import nn
 
+from .utils import init_normal, spatial_sizes_divisible
+
 
 def _reflection_pad(spatial_dims: int) -> type[nn.Module]:
     """torch's ReflectionPad2d / ReflectionPad3d (MONAI's Pad factory has no reflection padding)."""
     return {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}[spatial_dims]
-
-
-def _init_normal(module: nn.Module) -> None:
-    """The CycleGAN reference initialisation: convolution weights ~ N(0, 0.02), biases 0."""
-    if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-
-def spatial_sizes_divisible(x: torch.Tensor, spatial_dims: int, divisor: int) -> bool:
-    """Whether ``x`` is (B, C, *S) with ``spatial_dims`` sizes, each divisible by ``divisor``: the generators' input
-    check, written as a loop over the sizes (not ``any`` of a generator) so that ``torch.jit.script`` compiles it."""
-    if x.dim() != spatial_dims + 2:
-        return False
-    for size in x.shape[2:]:
-        if size % divisor != 0:
-            return False
-    return True
 
 
 def encoder_layers(
@@ -154,7 +137,7 @@ class ResnetGenerator(nn.Module):
             channels //= 2
         layers += output_layers(spatial_dims, channels, out_channels)
         self.model = nn.Sequential(*layers)
-        self.apply(_init_normal)
+        self.apply(init_normal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not spatial_sizes_divisible(x, self.spatial_dims, self.divisor):

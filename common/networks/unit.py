@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ae_gan import _check_input
-from .resnet_generator import ResidualBlock, _init_normal, encoder_layers, output_layers, upsampling
+from .resnet_generator import ResidualBlock, encoder_layers, output_layers, upsampling
+from .utils import check_input, init_normal
 
 __all__ = ["SharedLatentVAEs", "TranslationWithCycle"]
 
@@ -98,14 +98,14 @@ class SharedLatentVAEs(nn.Module):
         # UNIT's and CycleGAN's N(0, 0.02) suits normalised layers; without normalisation it would shrink the signal
         # about threefold per convolution, and after some twenty of them the output is a constant: He initialisation
         # (fan-in, ReLU) keeps its scale
-        self.apply(_init_normal if norm is not None else _init_he)
+        self.apply(init_normal if norm is not None else _init_he)
         if norm is None:  # the output convolutions small: tanh starts in its linear range, not saturated
             for decoder in self.decoders:
-                decoder[-2].apply(_init_normal)  # (..., c7s1 output convolution, tanh)
+                decoder[-2].apply(init_normal)  # (..., c7s1 output convolution, tanh)
 
     def encode(self, x: torch.Tensor, domain: int) -> torch.Tensor:
         """The posterior mean mu(x) of domain ``domain``'s image: (B, C_in, *S) -> (B, 4F, *S / 4)."""
-        _check_input(x, "SharedLatentVAEs", self.in_channels, self.spatial_dims, self.divisor)
+        check_input(x, "SharedLatentVAEs", self.in_channels, self.spatial_dims, self.divisor)
         _check_domain(domain)
         # TorchScript indexes a ModuleList only by a literal: the domain's encoder is picked by enumerating both
         h = x
