@@ -130,8 +130,10 @@ DEMOS = {
         "inputs": {"fixed": HELD_OUT.format("t2"), "moving": HELD_OUT.format("t1")},
         "nifti": "TCGA-DU-7294_t1_bet_normalized_warped.nii.gz",
         "panel": "TCGA-DU-7294_t2_bet_normalized_registration.png",
-        "scored_on": "Held-out subject TCGA-DU-7294: its T1 registered onto its T2 deformed by a known (seeded) smooth "
-                     "deformation and small affine; endpoint errors inside the brain mask, Dice of the brain mask",
+        "scored_on": "Held-out subjects TCGA-DU-7294 and OpenMS-patient26 (mean of the two; each on its own row below): "
+                     "each one's T1 registered onto its T2 deformed by a known (seeded) smooth deformation and small "
+                     "affine; endpoint errors inside the brain (TCGA-DU-7294's mask, OpenMS-patient26's skull-stripped "
+                     "foreground), Dice of the brain mask where there is one",
         "figures": [("T alone: endpoint error", "val_network_epe_mm", "{:.2f} mm"),
                     ("T + test-time optimisation: endpoint error", "val_epe_mm", "{:.2f} mm"),
                     ("95th percentile", "val_epe_p95_mm", "{:.2f} mm"), ("Dice", "val_dice_after", "{:.3f}"),
