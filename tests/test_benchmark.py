@@ -345,3 +345,21 @@ def test_print_pairs_shows_t_alone_beside_t_with_its_optimisation(capsys):
     means = out[out.index(next(ln for ln in out if ln.startswith("mean"))):]
     assert [ln.split()[-6:-4] for ln in means[:3]] == [["alone", "4.00"], ["opt.", "1.50"], ["SyN", "1.00"]]
     assert means[3:] == ["SyN s/pair / T s/pair: 10.0x"]
+
+
+def test_print_pairs_of_the_clinical_pairs(capsys):
+    """The clinical pairs' report (no known deformation, no Dice) prints with its own title, T alone beside T +
+    optimisation and SyN, even without SyN's settings in the report."""
+    def row(epe, seconds):
+        nan = float("nan")
+        return {"pair": "OpenMS-long-patient03-study2 T1W->FLAIR", "epe_mm": epe, "epe_p95_mm": 2 * epe,
+                "epe_before_mm": 5.6, "dice_before": nan, "dice_after": nan, "folding_percent": 0.0, "seconds": seconds}
+
+    rows = {"T alone": [row(5.0, 0.5)], "T": [row(1.0, 4.0)], "SyN": [row(0.8, 40.0)]}
+    report = {"threads": 2, "pairs_bundle": "x", "clinical": {"rows": rows, "refine_steps": [30, 10]}}
+    benchmark.print_pairs(report, "clinical")
+    out = capsys.readouterr().out
+    assert "raw clinical pairs" in out and "authors' ITK transform" in out
+    means = out.splitlines()[out.splitlines().index(next(ln for ln in out.splitlines() if ln.startswith("mean"))):]
+    assert [ln.split()[-6:-4] for ln in means[:3]] == [["alone", "5.00"], ["opt.", "1.00"], ["SyN", "0.80"]]
+    assert means[3:] == ["SyN s/pair / T s/pair: 10.0x"]

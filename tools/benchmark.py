@@ -123,8 +123,12 @@ def run_worker(args: argparse.Namespace) -> None:
     elif kind == "clinical":
         from tools.clinical_pairs import measure_clinical
 
+        from tools.registration_baseline import syn_arguments
+
         register = _baseline_registrations(args.threads, args.syn_transform, args.syn_options, args.ants_venv)
         result = measure_clinical(args.pairs, args.data, {b: register[b] for b in args.baselines}, args.pair_overrides)
+        if "SyN" in args.baselines:
+            result.update(syn_transform=args.syn_transform, syn_options=syn_arguments(args.syn_options))
     elif kind == "pairs":
         result = measure_pairs(args.pairs, args.data, args.pair_seeds, args.threads, args.pair_overrides, args.baselines,
                                args.syn_transform, args.syn_options, args.ants_venv)
@@ -313,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         report["training"][size] = benchmark_size(size, args)
     if not args.skip_inference:
         report["inference"] = {"bundle": spawn("bundle_inference", args), "network": spawn("network_inference", args)}
+    if args.json:  # first: the numbers are kept whatever the printing does
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if report["training"]:
         print_table(report)
     if "pairs" in report:
@@ -322,7 +328,6 @@ def main(argv: list[str] | None = None) -> None:
     if "clinical" in report:
         print_pairs(report, "clinical")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
 
 

@@ -177,7 +177,7 @@ def print_pairs(report: dict, key: str = "pairs") -> None:
             }.get(key, "the evaluation pairs, against the known deformation")
     print(f"\nRegistration of {what} ({report['pairs_bundle']});"
           f" {report['threads']} CPU threads (elastix: 1, see tools/registration_baseline.py); "
-          + (f"ANTs {result['syn_transform']} {json.dumps(result['syn_options'])}; " if "SyN" in rows else "")
+          + (f"ANTs {result.get('syn_transform', '')} {json.dumps(result.get('syn_options', {}))}; " if "SyN" in rows else "")
           + "T with "
           f"{result.get('refine_steps', 0)} steps of test-time optimisation (the bundle's refine_steps), "
           f"downsampled {result.get('refine_downsample', 1)}x, lr {result.get('refine_lr')}, smoothness "
