@@ -14,7 +14,6 @@ pipeline, not a ground truth, so the figure is an agreement, not an error.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +111,7 @@ def score(ddf_voxels, pair: dict, image, seconds: float, transform: str | Path) 
             "folding_percent": folding_percent(ddf[None], torch.as_tensor(mask)[None, None]), "seconds": float(seconds)}
 
 
-def measure_clinical(bundle_dir: Path, data_dir: Path, register: dict, overrides: dict | None = None,
-                     spacing_keys: Sequence[str] = ("pixdim",)) -> dict:
+def measure_clinical(bundle_dir: Path, data_dir: Path, register: dict, overrides: dict | None = None) -> dict:
     """T alone, T + the bundle's test-time optimisation and the baselines in ``register`` (name -> ``(fixed,
     moving, spacing) -> (ddf voxels, seconds)``) on every clinical pair, through the bundle's inference
     preprocessing at its settings after ``overrides``. Returns ``{"rows": {method: [figures]}, ...settings}``."""
@@ -122,34 +120,29 @@ def measure_clinical(bundle_dir: Path, data_dir: Path, register: dict, overrides
     import torch
     from monai.bundle import ConfigWorkflow
 
-    rows: dict[str, list[dict]] = {"T alone": [], "T": [], **{name: [] for name in register}}
-    settings: dict = {}
+    wf = ConfigWorkflow(config_file=str(bundle_dir / "configs" / "inference.json"), workflow_type="infer",
+                        bundle_root=str(bundle_dir), **(overrides or {}))
+    wf.initialize()
+    get = wf.parser.get_parsed_content
+    device, network, inferer, preprocessing = get("device"), get("network"), get("inferer"), get("preprocessing")
+    network.load_state_dict(torch.load(get("ckpt_path"), map_location=device, weights_only=True))
+    network.eval()
+    refines = getattr(inferer, "refines", False)
+    rows: dict[str, list[dict]] = {**({"T alone": []} if refines else {}), "T": [], **{name: [] for name in register}}
     for pair in clinical_pairs(data_dir):
-        wf = ConfigWorkflow(config_file=str(bundle_dir / "configs" / "inference.json"), workflow_type="infer",
-                            bundle_root=str(bundle_dir), fixed=pair["fixed"], moving=pair["moving"],
-                            output_dir=str(bundle_dir / "clinical_unused"), **(overrides or {}))
-        wf.initialize()
-        get = wf.parser.get_parsed_content
-        device, network, inferer = get("device"), get("network"), get("inferer")
-        network.load_state_dict(torch.load(get("ckpt_path"), map_location=device, weights_only=True))
-        network.eval()
-        item = get("preprocessing")({"image": pair["fixed"], "moving": pair["moving"]})
-        image = item["image"]  # (2, *S): fixed, moving on one RAS grid
+        image = preprocessing({"image": pair["fixed"], "moving": pair["moving"]})["image"]  # (2, *S) on one RAS grid
         with torch.no_grad():
             start = time.perf_counter()
             ddf = inferer(image[None].as_tensor().to(device), network)[0].cpu()
             seconds = time.perf_counter() - start
-        network_ddf = inferer.network_ddf[0].cpu() if getattr(inferer, "refines", False) else ddf
-        network_seconds = inferer.network_seconds if getattr(inferer, "refines", False) else seconds
-        rows["T alone"].append(score(network_ddf, pair, image, network_seconds, pair["transform"]))
+        if refines:  # "T" is T alone otherwise
+            rows["T alone"].append(score(inferer.network_ddf[0].cpu(), pair, image, inferer.network_seconds, pair["transform"]))
         rows["T"].append(score(ddf, pair, image, seconds, pair["transform"]))
         spacing = [float(v) for v in image.pixdim]
         for name, method in register.items():
             baseline_ddf, baseline_seconds = method(image[0].numpy(), image[1].numpy(), spacing)
             rows[name].append(score(baseline_ddf, pair, image, baseline_seconds, pair["transform"]))
-        settings = {k: get(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
-        settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
-        wf.finalize()
-    if not settings or not any(int(n) > 0 for n in np.atleast_1d(settings["refine_steps"])):
-        rows.pop("T alone")  # no optimisation: "T" is T alone
+    settings = {k: get(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
+    settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+    wf.finalize()
     return {"rows": rows, **settings}

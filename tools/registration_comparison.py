@@ -34,6 +34,7 @@ def _pair_settings(parser, baselines: Sequence[str], syn_transform: str, syn_opt
     settings = {k: parser.get_parsed_content(k) for k in ("refine_steps", "refine_downsample", "pixdim")}
     inferer = parser.get_parsed_content("validate#inferer")
     settings.update({f"refine_{k}": getattr(inferer, k) for k in ("lr", "alpha", "grid_factor") if hasattr(inferer, k)})
+    settings["refines"] = bool(getattr(inferer, "refines", False))  # whether T alone gets a row of its own
     if "SyN" in baselines:
         settings.update(syn_transform=syn_transform, syn_options=syn_arguments(syn_options))
     return settings
@@ -79,7 +80,7 @@ def measure_pairs(bundle_dir: Path, data_dir: Path, seeds: int, threads: int, ov
                     rows[baseline].append({"pair": f"{name} (seed {seed})", **registration_figures(scored)})
             settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
             wf.finalize()
-    return {"rows": with_network_rows(rows, _refines(settings)), **settings}
+    return {"rows": with_network_rows(rows, settings["refines"]), **settings}
 
 
 def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides: dict | None = None,
@@ -125,12 +126,7 @@ def measure_anatomical(bundle_dir: Path, data_dir: Path, threads: int, overrides
                 rows[baseline].append({"pair": pair["pair"], **figures})
         settings = _pair_settings(wf.parser, baselines, syn_transform, syn_options)
         wf.finalize()
-    return {"rows": with_network_rows(rows, _refines(settings)), **settings}
-
-
-def _refines(settings: dict) -> bool:
-    steps = settings.get("refine_steps", 0)
-    return any(int(n) > 0 for n in (steps if isinstance(steps, (list, tuple)) else [steps]))
+    return {"rows": with_network_rows(rows, settings["refines"]), **settings}
 
 
 def with_network_rows(rows: dict, refined: bool) -> dict:
