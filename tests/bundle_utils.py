@@ -9,26 +9,34 @@ from pathlib import Path
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from tools.bundles import datalist_override
+from tools.bundles import BUNDLES as SPECS
+from tools.bundles import datalist_override, size_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
 
-# small networks on 4 mm volumes (60x60x39): seconds per bundle run on two CPU cores
-TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
-TRAIN_TEST_SIZE = {**TEST_SIZE, "disc_filters": 8}
+# tools/bundles.py's "test" size of each bundle (small networks on 4 mm volumes: seconds per bundle run on two CPU
+# cores): its network settings and the step's choices in its schedule (each test sets the length and the datalist);
+# *_TEST_SIZE without TRAIN: what inference.json takes of it
+_LOOP = ("datalist", "iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")
+
+
+def _train_size(bundle: str) -> dict:
+    schedule = SPECS[bundle]["sizes"]["test"]["schedule"]
+    return {**size_settings(bundle, "test"), **{k: v for k, v in schedule.items() if k not in _LOOP}}
+
+
+TEST_SIZE, TRAIN_TEST_SIZE = size_settings("cyclegan", "test", "inference"), _train_size("cyclegan")
 # MedGAN: 2 U-blocks of 3 levels (sizes divisible by 8), the frozen VGG-19 randomly initialised (no weights file in
 # tests), one generator update per iteration
-MEDGAN_TEST_SIZE = {"num_ublocks": 2, "gen_channels": [8, 16, 32], "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
-MEDGAN_TRAIN_TEST_SIZE = {**MEDGAN_TEST_SIZE, "disc_filters": 8, "vgg_weights": "random", "generator_updates": 1}
-# AE-GAN: 8 filters, 2 residual blocks (the autoencoder-discriminator is sized with the synthesis network)
-AE_GAN_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
+MEDGAN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE = size_settings("medgan", "test", "inference"), _train_size("medgan")
+# AE-GAN: the autoencoder-discriminator is sized with the synthesis network, so one size serves both
+AE_GAN_TEST_SIZE = _train_size("ae_gan")
 # patch-based GMM UNIT: 32x32 axial patches of the CT at 4 mm (the contrast abdomen is 33 voxels across there)
-UNIT_GMM_TEST_SIZE = {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]}
-UNIT_GMM_TRAIN_TEST_SIZE = {**UNIT_GMM_TEST_SIZE, "disc_filters": 8}
+UNIT_GMM_TEST_SIZE, UNIT_GMM_TRAIN_TEST_SIZE = size_settings("unit_gmm", "test", "inference"), _train_size("unit_gmm")
 # Deform-GAN: whole brains at 4 mm cropped/padded to 48^3, a two-level T with 8-16 filters, a three-level G
-DEFORM_GAN_TEST_SIZE = {"t_channels": [8, 16, 16, 16], "t_final_channels": [8], "pixdim": [4.0, 4.0, 4.0]}
-DEFORM_GAN_TRAIN_TEST_SIZE = {**DEFORM_GAN_TEST_SIZE, "roi_size": [48, 48, 48], "gen_channels": [8, 16, 32], "disc_filters": 8}
+DEFORM_GAN_TEST_SIZE = size_settings("deform_gan", "test", "inference")
+DEFORM_GAN_TRAIN_TEST_SIZE = _train_size("deform_gan")
 
 
 def configs(bundle: str, *names: str) -> list[str]:

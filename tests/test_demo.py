@@ -10,15 +10,16 @@ from monai.bundle import ConfigParser
 
 from bundle_utils import BUNDLES
 from tools import demo
-from tools.demo import DEMOS, inference_keys, write_servable_bundle
+from tools.bundles import config_keys, size_settings
+from tools.demo import DEMOS, write_servable_bundle
 
 
 @pytest.mark.parametrize("name", sorted(DEMOS))
 def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
-    size = DEMOS[name]["size"]
+    size = size_settings(name, "demo")
     parser = ConfigParser()
     parser.read_config(str(BUNDLES / name / "configs" / "inference.json"))
-    parser.update({k: v for k, v in size.items() if k in inference_keys(name)})
+    parser.update({k: v for k, v in size.items() if k in config_keys(name, "inference")})
     torch.manual_seed(0)
     net = parser.get_parsed_content("network_def")
     torch.save(net.state_dict(), tmp_path / "model.pt")
@@ -31,7 +32,7 @@ def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
     assert bundle == dest / name and [p.name for p in dest.iterdir()] == [name]
     assert not (bundle / "stale.txt").exists() and (bundle / "common" / "networks" / "__init__.py").is_file()
     inference = json.loads((bundle / "configs" / "inference.json").read_text(encoding="utf-8"))
-    assert {k: inference[k] for k in inference_keys(name) & set(size)} == {k: size[k] for k in inference_keys(name) & set(size)}
+    assert {k: inference[k] for k in config_keys(name, "inference") & set(size)} == {k: size[k] for k in config_keys(name, "inference") & set(size)}
     served_parser = ConfigParser()
     served_parser.read_config(str(bundle / "configs" / "inference.json"))
     served = served_parser.get_parsed_content("network_def")

@@ -24,12 +24,9 @@ import torch
 import yaml
 
 from bundle_utils import BUNDLES as BUNDLES_DIR
-from bundle_utils import (
-    AE_GAN_TEST_SIZE, DEFORM_GAN_TRAIN_TEST_SIZE, MEDGAN_TRAIN_TEST_SIZE, ROOT, TRAIN_TEST_SIZE, UNIT_GMM_TRAIN_TEST_SIZE,
-    source_files, workflow,
-)
+from bundle_utils import ROOT, source_files, workflow
 from tools import release
-from tools.bundles import BUNDLES, TEST_DATALIST
+from tools.bundles import BUNDLES, TEST_DATALIST, size_settings, training_overrides
 
 
 def _sha256(data: bytes) -> str:
@@ -61,17 +58,24 @@ def test_every_bundle_folder_is_in_the_release_list():
     assert folders == set(BUNDLES), "add each bundle to tools/bundles.py: the release checks iterate over it"
 
 
-def test_release_test_size_is_the_tests_size():
-    assert BUNDLES["cyclegan"]["sizes"]["test"]["settings"] == TRAIN_TEST_SIZE
-    medgan = BUNDLES["medgan"]["sizes"]["test"]
-    assert {**medgan["settings"], **medgan["schedule"]} == {
-        **MEDGAN_TRAIN_TEST_SIZE, **{k: medgan["schedule"][k] for k in ("datalist", "iterations_per_epoch", "n_epochs", "n_epochs_decay", "val_interval")}}
+def test_each_bundle_has_one_record_of_its_named_sizes():
+    """tools/bundles.py is the one record: the paper's default read from train.json, the demo's length split as the
+    demo trains, inference given only the settings it has, and the brain bundles' test size on the tests' subset."""
+    assert all(set(spec["sizes"]) == {"default", "demo", "release", "test"} for spec in BUNDLES.values())
+    assert size_settings("cyclegan", "default") == {"num_filters": 64, "num_res_blocks": 9, "disc_filters": 64,
+                                                    "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256]}
+    assert size_settings("unit_gmm", "default")["roi_size"] == [64, 64]  # train.json's expression, evaluated
+    assert size_settings("deform_gan", "default")["lg_kernel_size"] == 7
+    assert size_settings("cyclegan", "test", "inference") == {"num_filters": 8, "num_res_blocks": 2,
+                                                              "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]}
+    assert training_overrides("cyclegan", "demo") == {"lambda_identity": 0.0, "source_augmentation": "@intensity_augmentation",
+                                                      "iterations_per_epoch": 500, "n_epochs": 3, "n_epochs_decay": 1,
+                                                      "val_interval": 4}
+    assert training_overrides("unit_gmm", "demo", iterations=40)["iterations_per_epoch"] == 10
+    assert training_overrides("medgan", "release") == BUNDLES["medgan"]["sizes"]["release"]["schedule"]
     # the brain bundles' test releases train and evaluate on the tests' subset, the CT bundle on its own datalist
     assert {b: spec["sizes"]["test"]["schedule"].get("datalist") for b, spec in BUNDLES.items()} == {
         "cyclegan": TEST_DATALIST, "medgan": TEST_DATALIST, "ae_gan": TEST_DATALIST, "unit_gmm": None, "deform_gan": TEST_DATALIST}
-    assert BUNDLES["ae_gan"]["sizes"]["test"]["settings"] == AE_GAN_TEST_SIZE
-    assert BUNDLES["unit_gmm"]["sizes"]["test"]["settings"] == UNIT_GMM_TRAIN_TEST_SIZE
-    assert BUNDLES["deform_gan"]["sizes"]["test"]["settings"] == DEFORM_GAN_TRAIN_TEST_SIZE
 
 
 def test_torchscript_exports_are_scripted_unless_a_bundle_says_trace(monkeypatch):

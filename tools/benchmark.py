@@ -30,13 +30,13 @@ preprocessing, slice-wise inference, inversion, saving), the time spent inside t
 the plain generator time for the same number of patches (256x256 slices; UNIT's 64x64 tiles) in batches of 8 under
 ``no_grad`` (``--infer-batches`` batches timed and scaled to the volume, since a full pass takes minutes on a CPU).
 
-Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry):
+Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry; each size is the named size of
+``tools/bundles.py``, the one record of the bundles' sizes):
 
 * ``cyclegan``: the plain step is the pytorch-CycleGAN-and-pix2pix reference's ``optimize_parameters``: LSGAN
   + L1 cycle x10 + identity x5, image pools of 50, G_A+G_B with D frozen then D_A+D_B. Sizes: ``default`` is the
-  config as shipped (the paper's); ``2mm`` the release size; ``demo`` the quick start's; ``test`` what the tests
-  use. Without a GPU the default size runs at roughly 9 s/iteration on 2 cores: the whole benchmark takes ~6
-  minutes.
+  config as shipped (the paper's); ``release``, ``demo`` and ``test`` those of ``tools/bundles.py``. Without a
+  GPU the default size runs at roughly 9 s/iteration on 2 cores: the whole benchmark takes ~6 minutes.
 * ``medgan``: the plain step is ``MedGANStep`` written out: ``generator_updates`` updates of the CasNet (D
   frozen; BCE adversarial + 20 x L1 of the image and D's hidden features + 1e-4 x VGG-19 style (Gram) and
   content + ``lambda_pixel`` x pixel L1), then one of the spectrally normalised D. Sizes: ``default`` is the

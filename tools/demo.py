@@ -28,64 +28,27 @@ import time
 from pathlib import Path
 
 from tools import sample_data
+from tools.bundles import BUNDLES, config_keys, size_settings, training_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_{}_bet_normalized.nii.gz"
 QUICK_DATALIST = "datalists/brain_mri_quick.json"  # the MRI demos' subjects (tools/sample_datalists.py)
 HELD_OUT_T1 = HELD_OUT.format("t1")
 
+# what each demo shows and prints; its size, schedule and length are tools/bundles.py's "demo" size
 DEMOS = {
     "cyclegan": {
-        # 3 mm slices (81x81, padded to 84), half the paper's filters and 6 residual blocks (the paper's choice for
-        # small images). On the held-out subject this beat 2 mm slices at the same wall-clock budget (more iterations
-        # fit: 2000 here against 600): see the bundle's model card. tools/benchmark.py measures each size's cost.
-        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [84, 84], "num_filters": 32, "num_res_blocks": 6,
-                 "disc_filters": 32},
-        # No identity loss (the bundle's default 0.5 is the reference implementation's): T1 and T2 intensities are
-        # anti-correlated inside the brain, and the identity term held the generator near the identity mapping for
-        # the whole short run (output correlated with the T1, r = +0.55, against the T2 r = -0.19). Without it the
-        # output takes on T2 contrast (r = +0.28 against the T2): see the bundle's model card.
-        # Source-only intensity augmentation (random gamma and histogram shifts of the T1 against the sites' different
-        # contrasts): +0.5 dB PSNR and r +0.09 on the held-out subject, in both of two seeds (the model card's table).
-        "training": {"lambda_identity": 0.0, "source_augmentation": "@intensity_augmentation"},
-        "iterations": 2000,
         "output": "synthetic_t2",
         "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "medgan": {
-        # 3 mm slices padded to 96x96, 3 U-blocks of 5 levels (32..256 filters): tools/bundles.py's release size.
-        # Measured on the two held-out subjects (the model card's "What generalises"): Nyúl-Udupa standardisation
-        # with landmarks learned on the 18 training subjects and spatial augmentation of T1 and T2 together brought
-        # the model from 1.0 dB below the oracle line on TCGA-DU-7294 (3 subjects, percentiles) to the level of both
-        # baselines on both subjects
-        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96], "num_ublocks": 3,
-                 "gen_channels": [32, 64, 128, 256, 256], "disc_filters": 32, "intensity_scaling": "nyul"},
         # the full brain MRI set (210 MB): its 18 training subjects with a T1; the same two held out
         "groups": ["brain_mri"],
         "datalist": "datalists/brain_mri.json",
-        # measured on the held-out subject (the model card's table): the learning rate 1e-3 and source-only intensity
-        # augmentation (random gamma and histogram shifts against the sites' different contrasts) lifted the
-        # correlation with the real T2 from +0.17 (the paper's settings, 800 iterations) to +0.49. No style and
-        # content losses: without the ImageNet VGG-19 file (never downloaded here) a random VGG-19 gave terms below
-        # 1e-4 of the generator loss at the paper's weights while costing 60 % of each iteration
-        "training": {"generator_updates": 1, "lr": 0.001, "lambda_style": 0.0, "lambda_content": 0.0,
-                     "source_augmentation": "@intensity_augmentation", "spatial_augmentation": "@random_affine"},
-        "iterations": 2000,
         "output": "synthetic_t2",
         "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "ae_gan": {
-        # 3 mm slices padded to 96x96, a quarter of the paper's filters (16; the release, tools/bundles.py, trains 32)
-        # and its 6 residual blocks. Measured on the held-out subject (the model card): the learning rate made no difference (1e-3
-        # and the authors' 2e-4 within 0.05 dB); per-contrast intensity augmentation of the inputs raised the
-        # three-input PSNR from 14.99 to 15.18 dB; training on every contrast a subject has (the paper's setting, the
-        # bundle's default) rather than on random subsets raised it to 15.35 dB and r from +0.38 to +0.48, and still
-        # served the other combinations as well on average (CSTAR-stroke, without T1c, teaches the mask vector).
-        # 2000 iterations (MedGAN's demo length, 12 to 13 min here) rather than 1500: three-input PSNR 15.74 / 15.56 dB
-        # and r +0.54 / +0.49 over two seeds; above MedGAN's demo in PSNR and MAE, below it in SSIM (the model card)
-        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96], "num_filters": 16, "num_res_blocks": 6},
-        "training": {"lr": 0.001, "input_augmentation": "@intensity_augmentation"},
-        "iterations": 2000,
         "output": "synthetic_t2",
         "titles": "T1 | T1c | FLAIR | synthetic T2 | real T2 | their difference, with its colour bar",
         # inference from the three contrasts; the evaluation scores all seven combinations
@@ -94,15 +57,6 @@ DEMOS = {
         "combinations": True,
     },
     "unit_gmm": {
-        # 3 mm (the non-contrast scan's own spacing: no domain is upsampled, so sharpness tells the discriminators
-        # nothing), 32x32 axial patches (96 mm: inside the smallest contrast scan), half the paper's filters and its
-        # 4 residual blocks per side, no normalisation in the VAEs (instance norm normalises each 32x32 tile on its
-        # own, so a tile inside the liver loses its HU level: blocky, shifted output): tools/bundles.py's release size.
-        # See the bundle's model card for what was measured.
-        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32], "num_filters": 32, "num_res_blocks": 4,
-                 "gen_norm": "none", "disc_filters": 32, "disc_layers": 2},
-        "training": {},
-        "iterations": 3000,
         "groups": ["ct"],
         "output": "synthetic_contrast",
         "titles": "non-contrast | synthetic contrast | cycle back to non-contrast (soft-tissue window)",
@@ -115,16 +69,6 @@ DEMOS = {
                     ("cycle MAE", "val_cycle_mae_hu", "{:.0f} HU")],
     },
     "deform_gan": {
-        # 3 mm whole brains (64^3), VoxelMorph's T, a smaller G (16..64 filters) and D (16): tools/bundles.py's release
-        # size. The local gradient neighbourhood keeps the paper's extent in mm (n = 7 at 1 mm; 3 voxels at 3 mm: with
-        # 7 voxels, 21 mm, it barely moved the field, measured in the model card); learning rate 1e-3 (see there too);
-        # 100 steps of test-time optimisation after T (refine_steps): the short CPU training alone does not generalise
-        "size": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [64, 64, 64], "gen_channels": [16, 32, 64], "disc_filters": 16,
-                 "lg_kernel_size": 3, "refine_steps": 100},
-        # same-subject pairs only, as every figure of the demo in the model card was measured; the bundle's default
-        # mixes in inter-subject pairs (inter_subject_ratio 0.5), not yet measured at the demo's length
-        "training": {"lr": 0.001, "inter_subject_ratio": 0.0},
-        "iterations": 300,
         "output": "warped",
         "titles": "fixed T2 (deformed) | moving T1 | T1 warped by T | warped grid | |warped - true|",
         "inputs": {"fixed": HELD_OUT.format("t2"), "moving": HELD_OUT.format("t1")},
@@ -231,11 +175,6 @@ def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> P
     return final
 
 
-def inference_keys(name: str) -> set[str]:
-    """Top-level values of the bundle's ``inference.json`` (the demo passes it only those of its size)."""
-    return set(json.loads((ROOT / "bundles" / name / "configs" / "inference.json").read_text(encoding="utf-8")))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("bundle", nargs="?", default="cyclegan", choices=sorted(DEMOS), help="which bundle (default: cyclegan)")
@@ -264,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     name, demo = args.bundle, DEMOS[args.bundle]
-    iterations = args.iterations or demo["iterations"]
+    size = size_settings(name, "demo")
+    iterations = args.iterations or BUNDLES[name]["sizes"]["demo"]["iterations"]
     configs = ROOT / "bundles" / name / "configs"
 
     data_dir, out = Path(args.data_dir).resolve(), (Path(args.output_dir) / name).resolve()
@@ -283,20 +223,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         return 1
 
     datalist = demo.get("datalist", None if "groups" in demo else QUICK_DATALIST)  # the CT and registration: their own
-    common = {"dataset_dir": str(data_dir), "bundle_root": str(out), **demo["size"],
+    common = {"dataset_dir": str(data_dir), "bundle_root": str(out), **size,
               **({"datalist": str(data_dir / datalist)} if datalist else {})}
-    # 3/4 of the iterations at the full learning rate, then linear decay to zero (the paper's schedule, shortened)
-    epochs = 4
-    per_epoch = max(1, iterations // epochs)
-    run_bundle([configs / "train.json"], {**common, **demo["training"], "iterations_per_epoch": per_epoch, "n_epochs": 3,
-                                          "n_epochs_decay": 1, "val_interval": epochs, "seed": args.seed})
+    run_bundle([configs / "train.json"], {**common, **training_overrides(name, "demo", iterations), "seed": args.seed})
     run_bundle([configs / "train.json", configs / "evaluate.json"], common)
-    keys = inference_keys(name)
+    keys = config_keys(name, "inference")
     inputs = {k: str(data_dir / v) for k, v in demo.get("inputs", {"input": HELD_OUT_T1}).items()}
     run_bundle([configs / "inference.json"], {**{k: v for k, v in common.items() if k in keys}, **inputs,
                                               "output_dir": str(out / "eval")})
 
-    served = write_servable_bundle(name, out / "models" / "model.pt", out.parent / "bundles", demo["size"])
+    served = write_servable_bundle(name, out / "models" / "model.pt", out.parent / "bundles", size)
     metrics = {k: float(v) for k, v in csv.reader(open(out / "eval" / "metrics.csv", encoding="utf-8"))}
     first_input = Path(next(iter(inputs.values())))
     nifti = out / "eval" / demo.get("nifti", first_input.name.replace(".nii.gz", f"_{demo['output']}.nii.gz"))

@@ -194,7 +194,7 @@ def build_release(
     threads: int | None = None,
 ) -> dict:
     """Builds one bundle's release (see the module docstring); returns its index entry plus local paths."""
-    from tools.bundles import BUNDLES, datalist_override
+    from tools.bundles import BUNDLES, datalist_override, size_settings, training_overrides
 
     if name not in BUNDLES:
         raise ReleaseError(f"unknown bundle '{name}'; tools/bundles.py lists {sorted(BUNDLES)}.")
@@ -215,7 +215,7 @@ def build_release(
     data_dir = Path(data_dir).resolve()
     sample = data_dir / spec["sample_input"]
     extras = {k: data_dir / v for k, v in spec.get("extra_inputs", {}).items()}
-    settings, schedule = spec["sizes"][size]["settings"], dict(spec["sizes"][size]["schedule"]) if train else {}
+    settings, schedule = size_settings(name, size), training_overrides(name, size) if train else {}
 
     watched = [f"bundles/{name}", "common", "tools/bundles.py"]
     dirty = git_dirty(watched) if not allow_dirty else []

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.bundles import BUNDLES, datalist_override
+from tools.bundles import BUNDLES, datalist_override, shipped_value, size_settings
 from tools.plain_steps import (
     _ae_gan_plain, _ae_gan_synthesis, _casnet, _cyclegan_plain, _deform_gan_plain, _device, _medgan_plain,
     _resnet_generator, _shared_latent_vaes, _transformation_network, _unit_gmm_plain,
@@ -56,16 +56,15 @@ class Benchmark:
         return {**self.overrides, **self.sizes[size]}
 
 
-def _released(bundle: str, size: str, schedule_keys: tuple[str, ...] = ()) -> dict:
-    """A size of ``tools/bundles.py``: its network settings and the named keys of its training schedule."""
-    entry = BUNDLES[bundle]["sizes"][size]
-    return {**entry["settings"], **{k: entry["schedule"][k] for k in schedule_keys if k in entry["schedule"]}}
+def _size(bundle: str, size: str, schedule_keys: tuple[str, ...] = ()) -> dict:
+    """A named size of ``tools/bundles.py``: its network settings and the named keys of its training schedule."""
+    schedule = BUNDLES[bundle]["sizes"][size]["schedule"]
+    return {**size_settings(bundle, size), **{k: schedule[k] for k in schedule_keys if k in schedule}}
 
 
 def _shipped(bundle: str, keys: tuple[str, ...]) -> dict:
-    """Top-level values of the bundle's ``train.json`` as shipped (plain JSON values, not expressions)."""
-    config = json.loads((ROOT / "bundles" / bundle / "configs" / "train.json").read_text(encoding="utf-8"))
-    return {k: config[k] for k in keys}
+    """Top-level values of the bundle's ``train.json`` as shipped."""
+    return {k: shipped_value(bundle, k) for k in keys}
 
 
 # the plain step needs these at every size (the release schedule turns the VGG-19 losses off)
@@ -85,30 +84,16 @@ _DEFORM_GAN_SHIPPED = _shipped("deform_gan", ("t_channels", "t_final_channels", 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
         title="CycleGAN",
-        sizes={
-            "default": {"num_filters": 64, "num_res_blocks": 9, "disc_filters": 64,
-                        "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256]},
-            "2mm": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
-                    "pixdim": [2.0, 2.0, 2.0], "roi_size": [128, 128]},
-            "demo": {"num_filters": 32, "num_res_blocks": 6, "disc_filters": 32,
-                     "pixdim": [3.0, 3.0, 3.0], "roi_size": [84, 84]},
-            "test": {"num_filters": 8, "num_res_blocks": 2, "disc_filters": 8,
-                     "pixdim": [4.0, 4.0, 4.0], "roi_size": [64, 64]},
-        },
+        sizes={size: _size("cyclegan", size) for size in ("default", "release", "demo", "test")},
         # ~9 s/it at default on 2 cores
-        iterations={"default": (2, 5), "2mm": (3, 20), "demo": (3, 40), "test": (10, 100)},
+        iterations={"default": (2, 5), "release": (3, 20), "demo": (3, 40), "test": (10, 100)},
         default_sizes=("default", "demo", "test"),
         plain=_cyclegan_plain,
         generator=_resnet_generator,
     ),
     "medgan": Benchmark(
         title="MedGAN",
-        sizes={
-            "default": {"num_ublocks": 6, "gen_channels": [64, 128, 256, 512, 512, 512, 512, 512], "disc_filters": 64,
-                        "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256], **_MEDGAN_LOSS},
-            "release": {**_MEDGAN_LOSS, **_released("medgan", "release", tuple(_MEDGAN_LOSS))},
-            "test": {**_MEDGAN_LOSS, **_released("medgan", "test", tuple(_MEDGAN_LOSS))},
-        },
+        sizes={size: {**_MEDGAN_LOSS, **_size("medgan", size, tuple(_MEDGAN_LOSS))} for size in ("default", "release", "test")},
         iterations={"default": (1, 2), "release": (2, 10), "test": (5, 30)},
         default_sizes=("default", "release", "test"),
         plain=_medgan_plain,
@@ -117,11 +102,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "ae_gan": Benchmark(
         title="AE-GAN",
-        sizes={
-            "default": {"num_filters": 64, "num_res_blocks": 6, "pixdim": [1.0, 1.0, 1.0], "roi_size": [256, 256], **_AE_GAN_INPUTS},
-            "release": {**_AE_GAN_INPUTS, **_released("ae_gan", "release", tuple(_AE_GAN_INPUTS))},
-            "test": {**_AE_GAN_INPUTS, **_released("ae_gan", "test", tuple(_AE_GAN_INPUTS))},
-        },
+        sizes={size: {**_AE_GAN_INPUTS, **_size("ae_gan", size, tuple(_AE_GAN_INPUTS))} for size in ("default", "release", "test")},
         # ~17 s/it at default on 2 cores
         iterations={"default": (1, 3), "release": (3, 20), "test": (10, 50)},
         default_sizes=("default", "release", "test"),
@@ -131,12 +112,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "unit_gmm": Benchmark(
         title="patch-based GMM UNIT",
-        sizes={
-            "default": {"num_filters": 64, "num_res_blocks": 4, "disc_filters": 64, "pixdim": [1.5, 1.5, 1.5],
-                        "roi_size": [64, 64], **_UNIT_GMM_SHIPPED},
-            "release": {**_UNIT_GMM_SHIPPED, **_released("unit_gmm", "release")},
-            "test": {**_UNIT_GMM_SHIPPED, **_released("unit_gmm", "test")},
-        },
+        sizes={size: {**_UNIT_GMM_SHIPPED, **_size("unit_gmm", size)} for size in ("default", "release", "test")},
         iterations={"default": (2, 10), "release": (5, 50), "test": (10, 100)},
         default_sizes=("default", "release", "test"),
         plain=_unit_gmm_plain,
@@ -144,11 +120,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "deform_gan": Benchmark(
         title="Deform-GAN",
-        sizes={
-            "default": {**_DEFORM_GAN_SHIPPED, "pixdim": [1.0, 1.0, 1.0], "roi_size": [160, 192, 160]},
-            "release": {**_DEFORM_GAN_SHIPPED, **_released("deform_gan", "release")},
-            "test": {**_DEFORM_GAN_SHIPPED, **_released("deform_gan", "test")},
-        },
+        sizes={size: {**_DEFORM_GAN_SHIPPED, **_size("deform_gan", size)} for size in ("default", "release", "test")},
         iterations={"default": (1, 3), "release": (3, 20), "test": (5, 30)},
         default_sizes=("default", "release", "test"),
         plain=_deform_gan_plain,
