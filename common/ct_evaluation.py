@@ -25,25 +25,36 @@ from .baselines import HistogramMapping
 from .data.ct import hu_to_window, window_to_hu
 from .data.files import write_text_atomic
 
+# fat has no TotalSegmentator "total" label: the unlabelled voxels whose input is in FAT_HU get FAT_LABEL (with_fat)
+FAT_LABEL = 1000
+FAT_HU = (-190.0, -30.0)
 # anatomical regions as TotalSegmentator v2 ("total" task) label ids, the labels of the sample data's example_seg
 TOTALSEGMENTATOR_REGIONS: dict[str, list[int]] = {
     "aorta": [52],
-    "other vessels": [53, 54, 55, 56, 57, 58, 59, 60, 62, 63, 64, 65, 66, 67, 68],  # veins, arteries, venae cavae
+    "portal vein": [64],  # portal and splenic vein
+    "other vessels": [53, 54, 55, 56, 57, 58, 59, 60, 62, 63, 65, 66, 67, 68],  # veins, arteries, venae cavae
     "kidneys": [2, 3],
     "liver": [5],
     "spleen": [1],
     "bone": [25, *range(26, 51), *range(69, 79), 91, *range(92, 118)],  # sacrum, vertebrae, limbs, hips, skull, ribs
     "muscle": list(range(80, 90)),  # gluteal, autochthonous and iliopsoas muscles
     "lung": [10, 11, 12, 13, 14],
+    "fat": [FAT_LABEL],
 }
 # which regions each figure pools
 GROUPS = {
-    "vessels": ("aorta", "other vessels"),
+    "vessels": ("aorta", "portal vein", "other vessels"),
     "organs": ("kidneys", "liver", "spleen"),
     "stable": ("bone", "muscle", "lung"),
 }
 BODY_HU = -500.0  # above this the input is body, for the cycle error and the histogram mapping
 FIGURES = ("vessel_hu", "vessel_gain_hu", "organ_gain_hu", "stable_change_hu", "cycle_mae_hu")
+
+
+def with_fat(label: torch.Tensor, before: torch.Tensor, fat_hu: Sequence[float] = FAT_HU) -> torch.Tensor:
+    """``label`` with ``FAT_LABEL`` where it is 0 (no organ) and the input ``before`` (HU) lies in ``fat_hu``."""
+    fat = (label.round() == 0) & (before >= fat_hu[0]) & (before <= fat_hu[1])
+    return torch.where(fat, torch.as_tensor(float(FAT_LABEL), dtype=label.dtype), label)
 
 
 def _region(label: torch.Tensor, ids: Iterable[int]) -> torch.Tensor:
@@ -56,7 +67,9 @@ def region_table(
     label: torch.Tensor,
     regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
 ) -> dict[str, dict[str, float]]:
-    """Per region present in ``label``: voxels, mean HU before and after, mean change and mean absolute change."""
+    """Per region present in ``label`` (fat: ``with_fat``): voxels, mean HU before and after, mean change and mean
+    absolute change."""
+    label = with_fat(label, before)
     table = {}
     for name, ids in regions.items():
         inside = _region(label, ids)
@@ -83,6 +96,7 @@ def enhancement_figures(
     given): mean HU in the vessels after translation, its gain over the input, the mean gain in the enhancing
     organs, the mean absolute change in bone, muscle and lung, and the mean |cycle - input| in the body."""
     nan = float("nan")
+    label = with_fat(label, before)
 
     def pooled(group: str):
         ids = [i for name in GROUPS[group] for i in regions.get(name, ())]

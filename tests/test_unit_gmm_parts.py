@@ -252,19 +252,60 @@ def test_colocated_patches_at_the_same_relative_position(real_ct):
     assert min(fractions) < 0.3
 
 
+def test_colocated_patches_matched_by_lung_ratio(real_ct):
+    """alignment="lung": each patch pair comes from slices of the same body region (lung ratios within the
+    tolerance), so a chest scan's lung slices are never paired with an abdomen's; two copies of one volume give
+    patches of the same slice; scans of no common region are refused by name."""
+    abdomen, zooms = real_ct  # example_ct: abdomen, lung bases in its top slices only
+    chest = torch.as_tensor(np.asarray(nib.load(SHARED / "ct" / "pulmonary_report_models_ct_cropped.nii.gz").dataobj,
+                                       dtype=np.float32))[None]
+    affine = np.diag([*map(float, zooms), 1.0])  # one grid for both: the sampler works in voxels
+    a, b = MetaTensor(abdomen, affine=affine), MetaTensor(chest, affine=affine)
+    hu_lung = (-950.0, -500.0)
+    ra, rb = (RandColocatedPatchd.lung_ratios(v, hu_lung) for v in (a, b))
+    by_hand = ((abdomen[..., 5] > -950) & (abdomen[..., 5] <= -500)).sum() / (abdomen[..., 5] > -500).sum()
+    assert ra[5] == pytest.approx(float(by_hand))
+    assert ra[:100].max() < 0.2 and rb.max() > 0.8  # the abdomen has almost no lung, the chest crop a lot
+    lung = RandColocatedPatchd(keys=["A", "B"], roi_size=[32, 32], alignment="lung", threshold=-600,
+                               background_probability=0, lung_range=hu_lung, lung_tolerance=0.1)
+    relative = RandColocatedPatchd(keys=["A", "B"], roi_size=[32, 32], threshold=-600, background_probability=0)
+    gaps = {"lung": [], "relative": []}
+    for seed in range(40):
+        for name, sampler in (("lung", lung), ("relative", relative)):
+            sampler.set_random_state(seed)
+            out = sampler({"A": a, "B": b})
+            za, zb = (out[k].meta["patch_center"][2] for k in "AB")
+            gaps[name].append(abs(ra[za] - rb[zb]))
+    assert max(gaps["lung"]) <= 0.1 + 1e-9
+    assert max(gaps["relative"]) > 0.3  # the position alone pairs abdomen with lung
+    lung.set_random_state(0)
+    same = {"A": a, "B": MetaTensor(abdomen.clone(), affine=affine)}
+    for _ in range(10):
+        out = lung(same)
+        assert out["A"].meta["patch_center"] == out["B"].meta["patch_center"]
+        torch.testing.assert_close(out["A"].as_tensor(), out["B"].as_tensor())
+    with pytest.raises(ValueError, match="share no body region"):
+        RandColocatedPatchd(keys=["A", "B"], roi_size=[32, 32], alignment="lung", lung_range=hu_lung,
+                            lung_tolerance=0.01)({"A": a, "B": MetaTensor(torch.full_like(chest, -700.0), affine=affine)})
+
+
 def test_enhancement_figures_by_hand():
-    before = torch.tensor([40.0, 50.0, 30.0, 10.0, -800.0, 200.0, -1000.0])
-    after = torch.tensor([240.0, 150.0, 90.0, 20.0, -790.0, 180.0, -1000.0])
-    cycle = torch.tensor([30.0, 60.0, 30.0, 10.0, -800.0, 200.0, -1000.0])
-    label = torch.tensor([52, 63, 5, 86, 10, 30, 0])  # aorta, IVC, liver, muscle, lung, vertebra, background
+    before = torch.tensor([40.0, 50.0, 30.0, 10.0, -800.0, 200.0, -1000.0, 35.0, -100.0, -20.0])
+    after = torch.tensor([240.0, 150.0, 90.0, 20.0, -790.0, 180.0, -1000.0, 205.0, -60.0, 0.0])
+    cycle = torch.tensor([30.0, 60.0, 30.0, 10.0, -800.0, 200.0, -1000.0, 35.0, -100.0, -20.0])
+    # aorta, IVC, liver, muscle, lung, vertebra, air, portal vein, unlabelled at fat HU, unlabelled above fat HU
+    label = torch.tensor([52, 63, 5, 86, 10, 30, 0, 64, 0, 0])
     figures = enhancement_figures(before, after, label, cycle)
-    assert figures["vessel_hu"] == pytest.approx(195.0) and figures["vessel_gain_hu"] == pytest.approx(150.0)
+    assert figures["vessel_hu"] == pytest.approx((240 + 150 + 205) / 3)
+    assert figures["vessel_gain_hu"] == pytest.approx((200 + 100 + 170) / 3)
     assert figures["organ_gain_hu"] == pytest.approx(60.0)
     assert figures["stable_change_hu"] == pytest.approx((10 + 10 + 20) / 3)
-    assert figures["cycle_mae_hu"] == pytest.approx((10 + 10 + 0 + 0 + 0) / 5)  # the body: above -500 HU
+    assert figures["cycle_mae_hu"] == pytest.approx((10 + 10) / 8)  # the body: above -500 HU
     table = region_table(before, after, label)
-    assert set(table) == {"aorta", "other vessels", "liver", "muscle", "lung", "bone"}
+    assert set(table) == {"aorta", "portal vein", "other vessels", "liver", "muscle", "lung", "bone", "fat"}
     assert table["aorta"] == {"voxels": 1, "before": 40.0, "after": 240.0, "gain": 200.0, "abs_change": 200.0}
+    assert table["portal vein"]["gain"] == pytest.approx(170.0)
+    assert table["fat"] == {"voxels": 1, "before": -100.0, "after": -60.0, "gain": 40.0, "abs_change": 40.0}
     assert set(TOTALSEGMENTATOR_REGIONS["kidneys"]) == {2, 3}
 
 

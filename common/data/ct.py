@@ -119,6 +119,13 @@ class RandColocatedPatchd(Randomizable, MapTransform):
       centre voxel ``shape // 2`` is drawn such that the patch lies inside every volume (where one is smaller than
       the patch: such that its centre does): the same physical coordinates when the scans are centred alike, but
       only the part of the larger scans that overlaps the smallest one is ever sampled.
+    * ``alignment="lung"``: the same body region along the axial axis, matched by anatomy rather than position. Each
+      axial slice is described by its lung ratio (voxels in ``lung_range`` over voxels above it: about 1 in the
+      chest, near 0 in the abdomen and pelvis). A relative position is drawn in a randomly chosen key's volume;
+      every other volume takes, among its slices whose lung ratio is within ``lung_tolerance`` of that slice's, the
+      one nearest the same relative height (a draw with no such slice is redrawn). In-plane as ``"relative"``. A
+      chest-to-abdomen scan paired with an abdomen-only scan then gives patches of the abdomen only; its chest
+      slices are sampled with a chest scan.
 
     With a 2D ``roi_size`` the patch is 2D, from the axial slice (last axis) at that position. Where a patch leaves its
     volume it is padded with ``pad_value`` (padding the discriminator could learn to expect from one domain only:
@@ -138,13 +145,17 @@ class RandColocatedPatchd(Randomizable, MapTransform):
         max_tries: int = 10,
         background_probability: float = 0.1,
         pad_value: float = -1.0,
+        lung_range: Sequence[float] = (-0.952, -0.659),
+        lung_tolerance: float = 0.1,
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(roi_size) not in (2, 3):
             raise ValueError(f"roi_size must have 2 (axial patches) or 3 entries, got {roi_size}.")
-        if alignment not in ("relative", "center"):
-            raise ValueError(f"alignment must be 'relative' or 'center', got '{alignment}'.")
+        if alignment not in ("relative", "center", "lung"):
+            raise ValueError(f"alignment must be 'relative', 'center' or 'lung', got '{alignment}'.")
+        # lung_range defaults to -950..-500 HU in the window units of HUWindowd(-1024, 2048)
+        self.lung_range, self.lung_tolerance = (float(lung_range[0]), float(lung_range[1])), float(lung_tolerance)
         self.roi_size, self.alignment = [int(r) for r in roi_size], alignment
         self.threshold, self.min_fraction, self.max_tries, self.pad_value = (
             threshold,
@@ -174,7 +185,32 @@ class RandColocatedPatchd(Randomizable, MapTransform):
         inside = np.clip(center, size // 2, shape - size + size // 2)
         return np.where(shape >= size, inside, center)
 
-    def _centers(self, shapes: Sequence[Sequence[int]], size: Sequence[int]) -> list[np.ndarray]:
+    @staticmethod
+    def lung_ratios(volume: torch.Tensor, lung_range: Sequence[float]) -> np.ndarray:
+        """Per axial slice of ``volume`` (C, X, Y, Z): voxels inside ``lung_range`` (low, high) over voxels above it,
+        (Z,); 0 where a slice has no voxel above it."""
+        v = torch.as_tensor(volume)
+        lung = ((v > lung_range[0]) & (v <= lung_range[1])).sum(dim=(0, 1, 2)).double()
+        tissue = (v > lung_range[1]).sum(dim=(0, 1, 2)).double()
+        return (lung / tissue.clamp(min=1.0)).numpy() * (tissue > 0).numpy()
+
+    def _lung_matched(self, ratios: Sequence[np.ndarray], shapes, size) -> list[np.ndarray] | None:
+        position = self.R.uniform(0.0, 1.0, 3)
+        centers = [self.relative_center(position, shape, size) for shape in shapes]
+        ref = self.R.randint(len(shapes))
+        target = ratios[ref][centers[ref][2]]
+        for k, (r, shape) in enumerate(zip(ratios, shapes)):
+            if k == ref:
+                continue
+            candidates = np.flatnonzero(np.abs(r - target) <= self.lung_tolerance)
+            if candidates.size == 0:
+                return None
+            centers[k][2] = candidates[np.argmin(np.abs(candidates - position[2] * (shape[2] - 1)))]
+        return centers
+
+    def _centers(self, shapes: Sequence[Sequence[int]], size: Sequence[int], ratios=None) -> list[np.ndarray] | None:
+        if self.alignment == "lung":
+            return self._lung_matched(ratios, shapes, size)
         if self.alignment == "relative":
             position = self.R.uniform(0.0, 1.0, 3)
             return [self.relative_center(position, shape, size) for shape in shapes]
@@ -198,11 +234,21 @@ class RandColocatedPatchd(Randomizable, MapTransform):
             )
         size = self.roi_size if len(self.roi_size) == 3 else [*self.roi_size, 1]
         anywhere = self.R.rand() < self.background_probability
-        for _ in range(self.max_tries):
-            centers = self._centers(shapes, size)
+        ratios = [self.lung_ratios(d[k], self.lung_range) for k in keys] if self.alignment == "lung" else None
+        centers = None
+        for _ in range(self.max_tries * (10 if self.alignment == "lung" else 1)):
+            drawn = self._centers(shapes, size, ratios)
+            if drawn is None:  # "lung": no slice of the same region in some volume
+                continue
+            centers = drawn
             first = _crop(d[keys[0]], centers[0], size, self.pad_value)
             if anywhere or float((first > self.threshold).float().mean()) >= self.min_fraction:
                 break
+        if centers is None:
+            raise ValueError(
+                f"RandColocatedPatchd: the volumes {keys} share no body region (no slices within lung ratio "
+                f"{self.lung_tolerance} of each other); pair scans of overlapping regions."
+            )
         for key, center in zip(keys, centers):
             patch = _crop(d[key], center, size, self.pad_value)
             if len(self.roi_size) == 2:
