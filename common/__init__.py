@@ -17,6 +17,7 @@ __all__ = [
     "ct_evaluation",
     "data",
     "engines",
+    "evaluation",
     "losses",
     "metrics",
     "networks",

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from .data.files import atomic_path, write_text_atomic
+from .evaluation import EvaluationReport
 from .metrics import METRICS, masked_image_metrics
 
 BASELINES = ("linear", "histogram")
@@ -120,7 +121,7 @@ def single_source(item: Mapping) -> dict[str, torch.Tensor]:
     return {"source": item["image"]}
 
 
-class BaselineComparison:
+class BaselineComparison(EvaluationReport):
     """Evaluator handler: scores the model's prediction and both baselines on every evaluated image and writes
     ``comparison.json``, ``comparison.csv`` and ``comparison.md`` (one row per method, the mean over images, then
     one row per subject and method) to ``output_dir``.
@@ -163,12 +164,7 @@ class BaselineComparison:
         self.mappings: dict[str, HistogramMapping] = {}
         self.rows: dict[str, dict[str, list[dict]]] = {}
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.fit)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.score)
-        engine.add_event_handler(Events.COMPLETED, self.write)
-
-    def fit(self, engine: Engine | None = None) -> None:
+    def start(self, engine: Engine | None = None) -> None:
         self.rows = {}
         pairs: dict[str, list] = {}
         for item in self.reference:
@@ -199,20 +195,19 @@ class BaselineComparison:
         preds["histogram"] = self._best((self.mappings[n](s) for n, s in sources.items()), label, region)
         return preds
 
-    def score(self, engine: Engine) -> None:
-        for item in engine.state.output:
-            label, pred = (torch.as_tensor(item[k]).detach().cpu().float() for k in ("label", "pred"))
-            sources = {n: torch.as_tensor(s).detach().cpu().float() for n, s in self.sources(item).items()}
-            mask = None if item.get("eval_mask") is None else torch.as_tensor(item["eval_mask"]).cpu()
-            lesion = lesion_region(item.get("eval_lesion"), mask)
-            group = self.rows.setdefault(str(item[self.group_key]) if self.group_key else "", {})
-            subject = str(item.get("eval_subject") or f"image {len(next(iter(group.values()), [])) + 1}")
-            for method, prediction in self.predictions(sources, pred, label, mask).items():
-                row = masked_image_metrics(prediction, label, mask, self.value_range, names=self.names)
-                if lesion is not None:
-                    inside = masked_image_metrics(prediction, label, lesion, self.value_range, names=self.names)
-                    row.update({f"lesion_{n}": v for n, v in inside.items()})
-                group.setdefault(method, []).append({**row, "subject": subject})
+    def score(self, item: Mapping, engine: Engine | None = None) -> None:
+        label, pred = (torch.as_tensor(item[k]).detach().cpu().float() for k in ("label", "pred"))
+        sources = {n: torch.as_tensor(s).detach().cpu().float() for n, s in self.sources(item).items()}
+        mask = None if item.get("eval_mask") is None else torch.as_tensor(item["eval_mask"]).cpu()
+        lesion = lesion_region(item.get("eval_lesion"), mask)
+        group = self.rows.setdefault(str(item[self.group_key]) if self.group_key else "", {})
+        subject = str(item.get("eval_subject") or f"image {len(next(iter(group.values()), [])) + 1}")
+        for method, prediction in self.predictions(sources, pred, label, mask).items():
+            row = masked_image_metrics(prediction, label, mask, self.value_range, names=self.names)
+            if lesion is not None:
+                inside = masked_image_metrics(prediction, label, lesion, self.value_range, names=self.names)
+                row.update({f"lesion_{n}": v for n, v in inside.items()})
+            group.setdefault(method, []).append({**row, "subject": subject})
 
     def _columns(self, rows: Sequence[Mapping]) -> list[str]:
         """The metric names, then the lesion metrics where any row has them."""

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
-from ignite.metrics import Metric
+from ignite.engine import Engine
 
 from .baselines import HistogramMapping
 from .data.ct import hu_to_window, window_to_hu
 from .data.files import write_text_atomic
+from .evaluation import EvaluationReport, FigureMean, decollated_items
 
 # fat has no TotalSegmentator "total" label: the unlabelled voxels whose input is in FAT_HU get FAT_LABEL (with_fat)
 FAT_LABEL = 1000
@@ -118,15 +118,11 @@ def enhancement_figures(
     }
 
 
-def _items(output) -> list[Mapping]:
-    return output if isinstance(output, list) else [output]
-
-
 def _cpu(image) -> torch.Tensor:
     return torch.as_tensor(image).detach().cpu().float()
 
 
-class CTEnhancementMetric(Metric):
+class CTEnhancementMetric(FigureMean):
     """One of ``FIGURES`` (``enhancement_figures``), the mean over the evaluated volumes that have the figure's
     regions (NaN when none has them), for a MONAI evaluator. None of them is a model-selection criterion on its
     own: a larger vessel gain is better only where bone, muscle and lung stay put.
@@ -136,36 +132,27 @@ class CTEnhancementMetric(Metric):
     converted to HU by ``hu_window`` (the ``HUWindowd`` of the preprocessing).
     """
 
+    figures = FIGURES
+    counted = "volume"
+
     def __init__(
         self,
         name: str,
         hu_window: Sequence[float] = (-1024.0, 2048.0),
         regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
-        output_transform: Callable = _items,
+        output_transform: Callable = decollated_items,
     ):
-        if name not in FIGURES:
-            raise ValueError(f"unknown figure '{name}', choose from {FIGURES}.")
-        self.name, self.regions, self.hu_window = name, dict(regions), tuple(hu_window)
-        super().__init__(output_transform=output_transform, skip_unrolling=True)
+        self.regions, self.hu_window = dict(regions), tuple(hu_window)
+        super().__init__(name, output_transform=output_transform)
 
-    def reset(self) -> None:
-        self._values: list[float] = []
-
-    def update(self, output) -> None:
-        for item in output:
-            hu = {k: window_to_hu(_cpu(item[k]), self.hu_window) for k in ("image", "pred", "cycle") if k in item}
-            label = _cpu(item["label"])
-            self._values.append(
-                enhancement_figures(hu["image"], hu["pred"], label, hu.get("cycle"), self.regions)[self.name]
-            )
-
-    def compute(self) -> float:
-        if not self._values:
-            raise RuntimeError(f"{self.name}: no volume was evaluated.")
-        return float(np.nanmean(self._values)) if not np.isnan(self._values).all() else float("nan")
+    def figure(self, item) -> float:
+        hu = {k: window_to_hu(_cpu(item[k]), self.hu_window) for k in ("image", "pred", "cycle") if k in item}
+        return enhancement_figures(hu["image"], hu["pred"], _cpu(item["label"]), hu.get("cycle"), self.regions)[
+            self.name
+        ]
 
 
-class CTEnhancementComparison:
+class CTEnhancementComparison(EvaluationReport):
     """Evaluator handler: per evaluated volume, the HU of every labelled region before and after translation for
     the input itself, the model and the baseline (a global HU-histogram mapping of body voxels, non-contrast ->
     contrast, fitted on ``reference``); writes ``comparison.json`` and ``comparison.md`` to ``output_dir``.
@@ -190,41 +177,33 @@ class CTEnhancementComparison:
         self.mapping: HistogramMapping | None = None
         self.volumes: list[dict] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.fit)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.score)
-        engine.add_event_handler(Events.COMPLETED, self.write)
-
-    def fit(self, engine: Engine | None = None) -> None:
+    def start(self, engine: Engine | None = None) -> None:
         self.volumes = []
         body = float(hu_to_window(torch.tensor(BODY_HU), self.hu_window))
         self.mapping = HistogramMapping(b_min=body, keep_background=True).fit_unpaired(
             (i["A"], i["B"]) for i in self.reference
         )
 
-    def score(self, engine: Engine) -> None:
-        for item in _items(engine.state.output):
-            image, label = _cpu(item["image"]), _cpu(item["label"])
-            before = window_to_hu(image, self.hu_window)
-            cycle = window_to_hu(_cpu(item["cycle"]), self.hu_window) if "cycle" in item else None
-            outputs = {
-                "input": (before, None),
-                "model": (window_to_hu(_cpu(item["pred"]), self.hu_window), cycle),
-                "histogram": (window_to_hu(self.mapping(image), self.hu_window), None),
+    def score(self, item: Mapping, engine: Engine | None = None) -> None:
+        image, label = _cpu(item["image"]), _cpu(item["label"])
+        before = window_to_hu(image, self.hu_window)
+        cycle = window_to_hu(_cpu(item["cycle"]), self.hu_window) if "cycle" in item else None
+        outputs = {
+            "input": (before, None),
+            "model": (window_to_hu(_cpu(item["pred"]), self.hu_window), cycle),
+            "histogram": (window_to_hu(self.mapping(image), self.hu_window), None),
+        }
+        name = Path(str(getattr(item["image"], "meta", {}).get("filename_or_obj", "volume"))).name.split(".")[0]
+        self.volumes.append(
+            {
+                "volume": name,
+                "regions": {m: region_table(before, after, label, self.regions) for m, (after, _) in outputs.items()},
+                "figures": {
+                    m: enhancement_figures(before, after, label, cycle, self.regions)
+                    for m, (after, cycle) in outputs.items()
+                },
             }
-            name = Path(str(getattr(item["image"], "meta", {}).get("filename_or_obj", "volume"))).name.split(".")[0]
-            self.volumes.append(
-                {
-                    "volume": name,
-                    "regions": {
-                        m: region_table(before, after, label, self.regions) for m, (after, _) in outputs.items()
-                    },
-                    "figures": {
-                        m: enhancement_figures(before, after, label, cycle, self.regions)
-                        for m, (after, cycle) in outputs.items()
-                    },
-                }
-            )
+        )
 
     def write(self, engine: Engine | None = None) -> dict:
         result = {"hu_window": list(self.hu_window), "volumes": self.volumes}

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from ignite.metrics import Metric
 from monai.metrics.regression import KernelType, compute_ssim_and_cs
+
+from .evaluation import FigureMean, decollated_items
 
 METRICS = ("psnr", "ssim", "mae", "ncc")
 
@@ -91,22 +92,18 @@ def _correlation(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((x * y).sum()) / norm if norm > 0 else 0.0
 
 
-def pred_label_mask(output) -> dict[str, list]:
-    """``output_transform`` for ``MaskedImageMetric`` on a decollated evaluator output: lists of preds, labels and
-    masks, taking the mask from ``eval_mask`` (copied there from the batch), ``None`` (whole image) if absent."""
-    items = output if isinstance(output, list) else [output]
-    return {
-        "pred": [i["pred"] for i in items],
-        "label": [i["label"] for i in items],
-        "mask": [i.get("eval_mask") for i in items],
-    }
+def pred_label_mask(output) -> list[dict]:
+    """``output_transform`` for ``MaskedImageMetric`` on a decollated evaluator output: one ``{"pred", "label",
+    "mask"}`` per image, the mask from ``eval_mask`` (copied there from the batch), ``None`` (whole image) if absent."""
+    return [{"pred": i["pred"], "label": i["label"], "mask": i.get("eval_mask")} for i in decollated_items(output)]
 
 
-class MaskedImageMetric(Metric):
+class MaskedImageMetric(FigureMean):
     """Mean over images of one of ``psnr``, ``ssim``, ``mae``, ``ncc`` inside a mask, for ``key_val_metric`` of a MONAI
-    evaluator. ``output_transform`` gives ``{"pred", "label", "mask"}`` lists (default: ``pred_label_mask``)."""
+    evaluator. ``output_transform`` gives one ``{"pred", "label", "mask"}`` per image (default: ``pred_label_mask``)."""
 
-    required_output_keys = ("pred", "label", "mask")
+    figures = METRICS
+    counted = "image"
 
     def __init__(
         self,
@@ -114,22 +111,10 @@ class MaskedImageMetric(Metric):
         value_range: Sequence[float] = (-1.0, 1.0),
         output_transform: Callable = pred_label_mask,
     ):
-        if name not in METRICS:
-            raise ValueError(f"unknown metric '{name}', choose from {METRICS}.")
-        self.name, self.value_range = name, tuple(value_range)
-        super().__init__(output_transform=output_transform, skip_unrolling=True)  # one update per batch of lists
+        self.value_range = tuple(value_range)
+        super().__init__(name, output_transform=output_transform)
 
-    def reset(self) -> None:
-        self._values: list[float] = []
-
-    def update(self, output) -> None:
-        preds, targets, masks = output
-        for pred, target, mask in zip(preds, targets, masks):
-            self._values.append(
-                masked_image_metrics(pred, target, mask, self.value_range, names=(self.name,))[self.name]
-            )
-
-    def compute(self) -> float:
-        if not self._values:
-            raise RuntimeError(f"{self.name}: no image was evaluated.")
-        return float(sum(self._values) / len(self._values))
+    def figure(self, item) -> float:
+        return masked_image_metrics(item["pred"], item["label"], item["mask"], self.value_range, names=(self.name,))[
+            self.name
+        ]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common.metrics import MaskedImageMetric, masked_image_metrics
+from common.metrics import MaskedImageMetric, masked_image_metrics, pred_label_mask
 
 
 def test_masked_metrics_by_hand():
@@ -34,11 +34,15 @@ def test_ssim_identical_and_value_range():
 def test_metric_errors_and_ignite_wrapper():
     with pytest.raises(ValueError, match="mask is empty"):
         masked_image_metrics(torch.zeros(1, 16, 16), torch.zeros(1, 16, 16), torch.zeros(1, 16, 16))
-    with pytest.raises(ValueError, match="unknown metric"):
+    with pytest.raises(ValueError, match="unknown figure 'dice'"):
         MaskedImageMetric("dice")
     metric = MaskedImageMetric("mae", value_range=(0, 1))
     metric.reset()
-    metric.update(([torch.zeros(1, 16, 16), torch.ones(1, 16, 16)], [torch.zeros(1, 16, 16)] * 2, [None, None]))
+    with pytest.raises(RuntimeError, match="mae: no image was evaluated"):
+        metric.compute()
+    # two decollated evaluator items, each 0 or 1 away from its target: the mean 0.5
+    output = [{"pred": torch.full((1, 16, 16), v), "label": torch.zeros(1, 16, 16)} for v in (0.0, 1.0)]
+    metric.update(pred_label_mask(output))
     assert metric.compute() == pytest.approx(0.5)
 
 

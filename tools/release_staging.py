@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from common.data.files import sha256_of
+from common.data.files import atomic_path, sha256_of
 
 from tools.release_download import ReleaseError
 
@@ -271,16 +271,15 @@ def export_checks(stage: Path, spec: Mapping[str, Any], sample: Path, extras: Ma
 
 
 def write_zip(bundle_dir: Path, zip_path: Path) -> None:
-    """Deterministic zip (sorted members, fixed timestamps) with ``bundle_dir``'s name as its top-level folder."""
-    part = zip_path.with_name(zip_path.name + ".part")
-    with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+    """Deterministic zip (sorted members, fixed timestamps) with ``bundle_dir``'s name as its top-level folder; whole
+    or absent (``atomic_path``)."""
+    with atomic_path(zip_path, suffix=".zip") as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file() and not _ignored(p.relative_to(bundle_dir))):
             info = zipfile.ZipInfo(path.relative_to(bundle_dir.parent).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = (stat.S_IFREG | 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             with open(path, "rb") as f, zf.open(info, "w") as out:
                 shutil.copyfileobj(f, out, 1 << 20)
-    os.replace(part, zip_path)
 
 
 def _ignored(rel: Path) -> bool:

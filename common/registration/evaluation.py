@@ -5,17 +5,16 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.metrics import Metric
 from monai.engines.utils import IterationEvents
 from monai.networks.blocks import Warp
 
 from ..data.files import atomic_path, write_text_atomic
+from ..evaluation import EvaluationReport, FigureMean
 from ..panels import PanelOutput, pick_slice
 from .fields import dice, endpoint_errors, folding_percent, voxel_spacing
 
@@ -86,30 +85,15 @@ def registration_figures(item: Mapping) -> dict[str, float]:
     return out
 
 
-def _items(output) -> list[Mapping]:
-    return output if isinstance(output, list) else [output]
-
-
-class RegistrationMetric(Metric):
+class RegistrationMetric(FigureMean):
     """The mean of one of ``FIGURES`` (``registration_figures``) over the evaluated pairs, for a MONAI evaluator
     (NaN where no pair has what the figure needs). Lower is better for all but ``dice_after``."""
 
-    def __init__(self, name: str, output_transform: Callable = _items):
-        if name not in FIGURES + NETWORK_FIGURES:
-            raise ValueError(f"unknown figure '{name}', choose from {FIGURES + NETWORK_FIGURES}.")
-        self.name = name
-        super().__init__(output_transform=output_transform, skip_unrolling=True)
+    figures = FIGURES + NETWORK_FIGURES
+    counted = "pair"
 
-    def reset(self) -> None:
-        self._values: list[float] = []
-
-    def update(self, output) -> None:
-        self._values.extend(registration_figures(item)[self.name] for item in output)
-
-    def compute(self) -> float:
-        if not self._values:
-            raise RuntimeError(f"{self.name}: no pair was evaluated.")
-        return float(np.nanmean(self._values)) if not np.isnan(self._values).all() else float("nan")
+    def figure(self, item) -> float:
+        return registration_figures(item)[self.name]
 
 
 class PairOutputs:
@@ -156,7 +140,7 @@ def _grid_volume(shape, step: int = 6) -> torch.Tensor:
     return grid
 
 
-class RegistrationReport:
+class RegistrationReport(EvaluationReport):
     """Evaluator handler: per pair, a row of ``registration_figures`` in ``<output_dir>/pairs.csv`` and the same beside
     no registration (the identity) in ``<output_dir>/comparison.md`` (both written when the run completes), and
     ``<output_dir>/<moving>_registration.png``: fixed | moving | moving warped by T | the warped
@@ -172,40 +156,38 @@ class RegistrationReport:
     ):
         self.output_dir, self.value_range = None if output_dir is None else Path(output_dir), tuple(value_range)
         self.panels = PanelOutput(output_dir, tb_dir, suffix="_registration")
+        self.rows: list[dict] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, lambda e: setattr(self, "rows", []))
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._pair)
-        engine.add_event_handler(Events.COMPLETED, self._write)
+    def start(self, engine: Engine | None = None) -> None:
+        self.rows = []
 
-    def _pair(self, engine: Engine) -> None:
-        for item in _items(engine.state.output):
-            image, ddf = _cpu(item["image"]), _cpu(item["pred"])
-            meta = getattr(item["image"], "meta", {}) or {}
-            name = Path(str(meta.get("filename_or_obj", f"pair{len(self.rows)}"))).name.split(".")[0]
-            self.rows.append({"pair": name, **registration_figures(item), "refined": "network_pred" in item})
-            fixed, moving = image[:1], image[1:2]
-            warped = _warp(moving, ddf)
-            tiles = [fixed, moving, warped, _warp(_grid_volume(fixed.shape[1:]), ddf)]
-            titles = ["fixed", "moving", "warped by T", "warped grid"]
-            colour_bar = None
-            if "true_ddf" in item:
-                tiles.append((warped - _warp(moving, _cpu(item["true_ddf"]))).abs())
-                titles.append("|warped - true|")
-                span = self.value_range[1] - self.value_range[0]
-                colour_bar = (len(tiles) - 1, "|warped - true|, % of the intensity range", 100.0 / span)
-            self.panels(
-                engine,
-                name,
-                tiles,
-                titles,
-                pick_slice(fixed),
-                self.value_range,
-                coronal=pick_slice(fixed, axis=2),
-                colour_bar=colour_bar,
-            )
+    def score(self, item: Mapping, engine: Engine | None = None) -> None:
+        image, ddf = _cpu(item["image"]), _cpu(item["pred"])
+        meta = getattr(item["image"], "meta", {}) or {}
+        name = Path(str(meta.get("filename_or_obj", f"pair{len(self.rows)}"))).name.split(".")[0]
+        self.rows.append({"pair": name, **registration_figures(item), "refined": "network_pred" in item})
+        fixed, moving = image[:1], image[1:2]
+        warped = _warp(moving, ddf)
+        tiles = [fixed, moving, warped, _warp(_grid_volume(fixed.shape[1:]), ddf)]
+        titles = ["fixed", "moving", "warped by T", "warped grid"]
+        colour_bar = None
+        if "true_ddf" in item:
+            tiles.append((warped - _warp(moving, _cpu(item["true_ddf"]))).abs())
+            titles.append("|warped - true|")
+            span = self.value_range[1] - self.value_range[0]
+            colour_bar = (len(tiles) - 1, "|warped - true|, % of the intensity range", 100.0 / span)
+        self.panels(
+            engine,
+            name,
+            tiles,
+            titles,
+            pick_slice(fixed),
+            self.value_range,
+            coronal=pick_slice(fixed, axis=2),
+            colour_bar=colour_bar,
+        )
 
-    def _write(self, engine: Engine) -> None:
+    def write(self, engine: Engine | None = None) -> None:
         if self.output_dir is None:  # panels in TensorBoard only (validation during training)
             return
         with atomic_path(self.output_dir / "pairs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
