@@ -206,7 +206,7 @@ def test_plain_deform_gan_step_matches_deform_gan_step(gen_kernel_size):
     moving = torch.roll(fixed, 1, dims=2) ** 2
     sgd = {"lr": 1e-2}  # SGD, not Adam: see the AE-GAN test above
     names = ("T", "G", "D")
-    step = DeformGANStep(alpha=config["alpha"], beta=config["beta"], mu=config["mu"], lam=config["lam"],
+    step = DeformGANStep(alpha=config["alpha"], beta=config["beta"], mu=config["mu"], lambda_pixel=config["lambda_pixel"],
                          lcc_kernel_size=config["lcc_kernel_size"], lg_kernel_size=config["lg_kernel_size"])
     trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=dict(zip(names, nets)),
                                   optimizers={n: torch.optim.SGD(m.parameters(), **sgd) for n, m in zip(names, nets)},
@@ -220,7 +220,7 @@ def test_plain_deform_gan_step_matches_deform_gan_step(gen_kernel_size):
     losses = (Warp("bilinear", "border"), LocalNormalizedCrossCorrelationLoss(3, kernel_size=config["lcc_kernel_size"]),
               LocalGradientLoss(config["lg_kernel_size"]), DiffusionLoss())
     got = benchmark.deform_gan_plain_step(nets2, tuple(torch.optim.SGD(m.parameters(), **sgd) for m in nets2), losses,
-                                          tuple(config[k] for k in ("alpha", "beta", "mu", "lam")), fixed, moving)
+                                          tuple(config[k] for k in ("alpha", "beta", "mu", "lambda_pixel")), fixed, moving)
     for key, value in got.items():
         assert value == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
     for net, net2 in zip(nets, nets2):

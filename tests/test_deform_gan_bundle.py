@@ -89,7 +89,7 @@ def test_default_sizes_and_weights():
     # gradient neighbourhood n = 7; D, G, T each with their own Adam
     assert train_cfg["t_channels"] == [16, 32, 32, 32, 32, 32, 32, 32] and train_cfg["t_final_channels"] == [16, 16]
     assert (train_cfg["pixdim"], train_cfg["roi_size"], train_cfg["lg_kernel_size"]) == ([1.0, 1.0, 1.0], [160, 192, 160], 7)
-    assert [train_cfg[k] for k in ("alpha", "beta", "mu", "lam")] == [1.0, 1.0, 1.0, 100.0]
+    assert [train_cfg[k] for k in ("alpha", "beta", "mu", "lambda_pixel")] == [1.0, 1.0, 1.0, 100.0]
     inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text(encoding="utf-8"))
     assert all(inference[k] == train_cfg[k] for k in ("t_channels", "t_final_channels", "integration_steps", "pixdim",
                                                        "intensity_percentile"))

@@ -216,7 +216,7 @@ def test_step_order_d_then_g_then_t_with_the_others_frozen():
     torch.manual_seed(0)
     nets = {"T": ConstantField(0.5), "G": nn.Conv3d(1, 1, 3, padding=1), "D": PatchConst(0.2)}
     opts = {k: torch.optim.SGD(v.parameters(), lr=0.1) for k, v in nets.items()}
-    step = DeformGANStep(alpha=1.0, beta=1.0, mu=1.0, lam=100.0, lcc_kernel_size=3, lg_kernel_size=3)
+    step = DeformGANStep(alpha=1.0, beta=1.0, mu=1.0, lambda_pixel=100.0, lcc_kernel_size=3, lg_kernel_size=3)
     trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=nets, optimizers=opts, step=step)
     fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 12, 12, 12), 3, 1, 1)
     moving = torch.roll(fixed, 1, dims=2)
@@ -318,7 +318,7 @@ def test_the_optimisation_loops_own_warp_and_smoothness_equal_monais_values_and_
     border, an axis of one voxel; the same refusals of shapes they cannot handle."""
     from monai.losses import DiffusionLoss
 
-    from common.registration.refinement import BorderWarp, diffusion
+    from common.registration.ops import BorderWarp, diffusion
 
     torch.manual_seed(0)
     for size in ((7, 9, 11), (12, 10), (5, 1, 6)):
@@ -343,7 +343,7 @@ def test_box_sum_and_gaussian_blur_against_convolutions():
     """The in-place shifted-slice loops against zero-padded convolutions with the same kernels; the box sum's own
     backward (it is self-adjoint) against autograd's numerical check."""
     from common.losses.local_gradient import _BoxSum, box_sum
-    from common.registration.refinement import gaussian_blur
+    from common.registration.ops import gaussian_blur
 
     torch.manual_seed(0)
     image = torch.rand(2, 3, 9, 11, 4, dtype=torch.float64)  # an axis shorter than the kernels

@@ -73,10 +73,11 @@ def test_weight_decay_spares_the_mixture_prior(data_dir, tmp_path):
 
 def test_default_sizes_are_the_papers():
     train_cfg = json.loads((BUNDLES / BUNDLE / "configs/train.json").read_text(encoding="utf-8"))
-    # UNIT (Liu et al. 2017): 64 filters, 4 residual blocks per side of which 1 shared; lambda_0..4 = 10, 0.1, 100,
-    # 0.1, 100; Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4, batch 1
+    # UNIT (Liu et al. 2017): 64 filters, 4 residual blocks per side of which 1 shared; its lambda_0..4 = 10, 0.1, 100,
+    # 0.1, 100 (here named after what they weigh); Adam 1e-4, betas (0.5, 0.999), weight decay 1e-4, batch 1
     assert (train_cfg["num_filters"], train_cfg["num_res_blocks"], train_cfg["num_shared_blocks"]) == (64, 4, 1)
-    assert [train_cfg[f"lambda_{i}"] for i in range(5)] == [10.0, 0.1, 100.0, 0.1, 100.0]
+    weights = ("lambda_adversarial", "lambda_kl", "lambda_reconstruction", "lambda_cycle_kl", "lambda_cycle")
+    assert [train_cfg[k] for k in weights] == [10.0, 0.1, 100.0, 0.1, 100.0]
     assert (train_cfg["lr"], train_cfg["weight_decay"], train_cfg["batch_size"], train_cfg["spatial_dims"]) == (0.0001, 0.0001, 1, 2)
     inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text(encoding="utf-8"))
     assert all(inference[k] == train_cfg[k] for k in ("num_filters", "num_res_blocks", "num_shared_blocks", "pixdim", "hu_window"))

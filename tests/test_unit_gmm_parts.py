@@ -135,7 +135,7 @@ def _unit_trainer(seed=0):
     opts = {"G": torch.optim.SGD([*nets["G"].parameters(), *nets["prior"].parameters()], lr=0.01),
             "D": torch.optim.SGD([*nets["D1"].parameters(), *nets["D2"].parameters()], lr=0.1)}
     return MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=nets, optimizers=opts,
-                               step=UNITGMMStep(lambda_0=10.0, lambda_1=0.1, lambda_2=100.0, lambda_3=0.1, lambda_4=100.0))
+                               step=UNITGMMStep(lambda_adversarial=10.0, lambda_kl=0.1, lambda_reconstruction=100.0, lambda_cycle_kl=0.1, lambda_cycle=100.0))
 
 
 def test_step_losses_by_hand_and_update_order():

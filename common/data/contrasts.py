@@ -12,6 +12,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from ..networks.ae_gan import missing_flags  # the network's input layout, which the stack below builds
 from .transforms import _source
 
 __all__ = [
@@ -26,16 +27,6 @@ __all__ = [
     "random_input_subsets",
     "with_inputs",
 ]
-
-
-def missing_flags(x: torch.Tensor, num_inputs: int) -> torch.Tensor:
-    """The modality mask vector (B, N) of a network input (B, 2N, *S): 1 where input i is missing.
-
-    The flags are constant channels N..2N-1 of the input, so that the network stays a one-tensor function
-    (sliding-window and slice inferers, TorchScript, ONNX, MONAI Label). They are read as each channel's maximum,
-    which ignores the constant padding an inferer may add (-1) around a patch.
-    """
-    return x[:, num_inputs:].flatten(2).amax(dim=2).clamp(0.0, 1.0)  # (B, N, *S) -> (B, N)
 
 
 class StackContrastsd(MapTransform):

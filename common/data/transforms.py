@@ -23,20 +23,21 @@ class CheckImaged(MapTransform):
     """Rejects images a bundle cannot use, naming the file: wrong number of spatial dims, NaN/inf, constant.
 
     Runs right after ``EnsureChannelFirstd`` so that a 2D image given where a volume is expected, or a
-    corrupt volume, fails with a message instead of a shape error deep inside a network.
+    corrupt volume, fails with a message instead of a shape error deep inside a network. ``image_dims`` are the
+    file's spatial dimensions (3: a volume), not the network's (a config's ``spatial_dims``: 2 for a slice network).
     """
 
-    def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False):
+    def __init__(self, keys: KeysCollection, image_dims: int = 3, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
-        self.spatial_dims = spatial_dims
+        self.image_dims = image_dims
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
             img = d[key]
-            if img.ndim != self.spatial_dims + 1:
+            if img.ndim != self.image_dims + 1:
                 raise ValueError(
-                    f"'{_source(img)}' ('{key}'): expected a {self.spatial_dims}D image (channel + {self.spatial_dims} "
+                    f"'{_source(img)}' ('{key}'): expected a {self.image_dims}D image (channel + {self.image_dims} "
                     f"spatial dims after EnsureChannelFirst), got shape {tuple(img.shape)}."
                 )
             values = torch.as_tensor(img)

@@ -6,9 +6,10 @@ import torch
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 
-from ..data.contrasts import missing_flags, random_input_subsets, with_inputs
+from ..data.contrasts import random_input_subsets, with_inputs
 from ..losses import SelfRepresentationLoss
 from ..losses.adversarial import generator_adversarial_loss
+from ..networks.ae_gan import missing_flags
 
 INPUT_SUBSETS = ("all", "random")
 

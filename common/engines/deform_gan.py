@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss, PatchAdversarialLoss
+from monai.losses import LocalNormalizedCrossCorrelationLoss, PatchAdversarialLoss
 from monai.networks.blocks import Warp
 from torch import nn
 
 from ..losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss
 from ..losses.local_gradient import LocalGradientLoss
+from ..registration.ops import diffusion
 
 
 class DeformGANStep:
@@ -20,14 +21,15 @@ class DeformGANStep:
     F warped by phi with MONAI's ``Warp``. In each iteration, each sub-step with the other two networks frozen:
 
     1. D: ``L_D = cGAN(D(F(phi), R), real) + cGAN(D(F(phi), F'(phi)), fake)`` (halved, as pix2pix);
-    2. G: ``L_G = cGAN(D(F(phi), F'(phi)), real) - mu * L_LG(F'(phi), F(phi)) + lambda * |F'(phi) - R|_1``: look like
-       R, keep F(phi)'s edges (so G translates contrast and does not move anatomy);
+    2. G: ``L_G = cGAN(D(F(phi), F'(phi)), real) - mu * L_LG(F'(phi), F(phi)) + lambda_pixel * |F'(phi) - R|_1``
+       (the paper's lambda): look like R, keep F(phi)'s edges (so G translates contrast and does not move anatomy);
     3. T: ``L_T = -LCC(R, F'(phi)) - beta * L_LG(R, F(phi)) + alpha * mean |grad phi|^2``: a mono-modal similarity
        through the frozen G, the cross-modal local gradient similarity and the smoothness of phi.
 
     LCC is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (which returns -LCC), L_LG the local gradient similarity
     (``LocalGradientLoss`` returns -L_LG, its mean over voxels), the smoothness MONAI's ``DiffusionLoss`` (the mean
-    squared gradient of phi). The cGAN loss is pix2pix's (binary cross-entropy on D's patch logits).
+    squared gradient of phi; ``common.registration.ops.diffusion``, the test-time optimisation's too). The cGAN loss
+    is pix2pix's (binary cross-entropy on D's patch logits).
     """
 
     required_networks = ("T", "G", "D")
@@ -38,17 +40,17 @@ class DeformGANStep:
         alpha: float = 1.0,
         beta: float = 1.0,
         mu: float = 1.0,
-        lam: float = 100.0,
+        lambda_pixel: float = 100.0,
         lcc_kernel_size: int = 9,
         lg_kernel_size: int = 7,
         adversarial_loss: nn.Module | None = None,
         warp_padding: str = "border",
     ):
-        self.alpha, self.beta, self.mu, self.lam = alpha, beta, mu, lam
+        self.alpha, self.beta, self.mu, self.lambda_pixel = alpha, beta, mu, lambda_pixel
         self.warp = Warp(mode="bilinear", padding_mode=warp_padding)
         self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lcc_kernel_size)
         self.local_gradient = LocalGradientLoss(kernel_size=lg_kernel_size)
-        self.smoothness = DiffusionLoss()
+        self.smoothness = diffusion  # MONAI's DiffusionLoss, the one the test-time optimisation uses too
         self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(criterion="bce", reduction="mean")
         self.pixel_loss = nn.L1Loss()
 
@@ -77,7 +79,7 @@ class DeformGANStep:
                     self.adversarial_loss, nets["D"](torch.cat([warped, translated], 1))
                 ),
                 "loss_G_lg": self.mu * self.local_gradient(translated, warped),
-                "loss_G_l1": self.lam * self.pixel_loss(translated, fixed),
+                "loss_G_l1": self.lambda_pixel * self.pixel_loss(translated, fixed),
             }
             loss_g = sum(g_terms.values())
         engine.optimise("G", loss_g)

@@ -19,18 +19,20 @@ class UNITGMMStep:
     posterior), translations x12 = G2(z1), x21 = G1(z2) and their re-encodings z12 = E2(x12) + noise,
     z21 = E1(x21) + noise, and KL the Gaussian-mixture KL (``gaussian_mixture_kl``, Monte Carlo):
 
-    1. D1 and D2 (G frozen): ``lambda_0 * (L_D(D1(x1), D1(x21)) + L_D(D2(x2), D2(x12)))``, L_D the mean of the real
+    1. D1 and D2 (G frozen): ``lambda_adversarial * (L_D(D1(x1), D1(x21)) + L_D(D2(x2), D2(x12)))``, L_D the mean of the real
        and fake LSGAN terms (squared error of the raw patch logits, as UNIT's code).
     2. E1, E2, G1, G2 and the prior (D frozen), the UNIT objective with the mixture prior:
-       - L_VAE1 + L_VAE2 = ``lambda_1 * (KL(q1(z|x1)) + KL(q2(z|x2))) + lambda_2 * (|G1(z1) - x1| + |G2(z2) - x2|)``
+       - L_VAE1 + L_VAE2 = ``lambda_kl * (KL(q1(z|x1)) + KL(q2(z|x2))) + lambda_reconstruction * (|G1(z1) - x1| + |G2(z2) - x2|)``
          (the reconstruction log-likelihood as L1: a Laplacian decoder);
-       - L_GAN1 + L_GAN2 = ``lambda_0 * (L_G(D1(x21)) + L_G(D2(x12)))``;
-       - L_CC1 + L_CC2 = ``lambda_3 * (KL(q1(z|x1)) + KL(q2(z|x12)) + KL(q2(z|x2)) + KL(q1(z|x21)))
-         + lambda_4 * (|G1(z12) - x1| + |G2(z21) - x2|)``.
-       The UNIT paper weighs both KL terms of L_CC by lambda_3 (its eq. 5), which this follows; the first of them
-       repeats L_VAE's KL, so KL(q(z|x)) of the real patches carries lambda_1 + lambda_3 in all.
+       - L_GAN1 + L_GAN2 = ``lambda_adversarial * (L_G(D1(x21)) + L_G(D2(x12)))``;
+       - L_CC1 + L_CC2 = ``lambda_cycle_kl * (KL(q1(z|x1)) + KL(q2(z|x12)) + KL(q2(z|x2)) + KL(q1(z|x21)))
+         + lambda_cycle * (|G1(z12) - x1| + |G2(z21) - x2|)``.
+       The UNIT paper weighs both KL terms of L_CC by lambda_cycle_kl (its eq. 5), which this follows; the first of them
+       repeats L_VAE's KL, so KL(q(z|x)) of the real patches carries lambda_kl + lambda_cycle_kl in all.
 
-    Defaults are UNIT's weights (lambda_0..lambda_4 = 10, 0.1, 100, 0.1, 100).
+    The weights are UNIT's lambda_0..lambda_4 (defaults its values): ``lambda_adversarial`` (lambda_0 = 10),
+    ``lambda_kl`` (lambda_1 = 0.1), ``lambda_reconstruction`` (lambda_2 = 100), ``lambda_cycle_kl`` (lambda_3 = 0.1),
+    ``lambda_cycle`` (lambda_4 = 100).
     """
 
     required_networks = ("G", "prior", "D1", "D2")
@@ -38,20 +40,20 @@ class UNITGMMStep:
 
     def __init__(
         self,
-        lambda_0: float = 10.0,
-        lambda_1: float = 0.1,
-        lambda_2: float = 100.0,
-        lambda_3: float = 0.1,
-        lambda_4: float = 100.0,
+        lambda_adversarial: float = 10.0,
+        lambda_kl: float = 0.1,
+        lambda_reconstruction: float = 100.0,
+        lambda_cycle_kl: float = 0.1,
+        lambda_cycle: float = 100.0,
         kl_samples: int = 1,
         adversarial_loss: nn.Module | None = None,
     ):
-        self.lambda_0, self.lambda_1, self.lambda_2, self.lambda_3, self.lambda_4 = (
-            lambda_0,
-            lambda_1,
-            lambda_2,
-            lambda_3,
-            lambda_4,
+        self.lambda_adversarial, self.lambda_kl, self.lambda_reconstruction, self.lambda_cycle_kl, self.lambda_cycle = (
+            lambda_adversarial,
+            lambda_kl,
+            lambda_reconstruction,
+            lambda_cycle_kl,
+            lambda_cycle,
         )
         self.kl_samples = kl_samples
         self.adversarial_loss = adversarial_loss or lsgan_loss()
@@ -70,10 +72,10 @@ class UNITGMMStep:
             x21 = g(self.sample(g(x2, "encode", 1)), "decode", 0)
             x12 = g(self.sample(g(x1, "encode", 0)), "decode", 1)
         with engine.updating("D1", "D2") as nets, engine.autocast():
-            loss_d1 = self.lambda_0 * discriminator_adversarial_loss(
+            loss_d1 = self.lambda_adversarial * discriminator_adversarial_loss(
                 self.adversarial_loss, nets["D1"](x1), nets["D1"](x21)
             )
-            loss_d2 = self.lambda_0 * discriminator_adversarial_loss(
+            loss_d2 = self.lambda_adversarial * discriminator_adversarial_loss(
                 self.adversarial_loss, nets["D2"](x2), nets["D2"](x12)
             )
             loss_d = loss_d1 + loss_d2
@@ -93,13 +95,13 @@ class UNITGMMStep:
             recon = self.pixel_loss(x11, x1) + self.pixel_loss(x22, x2)
             cycle = self.pixel_loss(x121, x1) + self.pixel_loss(x212, x2)
             terms = {
-                "loss_G_adv": self.lambda_0
+                "loss_G_adv": self.lambda_adversarial
                 * (
                     generator_adversarial_loss(self.adversarial_loss, nets["D1"](x21))
                     + generator_adversarial_loss(self.adversarial_loss, nets["D2"](x12))
                 ),
-                "loss_vae": self.lambda_1 * kl_real + self.lambda_2 * recon,
-                "loss_cc": self.lambda_3 * (kl_real + kl_translated) + self.lambda_4 * cycle,
+                "loss_vae": self.lambda_kl * kl_real + self.lambda_reconstruction * recon,
+                "loss_cc": self.lambda_cycle_kl * (kl_real + kl_translated) + self.lambda_cycle * cycle,
             }
             loss_g = sum(terms.values())
         engine.optimise("G", loss_g)

@@ -17,9 +17,18 @@ import torch
 from monai.networks.blocks import ChannelSELayer, Convolution
 from torch import nn
 
-from ..data.contrasts import missing_flags
 from .resnet_generator import ResidualBlock, encoder_layers, output_layers, upsampling
 from .utils import check_input, init_normal
+
+
+def missing_flags(x: torch.Tensor, num_inputs: int) -> torch.Tensor:
+    """The modality mask vector (B, N) of a network input (B, 2N, *S): 1 where input i is missing.
+
+    The flags are constant channels N..2N-1 of the input, so that the network stays a one-tensor function
+    (sliding-window and slice inferers, TorchScript, ONNX, MONAI Label). They are read as each channel's maximum,
+    which ignores the constant padding an inferer may add (-1) around a patch.
+    """
+    return x[:, num_inputs:].flatten(2).amax(dim=2).clamp(0.0, 1.0)  # (B, N, *S) -> (B, N)
 
 
 class Decoder(nn.Module):
