@@ -374,7 +374,7 @@ def deform_gan_plain_step(nets, opts, losses, weights, fixed, moving) -> dict[st
     t, g, d = nets
     opt_t, opt_g, opt_d = opts
     warp, lncc, local_gradient, smoothness = losses
-    alpha, beta, mu, lam = weights
+    alpha, beta, mu, lambda_pixel = weights
 
     def bce(logits, real):
         logits = logits[-1]
@@ -396,7 +396,7 @@ def deform_gan_plain_step(nets, opts, losses, weights, fixed, moving) -> dict[st
     freeze(g)
     translated = g(warped)
     loss_g = (bce(d(torch.cat([warped, translated], 1)), True) + mu * local_gradient(translated, warped)
-              + lam * (translated - fixed).abs().mean())
+              + lambda_pixel * (translated - fixed).abs().mean())
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -425,5 +425,5 @@ def _deform_gan_plain(config: dict) -> Callable:
             torch.optim.Adam(nets[2].parameters(), lr=lr, betas=(0.5, 0.999)))
     losses = (Warp("bilinear", "border"), LocalNormalizedCrossCorrelationLoss(3, kernel_size=config["lcc_kernel_size"]),
               LocalGradientLoss(config["lg_kernel_size"]), DiffusionLoss())
-    weights = tuple(config[k] for k in ("alpha", "beta", "mu", "lam"))
+    weights = tuple(config[k] for k in ("alpha", "beta", "mu", "lambda_pixel"))
     return functools.partial(deform_gan_plain_step, nets, opts, losses, weights)

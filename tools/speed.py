@@ -79,7 +79,7 @@ _UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_
 # T's and the step's settings as shipped unless a size sets them
 _DEFORM_GAN_SHIPPED = _shipped("deform_gan", ("t_channels", "t_final_channels", "integration_steps", "gen_channels",
                                               "gen_kernel_size", "disc_filters", "disc_layers", "alpha", "beta", "mu",
-                                              "lam", "lcc_kernel_size", "lg_kernel_size"))
+                                              "lambda_pixel", "lcc_kernel_size", "lg_kernel_size"))
 
 BENCHMARKS: dict[str, Benchmark] = {
     "cyclegan": Benchmark(
