@@ -152,6 +152,31 @@ class CTEnhancementMetric(FigureMean):
         ]
 
 
+def contrast_reference_hu(datalist_file: str | os.PathLike, base_dir: str | os.PathLike) -> list[dict]:
+    """The real contrast scans' own HU per region: for each entry of the datalist's ``contrast_reference`` section
+    (``{"subject", "B": scan, "labels": {region: mask}}``, paths under ``base_dir``; NIfTI files or DICOM series),
+    the mean HU of the scan inside each mask (non-zero voxels, on the scan's own grid). ``[]`` without that section:
+    the comparison then has no such column."""
+    from monai.transforms import LoadImage
+
+    entries = json.loads(Path(datalist_file).read_text(encoding="utf-8")).get("contrast_reference", [])
+    load, out = LoadImage(image_only=True), []
+    for entry in entries:
+        scan_path = Path(base_dir) / entry["B"]
+        scan = torch.as_tensor(load(str(scan_path))).float()
+        regions = {}
+        for region, mask_path in entry["labels"].items():
+            mask = torch.as_tensor(load(str(Path(base_dir) / mask_path))) > 0
+            if mask.shape != scan.shape:
+                raise ValueError(
+                    f"contrast reference '{entry['subject']}': the mask '{mask_path}' has shape {tuple(mask.shape)}, "
+                    f"the scan '{scan_path}' {tuple(scan.shape)}; masks must lie on the scan's grid."
+                )
+            regions[region] = float(scan[mask].double().mean()) if mask.any() else float("nan")
+        out.append({"subject": entry["subject"], "regions": regions})
+    return out
+
+
 class CTEnhancementComparison(EvaluationReport):
     """Evaluator handler: per evaluated volume, the HU of every labelled region before and after translation for
     the input itself, the model and the baseline (a global HU-histogram mapping of body voxels, non-contrast ->
@@ -159,6 +184,9 @@ class CTEnhancementComparison(EvaluationReport):
 
     ``reference`` yields training items with ``A`` (non-contrast) and ``B`` (contrast-enhanced) volumes, preprocessed
     as the evaluated ones (window units). The baseline leaves voxels at or below -500 HU (air, lung) unchanged.
+    ``contrast_reference`` (``contrast_reference_hu``) adds a column per real contrast scan with organ masks: its own
+    HU in the regions it has, the level a translation should reach there (another patient, so a guide, not a target
+    voxel by voxel).
     """
 
     def __init__(
@@ -167,6 +195,7 @@ class CTEnhancementComparison(EvaluationReport):
         reference: Iterable[Mapping],
         hu_window: Sequence[float] = (-1024.0, 2048.0),
         regions: Mapping[str, Sequence[int]] = TOTALSEGMENTATOR_REGIONS,
+        contrast_reference: Sequence[Mapping] = (),
     ):
         self.output_dir, self.reference, self.regions, self.hu_window = (
             Path(output_dir),
@@ -174,6 +203,7 @@ class CTEnhancementComparison(EvaluationReport):
             dict(regions),
             tuple(hu_window),
         )
+        self.contrast_reference = [dict(r) for r in contrast_reference]
         self.mapping: HistogramMapping | None = None
         self.volumes: list[dict] = []
 
@@ -202,6 +232,7 @@ class CTEnhancementComparison(EvaluationReport):
                     m: enhancement_figures(before, after, label, cycle, self.regions)
                     for m, (after, cycle) in outputs.items()
                 },
+                "contrast_reference": self.contrast_reference,
             }
         )
 
@@ -223,12 +254,15 @@ _METHODS = {"input": "non-contrast input", "model": "model", "histogram": "HU-hi
 def comparison_markdown(volume: Mapping) -> str:
     """One volume's regions (mean HU after, and the change) and figures, the input, the model and the baseline side
     by side."""
-    methods = list(volume["regions"])
+    methods, references = list(volume["regions"]), volume.get("contrast_reference", [])
     lines = [
         f"{volume['volume']}: mean HU per region (change against the input)",
         "",
-        "| region | voxels | " + " | ".join(_METHODS.get(m, m) for m in methods) + " |",
-        "|---" * (2 + len(methods)) + "|",
+        "| region | voxels | "
+        + " | ".join(_METHODS.get(m, m) for m in methods)
+        + "".join(f" | real contrast scan {r['subject']} (another patient)" for r in references)
+        + " |",
+        "|---" * (2 + len(methods) + len(references)) + "|",
     ]
     for region, stats in volume["regions"]["input"].items():
         cells = [
@@ -236,6 +270,7 @@ def comparison_markdown(volume: Mapping) -> str:
             + ("" if m == "input" else f" ({volume['regions'][m][region]['gain']:+.0f})")
             for m in methods
         ]
+        cells += [f"{r['regions'][region]:.0f}" if region in r["regions"] else "" for r in references]
         lines.append(f"| {region} | {stats['voxels']} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -15,7 +15,7 @@ from monai.transforms import LoadImage
 from bundle_utils import UNIT_GMM_TEST_SIZE, error_chain, workflow
 from tools.sample_data import select
 from tools.sample_datalists import datalists
-from tools.sample_manifest import CT_EXTENDED_SERIES, ct_extended_manifest
+from tools.sample_manifest import CT_EXTENDED_LABELS, CT_EXTENDED_SERIES, ct_extended_manifest
 
 CT = "ct/example_ct_sm.nii.gz"
 UID = "1.2.826.0.1.3680043.2.1125.1.77"
@@ -81,19 +81,25 @@ def test_a_series_missing_a_slice_or_of_mixed_spacing_is_refused_naming_it(data_
 
 def test_the_ct_extended_manifest_lists_each_slice_at_the_pinned_commits():
     entries = ct_extended_manifest()
-    series = Counter(e.path.split("/")[1] for e in entries)
+    series = Counter(e.path.split("/")[1] for e in entries if not e.path.startswith("ct_extended/ircadb17_masks/"))
     assert series == {"ircadb17_portal_venous": 119, "ircadb01_portal_venous": 129, "lidc_idri_0314_non_contrast": 275,
                       "4dct_phase00_non_contrast": 141} and set(series) == set(CT_EXTENDED_SERIES)
+    # IRCADb 17's organ masks, one slice file per slice of its scan
+    masks = Counter(e.path.rsplit("/", 1)[0] for e in entries if e.path.startswith("ct_extended/ircadb17_masks/"))
+    assert masks == {f"ct_extended/{folder}": 119 for folder in CT_EXTENDED_LABELS["ircadb17_portal_venous"].values()}
     assert {(e.repo, e.commit) for e in entries} == {
         ("alireza-da/TraumaDetectionProject", "23e58c490f7541af140ea5f51e4b9dc6464d3118"),
         ("venturousman/DataRepo", "cc35513515892c52e8d725e22777fbe4946b9979"),
         ("FNNDSC/data", "d2960f20b1df63f201265bf2b09d5a77ea0d6bab"),
         ("InsightSoftwareConsortium/ITKElastix", "787db6d117d5c3de231935163b713f3e0a5c7433")}
-    assert all(re.fullmatch(r"[0-9a-f]{64}", e.sha256) for e in entries) and len({e.path for e in entries}) == 664
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e.sha256) for e in entries) and len({e.path for e in entries}) == 664 + 476
     assert not any(e.group == "ct_extended" for e in select())  # opt-in: not in the default download
-    assert len(select(["ct_extended"])) == 664
+    assert len(select(["ct_extended"])) == 664 + 476
     # the datalist pairs each non-contrast series with the contrast scans of an overlapping body region
     training = datalists()["ct_extended.json"]["training"]
     assert {t["A"] for t in training} == {"ct_extended/lidc_idri_0314_non_contrast", "ct_extended/4dct_phase00_non_contrast"}
     assert all(t["region_B"] in ("chest", "abdomen") for t in training)
     assert not any("example_ct" in t["A"] for t in training)  # held out
+    (reference,) = datalists()["ct_extended.json"]["contrast_reference"]
+    assert reference["B"] == "ct_extended/ircadb17_portal_venous"
+    assert set(reference["labels"]) == {"aorta", "portal vein", "liver", "bone"}

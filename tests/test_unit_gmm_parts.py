@@ -309,6 +309,43 @@ def test_enhancement_figures_by_hand():
     assert set(TOTALSEGMENTATOR_REGIONS["kidneys"]) == {2, 3}
 
 
+def test_real_contrast_scans_own_hu_per_region_beside_the_translation(tmp_path):
+    """contrast_reference_hu: the mean HU of a scan inside each of its masks (hand-made volumes), a mask off the
+    scan's grid refused by name; the comparison table gets one column per reference scan, blank where it has no mask."""
+    import json
+
+    from common.ct_evaluation import comparison_markdown, contrast_reference_hu
+
+    scan = np.full((8, 8, 4), -1000.0, dtype=np.float32)
+    scan[2:4, 2:4, :] = 170.0  # "portal vein"
+    scan[4:8, 4:8, :] = 100.0  # "liver"
+    scan[4, 4, 0] = 140.0
+    masks = {"portal vein": scan == 170.0, "liver": scan >= 100.0}
+    masks["liver"][2:4, 2:4, :] = False
+    for name, volume in {"scan": scan, **{k: m.astype(np.uint8) * 255 for k, m in masks.items()}}.items():
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3), np.uint8), np.eye(4)), tmp_path / "bad.nii.gz")
+    entry = {"subject": "p17", "B": "scan.nii.gz", "labels": {k: f"{k}.nii.gz" for k in masks}}
+    (tmp_path / "dl.json").write_text(json.dumps({"contrast_reference": [entry]}), encoding="utf-8")
+    (reference,) = contrast_reference_hu(tmp_path / "dl.json", tmp_path)
+    assert reference["subject"] == "p17" and reference["regions"]["portal vein"] == pytest.approx(170.0)
+    assert reference["regions"]["liver"] == pytest.approx((63 * 100.0 + 140.0) / 64)  # 4x4x4 voxels, one at 140
+    (tmp_path / "none.json").write_text(json.dumps({"training": []}), encoding="utf-8")
+    assert contrast_reference_hu(tmp_path / "none.json", tmp_path) == []
+    entry["labels"]["liver"] = "bad.nii.gz"
+    (tmp_path / "dl.json").write_text(json.dumps({"contrast_reference": [entry]}), encoding="utf-8")
+    with pytest.raises(ValueError, match="'p17': the mask 'bad.nii.gz' has shape"):
+        contrast_reference_hu(tmp_path / "dl.json", tmp_path)
+    stats = {"voxels": 1, "before": 36.0, "after": 36.0, "gain": 0.0, "abs_change": 0.0}
+    volume = {"volume": "v", "regions": {"input": {"portal vein": stats, "fat": stats}},
+              "figures": {"input": dict.fromkeys(("vessel_hu", "vessel_gain_hu", "organ_gain_hu", "stable_change_hu",
+                                                  "cycle_mae_hu"), 0.0)},
+              "contrast_reference": [reference]}
+    table = comparison_markdown(volume)
+    assert "| real contrast scan p17 (another patient) |" in table
+    assert "| portal vein | 1 | 36 | 170 |" in table and "| fat | 1 | 36 |  |" in table
+
+
 def test_unpaired_histogram_mapping_keeps_the_background():
     mapping = HistogramMapping(b_min=-0.5, keep_background=True).fit_unpaired(
         [(torch.linspace(-1, 1, 2001), torch.linspace(-1, 1, 2001) * 0.5 + 0.5)])  # foreground -0.5..1 -> 0..1

@@ -12,9 +12,10 @@ Sets (``--only``; default all but ``ct_extended``): ``brain_mri_quick`` (the qui
 subjects, 49 MB), ``brain_mri`` (all 23 co-registered subjects, 210 MB: 21 for training, 2 held out),
 ``brain_mri_raw`` (two raw clinical studies whose contrasts lie on their own grids, 16 MB), ``ct`` (10 MB),
 ``registration`` (9 MB), and, only when named, ``ct_extended``: four CT DICOM series (two portal-venous abdomens of
-3D-IRCADb-01, the non-contrast LIDC-IDRI-0314 and one phase of a non-contrast 4D-CT; 664 slice files, 356 MB, listed
-with their SHA-256 in ``tools/sample_lists/ct_extended.tsv``) and ``ct_extended.json``, which trains the CT bundle on
-them and holds the non-contrast example_ct out.
+3D-IRCADb-01, the non-contrast LIDC-IDRI-0314 and one phase of a non-contrast 4D-CT) and IRCADb patient 17's masks of
+the arteries, portal vein, liver and bone (1140 slice files, 481 MB, listed with their SHA-256 in
+``tools/sample_lists/ct_extended.tsv``) and ``ct_extended.json``, which trains the CT bundle on them, holds the
+non-contrast example_ct out and names the masked scan as the real contrast reference of the evaluation.
 ``--extended`` downloads 34 further people listed in ``tools/sample_lists/`` (7 BraTS cases checked by SHA-256, 27
 OpenMS patients checked by git blob id) into the same layout, and ``brain_mri_extended.json`` trains on them too.
 

@@ -188,7 +188,7 @@ def _ct_extended() -> dict:
     """The CT bundle's larger training set: each non-contrast scan paired with each contrast scan of an overlapping
     body region (co-located patches then come from the same region), example_ct held out (scored with its organ
     labels, as in ``ct_unpaired.json``)."""
-    from tools.sample_manifest import CT_EXTENDED_SERIES
+    from tools.sample_manifest import CT_EXTENDED_LABELS, CT_EXTENDED_SERIES
 
     crops = {"ct/aorta_report_test_result_models_ct_cropped.nii.gz": ("contrast", "chest"),
              "ct/pulmonary_report_models_ct_cropped.nii.gz": ("contrast", "chest"),
@@ -207,7 +207,12 @@ def _ct_extended() -> dict:
                        "contrast-enhanced (3D-IRCADb-01 patients 1 and 17, portal-venous abdomen; sub-spleen2; the "
                        "arterial chest crops), each A paired with each B of an overlapping body region (region_A, "
                        "region_B). DICOM series are folders, read by MONAI's ITK reader. example_ct is held out: "
-                       "validation scores example_ct_sm (30 of its slices) with its TotalSegmentator organ labels.",
+                       "validation scores example_ct_sm (30 of its slices) with its TotalSegmentator organ labels; "
+                       "contrast_reference: IRCADb 17 with its organ masks, the real portal-venous HU per region.",
         "training": training,
         "validation": [{"subject": "example_ct_sm", "A": "ct/example_ct_sm.nii.gz", "label": "ct/example_seg.nii.gz"}],
+        # real contrast scans with organ masks: their HU per region go beside the translation (common.ct_evaluation)
+        "contrast_reference": [{"subject": name, "B": f"ct_extended/{name}",
+                                "labels": {region: f"ct_extended/{folder}" for region, folder in labels.items()}}
+                               for name, labels in CT_EXTENDED_LABELS.items()],
     }

@@ -350,9 +350,19 @@ CT_EXTENDED_SERIES = {
 }
 
 
+# organ masks of a contrast scan of the ct_extended set (DICOM series of 0/255 slices on the scan's grid): the real
+# portal-venous HU per region that the CT evaluation prints beside a translation. {scan: {region: folder}}, under
+# ct_extended/; IRCADb's "artery" mask is the aorta with its abdominal branches
+CT_EXTENDED_LABELS = {
+    "ircadb17_portal_venous": {"aorta": "ircadb17_masks/artery", "portal vein": "ircadb17_masks/portalvein",
+                               "liver": "ircadb17_masks/liver", "bone": "ircadb17_masks/bone"},
+}
+
+
 def ct_extended_manifest() -> list[Entry]:
     """The ``ct_extended`` set (``tools/sample_lists/ct_extended.tsv``): each slice file of the DICOM series of
-    ``CT_EXTENDED_SERIES``, from its public repository at a pinned commit, checked by SHA-256."""
+    ``CT_EXTENDED_SERIES`` and of the masks of ``CT_EXTENDED_LABELS``, from its public repository at a pinned commit,
+    checked by SHA-256."""
     with open(LISTS / "ct_extended.tsv", encoding="utf-8", newline="") as f:
         return [Entry(row["dest"], "ct_extended", row["repository"], row["commit"], row["path"], row["sha256"])
                 for row in csv.DictReader(f, delimiter="\t")]
