@@ -214,7 +214,8 @@ class BaselineComparison(EvaluationReport):
         return [*self.names, *(f"lesion_{n}" for n in self.names if any(f"lesion_{n}" in r for r in rows))]
 
     def _mean(self, rows: Sequence[Mapping]) -> dict[str, float]:
-        return {n: float(np.mean([r[n] for r in rows if n in r])) for n in self._columns(rows)}
+        # NaN-aware, as the evaluator's metrics (common.evaluation.FigureMean): an image without a figure is left out
+        return {n: float(np.nanmean([r[n] for r in rows if n in r])) for n in self._columns(rows)}
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """group -> method -> metric: the mean over the group's images (one group, "", without ``group_key``); lesion

@@ -163,14 +163,20 @@ def contrast_reference_hu(datalist_file: str | os.PathLike, base_dir: str | os.P
     load, out = LoadImage(image_only=True), []
     for entry in entries:
         scan_path = Path(base_dir) / entry["B"]
-        scan = torch.as_tensor(load(str(scan_path))).float()
+        loaded = load(str(scan_path))
+        scan, scan_affine = torch.as_tensor(loaded).float(), loaded.affine
         regions = {}
         for region, mask_path in entry["labels"].items():
-            mask = torch.as_tensor(load(str(Path(base_dir) / mask_path))) > 0
-            if mask.shape != scan.shape:
+            loaded = load(str(Path(base_dir) / mask_path))
+            mask = torch.as_tensor(loaded) > 0
+            same_grid = mask.shape == scan.shape and np.allclose(
+                np.asarray(loaded.affine), np.asarray(scan_affine), atol=1e-3
+            )
+            if not same_grid:
                 raise ValueError(
-                    f"contrast reference '{entry['subject']}': the mask '{mask_path}' has shape {tuple(mask.shape)}, "
-                    f"the scan '{scan_path}' {tuple(scan.shape)}; masks must lie on the scan's grid."
+                    f"contrast reference '{entry['subject']}': the mask '{mask_path}' (shape {tuple(mask.shape)}) "
+                    f"does not lie on the grid of the scan '{scan_path}' (shape {tuple(scan.shape)}): masks must "
+                    "have the scan's shape and affine."
                 )
             regions[region] = float(scan[mask].double().mean()) if mask.any() else float("nan")
         out.append({"subject": entry["subject"], "regions": regions})

@@ -313,9 +313,9 @@ def test_instance_optimisation_downsampled_recovers_a_known_shift_in_input_voxel
 
 
 def test_the_optimisation_loops_own_warp_and_smoothness_equal_monais_values_and_gradients():
-    """BorderWarp and diffusion replace MONAI's Warp(bilinear, border) and DiffusionLoss in the test-time
-    optimisation for speed: the same values and gradients, 2D and 3D, batch 2, displacements reaching past the
-    border, an axis of one voxel; the same refusals of shapes they cannot handle."""
+    """BorderWarp and diffusion replace MONAI's Warp(bilinear, border) and DiffusionLoss for speed (diffusion in
+    training too): the same values and gradients, 2D and 3D, batch 2, displacements reaching past the border, an axis
+    of one voxel, a 1 mm field in half precision; the same refusals of shapes they cannot handle."""
     from monai.losses import DiffusionLoss
 
     from common.registration.ops import BorderWarp, diffusion
@@ -332,6 +332,11 @@ def test_the_optimisation_loops_own_warp_and_smoothness_equal_monais_values_and_
             ours, monais = diffusion(ddf), DiffusionLoss()(ddf)
             torch.testing.assert_close(ours, monais)
             torch.testing.assert_close(torch.autograd.grad(3 * ours, ddf)[0], torch.autograd.grad(3 * monais, ddf)[0])
+    # half precision (training under amp): a 1 mm brain's field of squared differences sums far past float16's
+    # largest value (65504); the term must stay the mean, not overflow
+    field = (2 * torch.randn(1, 3, 100, 120, 100)).half()
+    assert torch.isfinite(diffusion(field)) and float(diffusion(field)) == pytest.approx(
+        float(DiffusionLoss()(field.float())), rel=1e-2)
     with pytest.raises(ValueError, match="expected an image"):
         BorderWarp((7, 9, 11))(torch.rand(1, 1, 7, 9, 10), torch.zeros(1, 3, 7, 9, 10))
     for shape in ((1, 3, 5, 2, 6), (1, 2, 5, 5, 5)):  # an axis too short for central differences; D != len(S)

@@ -278,12 +278,15 @@ def test_colocated_patches_matched_by_lung_ratio(real_ct):
             gaps[name].append(abs(ra[za] - rb[zb]))
     assert max(gaps["lung"]) <= 0.1 + 1e-9
     assert max(gaps["relative"]) > 0.3  # the position alone pairs abdomen with lung
-    lung.set_random_state(0)
     same = {"A": a, "B": MetaTensor(abdomen.clone(), affine=affine)}
-    for _ in range(10):
-        out = lung(same)
-        assert out["A"].meta["patch_center"] == out["B"].meta["patch_center"]
-        torch.testing.assert_close(out["A"].as_tensor(), out["B"].as_tensor())
+    for roi in ([32, 32], [16, 16, 16]):  # 3D patches stay inside the volume, at the same slice in both
+        sampler = RandColocatedPatchd(keys=["A", "B"], roi_size=roi, alignment="lung", lung_range=hu_lung)
+        sampler.set_random_state(0)
+        for _ in range(20):
+            out = sampler(same)
+            assert out["A"].meta["patch_center"] == out["B"].meta["patch_center"]
+            assert 8 <= out["A"].meta["patch_center"][2] <= abdomen.shape[-1] - 8 or len(roi) == 2
+            torch.testing.assert_close(out["A"].as_tensor(), out["B"].as_tensor())
     with pytest.raises(ValueError, match="share no body region"):
         RandColocatedPatchd(keys=["A", "B"], roi_size=[32, 32], alignment="lung", lung_range=hu_lung,
                             lung_tolerance=0.01)({"A": a, "B": MetaTensor(torch.full_like(chest, -700.0), affine=affine)})
@@ -332,10 +335,13 @@ def test_real_contrast_scans_own_hu_per_region_beside_the_translation(tmp_path):
     assert reference["regions"]["liver"] == pytest.approx((63 * 100.0 + 140.0) / 64)  # 4x4x4 voxels, one at 140
     (tmp_path / "none.json").write_text(json.dumps({"training": []}), encoding="utf-8")
     assert contrast_reference_hu(tmp_path / "none.json", tmp_path) == []
-    entry["labels"]["liver"] = "bad.nii.gz"
-    (tmp_path / "dl.json").write_text(json.dumps({"contrast_reference": [entry]}), encoding="utf-8")
-    with pytest.raises(ValueError, match="'p17': the mask 'bad.nii.gz' has shape"):
-        contrast_reference_hu(tmp_path / "dl.json", tmp_path)
+    flipped = np.diag([-1.0, 1.0, 1.0, 1.0])  # the same shape, mirrored: not the scan's grid either
+    nib.save(nib.Nifti1Image(masks["liver"].astype(np.uint8), flipped), tmp_path / "flipped.nii.gz")
+    for bad in ("bad.nii.gz", "flipped.nii.gz"):
+        entry["labels"]["liver"] = bad
+        (tmp_path / "dl.json").write_text(json.dumps({"contrast_reference": [entry]}), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"'p17': the mask '{bad}' .* does not lie on the grid of the scan"):
+            contrast_reference_hu(tmp_path / "dl.json", tmp_path)
     stats = {"voxels": 1, "before": 36.0, "after": 36.0, "gain": 0.0, "abs_change": 0.0}
     volume = {"volume": "v", "regions": {"input": {"portal vein": stats, "fat": stats}},
               "figures": {"input": dict.fromkeys(("vessel_hu", "vessel_gain_hu", "organ_gain_hu", "stable_change_hu",

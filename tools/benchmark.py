@@ -60,7 +60,8 @@ Bundles (``BENCHMARKS``; another bundle joins with one ``Benchmark`` entry; each
 * ``deform_gan``: the plain step is ``DeformGANStep`` written out: D (BCE, conditional on the warped moving
   image), then G (BCE + local gradient to the warped moving image + 100 x L1 to the fixed image), then T (LNCC
   through the frozen G + local gradient to the fixed image + diffusion smoothness), each with the other two
-  frozen, the same loss modules (MONAI's ``Warp``, LNCC, ``DiffusionLoss``; ``LocalGradientLoss``). Sizes:
+  frozen, with MONAI's ``Warp``, LNCC and ``DiffusionLoss`` and ``LocalGradientLoss`` (the bundle's smoothness is
+  ``common.registration.ops.diffusion``, tested equal to ``DiffusionLoss`` and faster to differentiate). Sizes:
   ``default`` the paper's (VoxelMorph's T on 1 mm whole brains cropped to 160x192x160); ``release`` and ``test``
   those of ``tools/bundles.py``. Inference is one forward pass of T on the whole volume (fixed and moving, 1 mm,
   padded to a multiple of 16). ``--pairs BUNDLE_DIR`` instead registers the bundle's evaluation pairs with its

@@ -199,8 +199,9 @@ def build_release(
     if name not in BUNDLES:
         raise ReleaseError(f"unknown bundle '{name}'; tools/bundles.py lists {sorted(BUNDLES)}.")
     spec = BUNDLES[name]
-    if size not in spec["sizes"]:
-        raise ReleaseError(f"unknown size '{size}' for {name}; known: {sorted(spec['sizes'])}.")
+    if size not in spec["sizes"] or size == "default":
+        known = sorted(set(spec["sizes"]) - {"default"})
+        raise ReleaseError(f"unknown size '{size}' for {name}; known: {known} (the default size is the configs as shipped).")
     if train == (checkpoint is not None):
         raise ReleaseError("give exactly one of --train and --checkpoint.")
     if update_src and size != "release":

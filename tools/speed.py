@@ -5,7 +5,6 @@ tools.benchmark`` drives it (its docstring says what is measured and how)."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable

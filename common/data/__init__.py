@@ -17,6 +17,8 @@ _MODULES = {
     "CheckHUd": "ct",
     "HUWindowd": "ct",
     "RandColocatedPatchd": "ct",
+    "hu_to_window": "ct",
+    "window_to_hu": "ct",
     # contrasts
     "InvertStackd": "contrasts",
     "StackContrastsd": "contrasts",

@@ -120,12 +120,12 @@ class RandColocatedPatchd(Randomizable, MapTransform):
       the patch: such that its centre does): the same physical coordinates when the scans are centred alike, but
       only the part of the larger scans that overlaps the smallest one is ever sampled.
     * ``alignment="lung"``: the same body region along the axial axis, matched by anatomy rather than position. Each
-      axial slice is described by its lung ratio (voxels in ``lung_range`` over voxels above it: about 1 in the
-      chest, near 0 in the abdomen and pelvis). A relative position is drawn in a randomly chosen key's volume;
-      every other volume takes, among its slices whose lung ratio is within ``lung_tolerance`` of that slice's, the
-      one nearest the same relative height (a draw with no such slice is redrawn). In-plane as ``"relative"``. A
-      chest-to-abdomen scan paired with an abdomen-only scan then gives patches of the abdomen only; its chest
-      slices are sampled with a chest scan.
+      axial slice is described by its lung ratio (voxels in ``lung_range`` over voxels above it: measured 0.5 to 1
+      through the lungs, 0.02 to 0.3 in the abdomen, depending on the air around the body in the field of view). A
+      slice is drawn in a randomly chosen key's volume among those that have a match in every other volume; every
+      other volume takes, among its slices whose lung ratio is within ``lung_tolerance`` of that slice's, the one
+      nearest the same relative height. In-plane as ``"relative"``. A chest-to-abdomen scan paired with an
+      abdomen-only scan then gives patches of its lower slices only; its lungs are sampled with a chest scan.
 
     With a 2D ``roi_size`` the patch is 2D, from the axial slice (last axis) at that position. Where a patch leaves its
     volume it is padded with ``pad_value`` (padding the discriminator could learn to expect from one domain only:
@@ -194,23 +194,40 @@ class RandColocatedPatchd(Randomizable, MapTransform):
         tissue = (v > lung_range[1]).sum(dim=(0, 1, 2)).double()
         return (lung / tissue.clamp(min=1.0)).numpy() * (tissue > 0).numpy()
 
-    def _lung_matched(self, ratios: Sequence[np.ndarray], shapes, size) -> list[np.ndarray] | None:
-        position = self.R.uniform(0.0, 1.0, 3)
+    def matchable_slices(self, ratios: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``alignment="lung"``: per volume, the slices whose lung ratio is within ``lung_tolerance`` of some slice of
+        every other volume (the body region all of them show)."""
+        out = []
+        for k, r in enumerate(ratios):
+            ok = np.ones(len(r), dtype=bool)
+            for j, other in enumerate(ratios):
+                if j != k:
+                    ok &= (np.abs(r[:, None] - other[None, :]) <= self.lung_tolerance).any(
+                        axis=1
+                    )  # (Z_k, Z_j) -> (Z_k,)
+            out.append(np.flatnonzero(ok))
+        return out
+
+    def _lung_matched(self, ratios, matchable, shapes, size) -> list[np.ndarray]:
+        position = self.R.uniform(0.0, 1.0, 3)  # in-plane as "relative"
         centers = [self.relative_center(position, shape, size) for shape in shapes]
         ref = self.R.randint(len(shapes))
-        target = ratios[ref][centers[ref][2]]
+        z_ref = int(self.R.choice(matchable[ref]))
+        height = z_ref / max(1, shapes[ref][2] - 1)  # the reference slice's relative height
         for k, (r, shape) in enumerate(zip(ratios, shapes)):
             if k == ref:
-                continue
-            candidates = np.flatnonzero(np.abs(r - target) <= self.lung_tolerance)
-            if candidates.size == 0:
-                return None
-            centers[k][2] = candidates[np.argmin(np.abs(candidates - position[2] * (shape[2] - 1)))]
+                z = z_ref
+            else:
+                candidates = np.flatnonzero(np.abs(r - ratios[ref][z_ref]) <= self.lung_tolerance)
+                z = int(candidates[np.argmin(np.abs(candidates - height * (shape[2] - 1)))])
+            if shape[2] >= size[2]:  # a 3D patch stays inside the volume, as "relative" keeps it
+                z = int(np.clip(z, size[2] // 2, shape[2] - size[2] + size[2] // 2))
+            centers[k][2] = z
         return centers
 
-    def _centers(self, shapes: Sequence[Sequence[int]], size: Sequence[int], ratios=None) -> list[np.ndarray] | None:
+    def _centers(self, shapes: Sequence[Sequence[int]], size: Sequence[int], lung=None) -> list[np.ndarray]:
         if self.alignment == "lung":
-            return self._lung_matched(ratios, shapes, size)
+            return self._lung_matched(*lung, shapes, size)
         if self.alignment == "relative":
             position = self.R.uniform(0.0, 1.0, 3)
             return [self.relative_center(position, shape, size) for shape in shapes]
@@ -234,21 +251,20 @@ class RandColocatedPatchd(Randomizable, MapTransform):
             )
         size = self.roi_size if len(self.roi_size) == 3 else [*self.roi_size, 1]
         anywhere = self.R.rand() < self.background_probability
-        ratios = [self.lung_ratios(d[k], self.lung_range) for k in keys] if self.alignment == "lung" else None
-        centers = None
-        for _ in range(self.max_tries * (10 if self.alignment == "lung" else 1)):
-            drawn = self._centers(shapes, size, ratios)
-            if drawn is None:  # "lung": no slice of the same region in some volume
-                continue
-            centers = drawn
+        lung = None
+        if self.alignment == "lung":
+            ratios = [self.lung_ratios(d[k], self.lung_range) for k in keys]
+            lung = (ratios, self.matchable_slices(ratios))
+            if any(m.size == 0 for m in lung[1]):
+                raise ValueError(
+                    f"RandColocatedPatchd: the volumes {keys} share no body region (no slices within lung ratio "
+                    f"{self.lung_tolerance} of each other); pair scans of overlapping regions."
+                )
+        for _ in range(self.max_tries):
+            centers = self._centers(shapes, size, lung)
             first = _crop(d[keys[0]], centers[0], size, self.pad_value)
             if anywhere or float((first > self.threshold).float().mean()) >= self.min_fraction:
                 break
-        if centers is None:
-            raise ValueError(
-                f"RandColocatedPatchd: the volumes {keys} share no body region (no slices within lung ratio "
-                f"{self.lung_tolerance} of each other); pair scans of overlapping regions."
-            )
         for key, center in zip(keys, centers):
             patch = _crop(d[key], center, size, self.pad_value)
             if len(self.roi_size) == 2:

@@ -1,8 +1,8 @@
-"""The field operations that Deform-GAN's training (``common.engines.DeformGANStep``) and its test-time optimisation
-(``common.registration.refinement``) share, in one place so that changing T's smoothness term is one edit: MONAI's
-``Warp(bilinear, border)`` for a fixed grid (``BorderWarp``), MONAI's ``DiffusionLoss`` (``diffusion``) and a
-sampled Gaussian blur, each tested equal to MONAI's (tests/test_deform_gan_parts.py) and faster in a loop of
-hundreds of steps."""
+"""Deform-GAN's field operations, each tested equal to MONAI's (tests/test_deform_gan_parts.py) and faster in a loop
+of hundreds of steps: the smoothness term (MONAI's ``DiffusionLoss``: ``diffusion``), which T's training
+(``common.engines.DeformGANStep``) and the test-time optimisation (``common.registration.refinement``) share, so that
+changing it is one edit; and, for the optimisation's loop, MONAI's ``Warp(bilinear, border)`` on a fixed grid
+(``BorderWarp``; training keeps MONAI's ``Warp``, whose padding is a config choice) and a sampled Gaussian blur."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class _Diffusion(torch.autograd.Function):
         ]  # each (B, D, *(S - 2)), along one axis
         ctx.save_for_backward(*differences)
         ctx.shape = field.shape
-        return sum(d.square().sum() for d in differences) / differences[0].numel()
+        return sum(d.square().mean() for d in differences)  # each the same size: sum / count, without fp16 overflow
 
     @staticmethod
     @once_differentiable
