@@ -196,21 +196,32 @@ def test_training_logs_progress_with_eta_and_validation_panels_in_tensorboard(da
 
 
 @pytest.mark.parametrize("bundle", ["cyclegan", "medgan", "ae_gan", "unit_gmm", "deform_gan"])
-def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle):
-    """multi_gpu_train.json keeps on ranks > 0 every handler but validation and logging, chosen by type
-    (``handlers_for_rank``): the seeder (each rank its own stream from the user's seed) and the checkpoint saver stay."""
-    from common.engines import handlers_for_rank
+def test_multi_gpu_ranks_above_0_train_without_validating_or_logging(bundle, tmp_path, monkeypatch):
+    """The trainer's handlers come from ``common.engines.training_handlers``, which keeps on ranks > 0 every handler
+    but validation and logging, chosen by type (``handlers_for_rank``): the seeder (each rank its own stream from the
+    user's seed), the schedules, the checkpoint saver and the config's extra handlers (MLflow's only on rank 0) stay.
+    multi_gpu_train.json overrides no handler list and no seed."""
+    import torch
+
+    from common.engines import distributed, training_handlers
 
     train = json.loads((BUNDLES / bundle / "configs/train.json").read_text(encoding="utf-8"))
     multi = json.loads((BUNDLES / bundle / "configs/multi_gpu_train.json").read_text(encoding="utf-8"))
-    assert multi["train#trainer#handlers"] == "$common.engines.handlers_for_rank(@train#handlers)"
-    assert "seed" not in multi  # the user's --seed reaches every rank; EpochSeeder gives each rank its own stream
-    names = [h["_target_"].split(".")[-1] for h in train["train"]["handlers"]]
-    handlers = [type(n, (), {})() for n in names]  # stand-ins of the configured types
-    kept = [type(h).__name__ for h in handlers_for_rank(handlers, rank=1)]
-    assert sorted(set(names) - set(kept)) == ["ProgressLogger", "StatsHandler", "TensorBoardStatsHandler", "ValidationHandler"]
-    assert "EpochSeeder" in kept and "AtomicCheckpointSaver" in kept
-    assert handlers_for_rank(handlers, rank=0) == handlers
+    assert train["train"]["trainer"]["handlers"].startswith("$common.engines.training_handlers(")
+    assert "extra=@train#handlers" in train["train"]["trainer"]["handlers"] and train["train"]["handlers"] == []
+    assert not any("handlers" in key for key in multi) and "seed" not in multi
+
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.Adam(net.parameters())
+    args = dict(validator=None, network=net, checkpoint={"net": net, "optimizer": opt}, schedules={"G": torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0)},
+                seed=5, resume_from=None, device="cpu", ckpt_dir=str(tmp_path), network_path=str(tmp_path / "model.pt"),
+                tb_dir=str(tmp_path / "logs"), extra=[type("MLFlowHandler", (), {})()])  # a stand-in of MONAI's, by type name
+    on_rank_0 = [type(h).__name__ for h in training_handlers(**args)]
+    assert on_rank_0 == ["EpochSeeder", "LrScheduleHandler", "AtomicCheckpointSaver", "ValidationHandler", "ProgressLogger",
+                         "StatsHandler", "TensorBoardStatsHandler", "MLFlowHandler"]
+    monkeypatch.setattr(distributed, "process_rank", lambda: 1)
+    on_rank_1 = [type(h).__name__ for h in training_handlers(**args)]
+    assert on_rank_1 == ["EpochSeeder", "LrScheduleHandler", "AtomicCheckpointSaver"]
 
 
 def test_each_rank_seeds_its_own_stream_from_the_users_seed():

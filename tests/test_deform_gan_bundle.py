@@ -48,7 +48,7 @@ def _infer(root, data_dir, out, fixed=FIXED, moving=MOVING, **extra):
 # two give 2.76 and 2.94 mm against 4.17 before)
 FIXED_PAIR_TRAINING = {"train_seed": 0, "lr": 0.002, "lg_kernel_size": 3, "train#datalist":
                        "$common.data.load_datalist(@datalist, 'validation', {'fixed': @fixed_contrast, 'moving': @moving_contrast}, base_dir=@dataset_dir)",
-                       **{f"lr_schedule#{n}#constant_steps": 0 for n in "TGD"}}
+                       "lr_schedule": "$common.engines.linear_decay_schedules(@optimizers, 0, 1, @iterations_per_epoch)"}
 
 
 @pytest.fixture(scope="module")

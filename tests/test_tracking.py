@@ -118,7 +118,7 @@ def test_training_logs_losses_learning_rates_metrics_and_config(trained, bundle,
         assert sorted(history) == list(range(1, ITERATIONS + 1)) and all(map(math.isfinite, history.values())), key
 
     # each optimiser's learning rate, the one its step ran with: constant and positive here (no decay epoch)
-    optimizers = json.loads((ROOT / "bundles" / bundle / "configs/train.json").read_text(encoding="utf-8"))["train"]["trainer"]["optimizers"]
+    optimizers = json.loads((ROOT / "bundles" / bundle / "configs/train.json").read_text(encoding="utf-8"))["optimizers"]
     lrs = {f"lr_{name}" for name in optimizers}
     assert metrics - losses - val_metrics == lrs
     for key in lrs:

@@ -4,12 +4,14 @@ from .ae_gan import AEGANStep
 from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, latest_checkpoint, resume_path
 from .cyclegan import CycleGANStep
 from .deform_gan import DeformGANStep
+from .distributed import ddp_network, end_distributed, handlers_for_rank, process_rank, rank_device, start_distributed
 from .image_pool import ImagePool
 from .inferers import ContextSliceInferer
 from .medgan import MedGANStep
 from .progress import ProgressLogger, hide_fresh_run_notice
+from .scaffold import checkpoint_contents, epoch_loader, linear_decay_schedules, training_handlers, validation_handlers
 from .schedules import LinearDecayLR
-from .seeding import EpochSeeder, handlers_for_rank, process_rank
+from .seeding import EpochSeeder
 from .trainer import MultiNetworkTrainer
 from .unit_gmm import UNITGMMStep
 
@@ -21,6 +23,15 @@ __all__ = [
     "CycleGANStep",
     "DeformGANStep",
     "EpochSeeder",
+    "checkpoint_contents",
+    "ddp_network",
+    "end_distributed",
+    "epoch_loader",
+    "linear_decay_schedules",
+    "rank_device",
+    "start_distributed",
+    "training_handlers",
+    "validation_handlers",
     "handlers_for_rank",
     "process_rank",
     "ImagePool",

@@ -10,12 +10,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.data.utils import set_rnd
 
-
-def process_rank() -> int:
-    """This process's rank under torch.distributed (0 when it is not initialised: a single process)."""
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+from .distributed import process_rank
 
 
 class EpochSeeder:
@@ -51,15 +46,3 @@ class EpochSeeder:
         torch.manual_seed(seed)
         loader = engine.data_loader
         set_rnd(getattr(loader, "dataset", loader), seed)  # the transforms' own RandomStates (MONAI's Randomizable)
-
-
-# trainer handlers that only rank 0 runs under multi-process training: validation, and what writes logs or files
-RANK_ZERO_ONLY = ("ValidationHandler", "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler", "MLFlowHandler")
-
-
-def handlers_for_rank(handlers, rank: int | None = None) -> list:
-    """``handlers`` as this rank runs them: all on rank 0, on the others all but those of ``RANK_ZERO_ONLY`` (chosen
-    by type, not by place, so that a reordered or longer list stays right). Checkpoint saving stays on every rank:
-    ignite synchronises it and writes from rank 0."""
-    rank = process_rank() if rank is None else rank
-    return list(handlers) if rank == 0 else [h for h in handlers if type(h).__name__ not in RANK_ZERO_ONLY]
