@@ -56,10 +56,11 @@ def test_training_handlers_resume_only_when_asked_and_append_the_configs_extras(
     checkpoint = checkpoint_contents({"G": net}, opt, linear_decay_schedules(opt, 1, 1, 1))
     extra = type("MyHandler", (), {})()
     args = dict(validator=None, network=net, checkpoint=checkpoint, schedules={}, seed=0, device="cpu",
-                ckpt_dir=str(tmp_path), network_path=str(tmp_path / "model.pt"), tb_dir=None, extra=[extra])
+                ckpt_dir=str(tmp_path), network_path=str(tmp_path / "model.pt"), tb_dir=str(tmp_path / "logs"),
+                extra=[extra])
     fresh = training_handlers(resume_from=None, **args)
     assert [type(h).__name__ for h in fresh] == ["EpochSeeder", "AtomicCheckpointSaver", "ValidationHandler",
-                                                 "ProgressLogger", "StatsHandler", "MyHandler"]
+                                                 "ProgressLogger", "StatsHandler", "TensorBoardStatsHandler", "MyHandler"]
     resumed = training_handlers(resume_from=tmp_path / "checkpoint_3.pt", **args)
     loader = resumed[1]
     assert type(loader).__name__ == "ResumeCheckpointLoader" and loader.load_path == str(tmp_path / "checkpoint_3.pt")

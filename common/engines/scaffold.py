@@ -69,10 +69,10 @@ def training_handlers(
     device: torch.device | str,
     ckpt_dir: str | os.PathLike,
     network_path: str | os.PathLike,
+    tb_dir: str | os.PathLike,
     ckpt_interval: int = 1,
     val_interval: int = 1,
     log_interval: int = 50,
-    tb_dir: str | os.PathLike | None = None,
     extra: Sequence = (),
 ) -> list:
     """The trainer's handlers, in the order they run, for this process's rank (``handlers_for_rank``: ranks > 0 of a
@@ -102,17 +102,14 @@ def training_handlers(
             output_transform=lambda x: x,
             iteration_log=lambda engine, _: engine.state.iteration % log_interval == 0,
         ),
+        TensorBoardStatsHandler(log_dir=str(tb_dir), tag_name="train", output_transform=lambda x: x),
     ]
-    if tb_dir is not None:
-        handlers.append(TensorBoardStatsHandler(log_dir=str(tb_dir), tag_name="train", output_transform=lambda x: x))
     return handlers_for_rank(handlers + list(extra))
 
 
-def validation_handlers(tb_dir: str | os.PathLike | None, extra: Sequence = (), before: Sequence = ()) -> list:
+def validation_handlers(tb_dir: str | os.PathLike, extra: Sequence = (), before: Sequence = ()) -> list:
     """The evaluator's handlers: ``before`` (handlers that must see each output first), the metrics in the log and
     in TensorBoard under ``tb_dir`` once per validation, then ``extra``, the config's ``validate#handlers`` list
     (panels, reports; MONAI's ``--tracking`` appends there)."""
-    handlers = [*before, StatsHandler(iteration_log=False)]
-    if tb_dir is not None:
-        handlers.append(TensorBoardStatsHandler(log_dir=str(tb_dir), iteration_log=False))
-    return handlers + list(extra)
+    logs = [StatsHandler(iteration_log=False), TensorBoardStatsHandler(log_dir=str(tb_dir), iteration_log=False)]
+    return [*before, *logs, *extra]
