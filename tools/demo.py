@@ -49,6 +49,9 @@ DEMOS = {
         "titles": "T1 | synthetic T2 | real T2 | their difference, with its colour bar",
     },
     "ae_gan": {
+        # the full brain MRI set (210 MB): its 21 training subjects; the same two held out
+        "groups": ["brain_mri"],
+        "datalist": "datalists/brain_mri.json",
         "output": "synthetic_t2",
         "titles": "T1 | T1c | FLAIR | synthetic T2 | real T2 | their difference, with its colour bar",
         # inference from the three contrasts; the evaluation scores all seven combinations
