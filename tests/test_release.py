@@ -97,6 +97,23 @@ def test_versions_bump_from_metadata_and_index():
 # ------------------------------------------------------------------------------------------ the build
 
 
+def test_released_metadata_describes_the_2_5d_input():
+    """A release trained with 2.5D input (``context_slices`` k) says so in the metadata: the network's input has k
+    channels (what the export checks and ``verify_net_in_out`` build), its output still one; the patch size follows
+    ``roi_size``."""
+    from tools import release_staging
+
+    meta = json.loads((BUNDLES_DIR / "medgan" / "configs/metadata.json").read_text(encoding="utf-8"))
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
+    released = release_staging.update_metadata(meta, "9.9.9", "test", {"context_slices": 3, "roi_size": [96, 96]}, {})
+    fmt = released["network_data_format"]
+    assert fmt["inputs"]["image"]["num_channels"] == 3 and fmt["inputs"]["image"]["spatial_shape"] == [96, 96]
+    assert all(t["num_channels"] == 1 for t in fmt["outputs"].values())
+    built = workflow("medgan", ("inference",), context_slices=3, num_ublocks=2, gen_channels=[8, 16, 32])
+    net = built.parser.get_parsed_content("network_def")
+    assert net(torch.zeros(1, 3, 96, 96)).shape == (1, 1, 96, 96)
+
+
 def test_release_zip_layout_hashes_and_index(built, server):
     name, version = built["name"], built["version"]
     url, served = server

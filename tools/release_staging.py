@@ -148,6 +148,10 @@ def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[
                 shape = tensor.get("spatial_shape", [])
                 if len(shape) == len(roi) and any(int(v) > 0 for v in shape):  # not a file input of any size (-1)
                     tensor["spatial_shape"] = list(roi)
+    context = settings.get("context_slices")
+    if context is not None:  # 2.5D input: the network reads that many neighbouring slices as channels
+        for tensor in meta.get("network_data_format", {}).get("inputs", {}).values():
+            tensor["num_channels"] = int(context)
     meta["release"] = release
     return meta
 
