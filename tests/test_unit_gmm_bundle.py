@@ -80,7 +80,7 @@ def test_default_sizes_are_the_papers():
     assert [train_cfg[k] for k in weights] == [10.0, 0.1, 100.0, 0.1, 100.0]
     assert (train_cfg["lr"], train_cfg["weight_decay"], train_cfg["batch_size"], train_cfg["spatial_dims"]) == (0.0001, 0.0001, 1, 2)
     inference = json.loads((BUNDLES / BUNDLE / "configs/inference.json").read_text(encoding="utf-8"))
-    assert all(inference[k] == train_cfg[k] for k in ("num_filters", "num_res_blocks", "num_shared_blocks", "pixdim", "hu_window"))
+    assert all(inference[k] == train_cfg[k] for k in ("num_filters", "num_res_blocks", "num_shared_blocks", "gen_norm", "gen_output_activation", "pixdim", "hu_window"))
 
 
 def test_training_on_real_ct_patches_reduces_the_reconstruction_loss(trained):

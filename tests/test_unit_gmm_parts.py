@@ -111,6 +111,36 @@ def test_without_normalisation_the_signal_reaches_the_output():
         assert out.std() > 0.01, norm
 
 
+def test_a_decoder_driven_into_saturation_recovers_only_without_tanh():
+    """The failure measured on the extended CT set: the non-contrast decoder's last pre-activation drifted to about
+    -25, tanh gave -1 (air) everywhere and its derivative (~1e-21) stopped every gradient. With
+    ``output_activation="none"`` the same decoder still gets the L1 gradient, and its translations stay in [-1, 1]."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    grads = {}
+    for activation in ("tanh", "none"):
+        torch.manual_seed(1)
+        vaes = SharedLatentVAEs(2, num_filters=4, num_res_blocks=2, norm="none", output_activation=activation)
+        output_conv = [m for m in vaes.decoders[0].modules() if isinstance(m, nn.Conv2d)][-1]
+        with torch.no_grad():
+            output_conv.bias.fill_(-25.0)  # the saturated state
+        decoded = vaes.decode(vaes.encode(x, 0), 0)
+        assert (decoded < -0.999).all() if activation == "tanh" else (decoded < -20).all()
+        nn.functional.l1_loss(decoded, x).backward()
+        grads[activation] = output_conv.bias.grad.abs().item()
+        translated = vaes(x)  # source 0 -> domain 1, the deployed path
+        assert translated.min() >= -1.0 and translated.max() <= 1.0
+    assert grads["tanh"] < 1e-15  # dead: Adam's eps (1e-8) swamps it
+    assert grads["none"] == pytest.approx(1.0)  # d|y - x|/db summed over 256 outputs / 256 = 1: every y < x here
+    vaes = SharedLatentVAEs(2, num_filters=4, num_res_blocks=2, norm="none", output_activation="none")
+    with torch.no_grad():
+        [m for m in vaes.decoders[1].modules() if isinstance(m, nn.Conv2d)][-1].bias.fill_(5.0)
+    assert vaes.decode(vaes.encode(x, 0), 1).min() > 1.0 and torch.equal(vaes(x), torch.ones_like(x))  # clamped
+    assert not any(isinstance(m, nn.Tanh) for m in vaes.modules())
+    with pytest.raises(ValueError, match="output_activation"):
+        SharedLatentVAEs(2, num_filters=4, num_res_blocks=2, output_activation="sigmoid")
+
+
 def test_3d_vaes_shapes():
     vaes = SharedLatentVAEs(3, num_filters=2, num_res_blocks=1)
     assert vaes(torch.zeros(1, 1, 8, 8, 8)).shape == (1, 1, 8, 8, 8)

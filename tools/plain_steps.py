@@ -255,7 +255,7 @@ def _shared_latent_vaes(config: dict):
     from common.networks import SharedLatentVAEs
 
     return SharedLatentVAEs(2, num_filters=config["num_filters"], num_res_blocks=config["num_res_blocks"],
-                            norm=config["gen_norm"])
+                            norm=config["gen_norm"], output_activation=config["gen_output_activation"])
 
 
 def unit_gmm_networks(config: dict):

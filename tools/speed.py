@@ -73,7 +73,7 @@ _MEDGAN_LOSS = _shipped("medgan", ("generator_updates", "lambda_pixel", "lambda_
 _AE_GAN_INPUTS = _shipped("ae_gan", ("input_subsets",))
 
 # the mixture's size and the discriminators' depth, as shipped unless a size sets them
-_UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_norm"))
+_UNIT_GMM_SHIPPED = _shipped("unit_gmm", ("num_components", "disc_layers", "gen_norm", "gen_output_activation"))
 
 # T's and the step's settings as shipped unless a size sets them
 _DEFORM_GAN_SHIPPED = _shipped("deform_gan", ("t_channels", "t_final_channels", "integration_steps", "gen_channels",

@@ -38,10 +38,16 @@ class SharedLatentVAEs(nn.Module):
     """E_1, E_2, G_1, G_2 with shared innermost layers; ``forward`` translates ``source_domain`` into the other.
 
     Domains are 0 and 1 (for the CT bundle: 0 non-contrast, 1 contrast-enhanced). ``encode(x, d)`` gives the latent
-    mean, (B, 1, *S) -> (B, F * 4, *S / 4); ``decode(z, d)`` the image of domain d in [-1, 1]; ``forward(x)`` =
-    ``decode(encode(x, source), 1 - source)``, the deployable translation (``network_def`` of the bundle).
+    mean, (B, 1, *S) -> (B, F * 4, *S / 4); ``decode(z, d)`` the image of domain d (in [-1, 1] through tanh,
+    unbounded with ``output_activation="none"``); ``forward(x)`` = ``translate(x)`` =
+    ``decode(encode(x, source), 1 - source)`` in [-1, 1], the deployable translation (``network_def`` of the bundle).
     ``shared_encoder`` and ``shared_decoder`` are single modules used by both domains, so the two VAEs share those
     parameters by construction.
+
+    ``output_activation="none"`` drops the final tanh (clamping the translations instead). Without normalisation a
+    decoder's last pre-activation can drift far from 0 in a few hundred Adam steps; past |a| ~ 10 tanh's derivative
+    (~1e-8 and less) stops every gradient, and that decoder outputs one value for good (measured on CT: the
+    non-contrast decoder at -1, air, everywhere). A linear output keeps the L1 gradients whole.
 
     The UNIT paper's size for 256x256 images is ``num_filters=64`` and 4 residual blocks per side, of which one is
     shared. Each spatial size of the input must be divisible by 4.
@@ -56,6 +62,7 @@ class SharedLatentVAEs(nn.Module):
         num_shared_blocks: int = 1,
         source_domain: int = 0,
         norm: str | tuple = "INSTANCE",
+        output_activation: str = "tanh",
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -66,6 +73,8 @@ class SharedLatentVAEs(nn.Module):
             )
         if source_domain not in (0, 1):
             raise ValueError(f"source_domain must be 0 or 1, got {source_domain}.")
+        if output_activation not in ("tanh", "none"):
+            raise ValueError(f"output_activation must be 'tanh' or 'none', got {output_activation!r}.")
         if isinstance(norm, str) and norm.lower() == "none":
             norm = None  # a command line cannot give None: --gen_norm none
         self.spatial_dims, self.in_channels, self.source_domain, self.divisor = (
@@ -91,17 +100,18 @@ class SharedLatentVAEs(nn.Module):
                 *blocks(own),
                 upsampling(spatial_dims, channels, norm),
                 upsampling(spatial_dims, channels // 2, norm),
-                *output_layers(spatial_dims, channels // 4, in_channels),
+                *output_layers(spatial_dims, channels // 4, in_channels)[: 3 if output_activation == "tanh" else 2],
             )
             for _ in range(2)
         )
+        self.bounded_output = output_activation == "tanh"
         # UNIT's and CycleGAN's N(0, 0.02) suits normalised layers; without normalisation it would shrink the signal
         # about threefold per convolution, and after some twenty of them the output is a constant: He initialisation
         # (fan-in, ReLU) keeps its scale
         self.apply(init_normal if norm is not None else _init_he)
         if norm is None:  # the output convolutions small: tanh starts in its linear range, not saturated
-            for decoder in self.decoders:
-                decoder[-2].apply(init_normal)  # (..., c7s1 output convolution, tanh)
+            for decoder in self.decoders:  # (..., c7s1 output convolution, tanh)
+                decoder[-2 if self.bounded_output else -1].apply(init_normal)
 
     def encode(self, x: torch.Tensor, domain: int) -> torch.Tensor:
         """The posterior mean mu(x) of domain ``domain``'s image: (B, C_in, *S) -> (B, 4F, *S / 4)."""
@@ -115,7 +125,8 @@ class SharedLatentVAEs(nn.Module):
         return self.shared_encoder(h)
 
     def decode(self, z: torch.Tensor, domain: int) -> torch.Tensor:
-        """An image of domain ``domain`` from a latent map: (B, 4F, *S / 4) -> (B, C_in, *S), in [-1, 1]."""
+        """An image of domain ``domain`` from a latent map: (B, 4F, *S / 4) -> (B, C_in, *S); in [-1, 1] with tanh
+        (``image`` bounds it otherwise)."""
         _check_domain(domain)
         h = self.shared_decoder(z)
         y = h
@@ -124,12 +135,21 @@ class SharedLatentVAEs(nn.Module):
                 y = decoder(h)
         return y
 
+    def image(self, y: torch.Tensor) -> torch.Tensor:
+        """A decoder output as an image in [-1, 1]: already so with tanh; clamped with ``output_activation="none"``,
+        whose training sees the unbounded output (the losses' gradients never vanish) and whose translations do not."""
+        return y if self.bounded_output else y.clamp(-1.0, 1.0)
+
+    def translate(self, x: torch.Tensor) -> torch.Tensor:
+        """Source-domain image -> target-domain image in [-1, 1] through the latent mean."""
+        return self.image(self.decode(self.encode(x, self.source_domain), 1 - self.source_domain))
+
     def forward(self, x: torch.Tensor, part: str = "translate", domain: int = 0) -> torch.Tensor:
         """``part="translate"`` (the default, what inference and the exports run): source-domain image -> target-domain
         image through the latent mean. ``"encode"`` / ``"decode"`` run ``encode(x, domain)`` / ``decode(x, domain)``:
         a training step calls those through ``forward`` so that a DistributedDataParallel wrapper sees every pass."""
         if part == "translate":
-            return self.decode(self.encode(x, self.source_domain), 1 - self.source_domain)
+            return self.translate(x)
         if part == "encode":
             return self.encode(x, domain)
         if part == "decode":
@@ -147,5 +167,6 @@ class TranslationWithCycle(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         source, target = self.vaes.source_domain, 1 - self.vaes.source_domain
-        translated = self.vaes.decode(self.vaes.encode(x, source), target)
-        return torch.cat([translated, self.vaes.decode(self.vaes.encode(translated, target), source)], dim=1)
+        translated = self.vaes.translate(x)
+        cycle = self.vaes.image(self.vaes.decode(self.vaes.encode(translated, target), source))
+        return torch.cat([translated, cycle], dim=1)
