@@ -207,25 +207,27 @@ BUNDLES: dict[str, dict] = {
             # the discriminators nothing), 32x32 axial patches (96 mm: inside the smallest contrast scan), half the
             # paper's filters and its 4 residual blocks per side, no normalisation in the VAEs (instance norm
             # normalises each 32x32 tile on its own, so a tile inside the liver loses its HU level: blocky, shifted
-            # output). See the bundle's model card for what was measured
+            # output); and without normalisation no final tanh (a decoder's tanh saturated and never recovered on the
+            # extended CT set: the translations are clamped instead). See the bundle's model card for what was measured
             "demo": {
                 "settings": {"pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32], "num_filters": 32, "num_res_blocks": 4,
-                             "gen_norm": "none", "disc_filters": 32, "disc_layers": 2},
+                             "gen_norm": "none", "gen_output_activation": "none", "disc_filters": 32, "disc_layers": 2},
                 "schedule": {},
                 "iterations": 3000,
             },
             # the demo's settings, three times as long: 3 mm (the non-contrast
             # scan's own spacing), 32x32 axial patches, half the paper's filters, its 4 residual blocks per side, no
-            # normalisation in the VAEs (instance norm discards each tile's absolute HU: see the model card)
+            # normalisation in the VAEs (instance norm discards each tile's absolute HU: see the model card) and no
+            # final tanh (it can saturate for good without normalisation)
             "release": {
-                "settings": {"num_filters": 32, "num_res_blocks": 4, "gen_norm": "none", "disc_filters": 32,
-                             "disc_layers": 2, "pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32]},
+                "settings": {"num_filters": 32, "num_res_blocks": 4, "gen_norm": "none", "gen_output_activation": "none",
+                             "disc_filters": 32, "disc_layers": 2, "pixdim": [3.0, 3.0, 3.0], "roi_size": [32, 32]},
                 "schedule": {"iterations_per_epoch": 3000, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000},
             },
             # tests/bundle_utils.py's UNIT_GMM_TEST_SIZE: 4 mm, 32x32 patches, 8 filters, 2 blocks; 20 iterations
             "test": {
-                "settings": {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "disc_filters": 8,
-                             "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]},
+                "settings": {"num_filters": 8, "num_res_blocks": 2, "gen_norm": "none", "gen_output_activation": "none",
+                             "disc_filters": 8, "pixdim": [4.0, 4.0, 4.0], "roi_size": [32, 32]},
                 "schedule": {"iterations_per_epoch": 10, "n_epochs": 1, "n_epochs_decay": 1, "val_interval": 1000},
             },
         },
