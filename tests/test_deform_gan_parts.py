@@ -245,6 +245,37 @@ def test_step_order_d_then_g_then_t_with_the_others_frozen():
     assert out["epe_vox"] == pytest.approx(0.5, rel=1e-6)  # |0.5 voxel| against the zero true field
 
 
+def test_registered_translator_pairs_train_g_on_the_co_registered_images_and_skip_other_subjects():
+    """translator_pairs "registered": D and G see (moving, fixed before the synthetic deformation) of the batch's
+    same-subject pairs; T's step is unchanged; a batch without a same-subject pair leaves D and G as they were."""
+    torch.manual_seed(0)
+    fixed0 = torch.nn.functional.avg_pool3d(torch.rand(2, 1, 12, 12, 12), 3, 1, 1)
+    moving, deformed = fixed0 * 0.5 + 0.1, torch.roll(fixed0, 1, dims=2)  # moving: fixed0's other contrast
+    batch = {"fixed": deformed, "moving": moving, "fixed_registered": fixed0, "same_subject": torch.tensor([1.0, 0.0])}
+    nets = {"T": ConstantField(0.5), "G": nn.Conv3d(1, 1, 1), "D": PatchConst(0.2)}
+    opts = {k: torch.optim.SGD(v.parameters(), lr=0.1) for k, v in nets.items()}
+    step = DeformGANStep(lambda_pixel=100.0, lcc_kernel_size=3, lg_kernel_size=3, translator_pairs="registered")
+    trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=nets, optimizers=opts, step=step)
+    with torch.no_grad():
+        expected_l1 = 100.0 * (nets["G"](moving[:1]) - fixed0[:1]).abs().mean().item()  # subject 0's own pair only
+    g_before = [p.detach().clone() for p in nets["G"].parameters()]
+    out = trainer.step(trainer, batch)
+    assert out["loss_G_l1"] == pytest.approx(expected_l1, rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(nets["G"].parameters(), g_before))
+    assert nets["T"].value.item() != 0.5 and "loss_T_lcc" in out
+
+    # only other subjects' pairs: T trains, D and G do not, and the step reports no G or D loss
+    nets["T"].value.data.fill_(0.5)
+    g_before, d_before = [p.detach().clone() for p in nets["G"].parameters()], nets["D"].value.item()
+    out = trainer.step(trainer, {**batch, "same_subject": torch.tensor([0.0, 0.0])})
+    assert all(torch.equal(a, b) for a, b in zip(nets["G"].parameters(), g_before)) and nets["D"].value.item() == d_before
+    assert nets["T"].value.item() != 0.5 and not {"loss_G", "loss_D"} & set(out)
+    with pytest.raises(KeyError, match="fixed_registered"):
+        trainer.step(trainer, {"fixed": deformed, "moving": moving})
+    with pytest.raises(ValueError, match="translator_pairs"):
+        DeformGANStep(translator_pairs="aligned")
+
+
 def test_instance_optimisation_moves_the_field_towards_a_known_shift():
     """moving = fixed rolled by +1 voxel along axis 0: moving(x + 1) = fixed(x), the true field is (1, 0, 0)."""
     from common.registration import InstanceOptimisation

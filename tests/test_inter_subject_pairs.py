@@ -102,6 +102,22 @@ def test_inter_subject_pair_is_aligned_and_redrawn_from_the_seed(subjects):
         assert float(a["true_ddf"].abs().max()) > 0.1  # deformed, not the cached fixed image
 
 
+def test_registered_key_keeps_the_fixed_image_before_the_synthetic_deformation(subjects):
+    """What a translator trained on co-registered pairs sees: the subject's own fixed image as cached, while
+    ``fixed`` is deformed; ``same_subject`` flags which pairs those are."""
+    cache, _ = subjects
+    pairs = InterSubjectPairs(cache, 0.5, transform=_deformation(), registered_key="fixed_registered").set_random_state(5)
+    flags = []
+    for index in (0, 1, 2, 1, 0, 2, 2, 1):
+        pair = pairs[index]
+        assert torch.equal(torch.as_tensor(pair["fixed_registered"]), torch.as_tensor(cache[index]["fixed"]))
+        assert not torch.equal(torch.as_tensor(pair["fixed"]), torch.as_tensor(pair["fixed_registered"]))
+        assert float(pair["same_subject"]) == float(pair["moving_subject"] == index)
+        flags.append(float(pair["same_subject"]))
+    assert 0.0 in flags and 1.0 in flags
+    assert "fixed_registered" not in InterSubjectPairs(cache, 0.5, transform=_deformation())[0]
+
+
 def _deformation():
     from common.data import RandSmoothDeformationd
 

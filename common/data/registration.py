@@ -236,7 +236,10 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
     for all: the bundle's cached preprocessing), built from the training datalist only, so a held-out subject never
     appears. Each subject keeps its own grid until the affine stage: the moving image of subject ``j`` is resampled
     into subject ``i``'s array by ``mask_affine`` (found once per ordered pair, from the brains' masks, and kept).
-    The item records which subject the moving image came from (``moving_subject``: its index in ``subjects``).
+    The item records which subject the moving image came from (``moving_subject``: its index in ``subjects``) and
+    ``same_subject`` (1.0 for a subject's own pair, else 0.0). With ``registered_key`` set, it also keeps the fixed
+    image as it was before ``transform`` under that key: for a subject's own pair, the moving image's co-registered
+    counterpart (what a translator can be trained on without learning to move anatomy).
     """
 
     def __init__(
@@ -247,11 +250,13 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
         fixed_key: str = "fixed",
         moving_key: str = "moving",
         align_steps: int = 150,
+        registered_key: str | None = None,
     ):
         if not 0.0 <= float(inter_subject_ratio) <= 1.0:
             raise ValueError(f"inter_subject_ratio must lie in 0..1, got {inter_subject_ratio}.")
         self.subjects, self.ratio, self.transform = subjects, float(inter_subject_ratio), transform
         self.fixed_key, self.moving_key, self.align_steps = fixed_key, moving_key, align_steps
+        self.registered_key = registered_key
         self._affines: dict[tuple[int, int], torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -286,4 +291,7 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
             source = int(others[self.R.randint(len(others))])
             item[self.moving_key] = self._aligned_moving(source, index, item[self.fixed_key])
         item["moving_subject"] = source
+        item["same_subject"] = torch.tensor(float(source == index))
+        if self.registered_key is not None:
+            item[self.registered_key] = item[self.fixed_key]  # transforms replace the fixed image, never edit it
         return self.transform(item) if self.transform is not None else item

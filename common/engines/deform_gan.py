@@ -26,6 +26,14 @@ class DeformGANStep:
     3. T: ``L_T = -LCC(R, F'(phi)) - beta * L_LG(R, F(phi)) + alpha * mean |grad phi|^2``: a mono-modal similarity
        through the frozen G, the cross-modal local gradient similarity and the smoothness of phi.
 
+    ``translator_pairs="registered"`` trains D and G on co-registered pairs instead (batches from
+    ``InterSubjectPairs(..., registered_key=...)``): G maps the moving image M of a subject's own pair to that
+    subject's fixed image before the synthetic deformation, R0, with the same three terms (D: (M, R0) real against
+    (M, G(M)) fake; G: cGAN - mu * L_LG(G(M), M) + lambda_pixel * |G(M) - R0|_1), over the batch's same-subject pairs
+    only (none in the batch: D and G skip the iteration). A translator trained on aligned images has no reason to move
+    anatomy, so the LCC term of T's loss rewards alignment only; with the paper's pairs, G can learn to move
+    structures towards R and T is then rewarded for what G does (measured in the model card). T's step is unchanged.
+
     LCC is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (which returns -LCC), L_LG the local gradient similarity
     (``LocalGradientLoss`` returns -L_LG, its mean over voxels), the smoothness MONAI's ``DiffusionLoss`` (the mean
     squared gradient of phi; ``common.registration.ops.diffusion``, the test-time optimisation's too). The cGAN loss
@@ -45,8 +53,13 @@ class DeformGANStep:
         lg_kernel_size: int = 7,
         adversarial_loss: nn.Module | None = None,
         warp_padding: str = "border",
+        translator_pairs: str = "warped",
+        registered_key: str = "fixed_registered",
     ):
+        if translator_pairs not in ("warped", "registered"):
+            raise ValueError(f"translator_pairs must be 'warped' or 'registered', got {translator_pairs!r}.")
         self.alpha, self.beta, self.mu, self.lambda_pixel = alpha, beta, mu, lambda_pixel
+        self.translator_pairs, self.registered_key = translator_pairs, registered_key
         self.warp = Warp(mode="bilinear", padding_mode=warp_padding)
         self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lcc_kernel_size)
         self.local_gradient = LocalGradientLoss(kernel_size=lg_kernel_size)
@@ -61,28 +74,32 @@ class DeformGANStep:
                 spatial_dims=fixed.ndim - 2, kernel_size=self.lcc.kernel_size
             )
 
-        with engine.updating("D") as nets, engine.autocast(), torch.no_grad():
-            warped = self.warp(moving, nets["T"](torch.cat([fixed, moving], 1)))
-            translated = nets["G"](warped)
-        with engine.updating("D") as nets, engine.autocast():
-            loss_d = discriminator_adversarial_loss(
-                self.adversarial_loss,
-                nets["D"](torch.cat([warped, fixed], 1)),
-                nets["D"](torch.cat([warped, translated], 1)),
-            )
-        engine.optimise("D", loss_d)
+        translator = self._translator_pair(engine, batch)  # (G's input, G's target), or None: skip D and G
+        g_values: dict = {}
+        if translator is not None:
+            source, target = translator
+            with engine.updating("D") as nets, engine.autocast(), torch.no_grad():
+                translated = nets["G"](source)
+            with engine.updating("D") as nets, engine.autocast():
+                loss_d = discriminator_adversarial_loss(
+                    self.adversarial_loss,
+                    nets["D"](torch.cat([source, target], 1)),
+                    nets["D"](torch.cat([source, translated], 1)),
+                )
+            engine.optimise("D", loss_d)
 
-        with engine.updating("G") as nets, engine.autocast():
-            translated = nets["G"](warped)
-            g_terms = {
-                "loss_G_adv": generator_adversarial_loss(
-                    self.adversarial_loss, nets["D"](torch.cat([warped, translated], 1))
-                ),
-                "loss_G_lg": self.mu * self.local_gradient(translated, warped),
-                "loss_G_l1": self.lambda_pixel * self.pixel_loss(translated, fixed),
-            }
-            loss_g = sum(g_terms.values())
-        engine.optimise("G", loss_g)
+            with engine.updating("G") as nets, engine.autocast():
+                translated = nets["G"](source)
+                g_terms = {
+                    "loss_G_adv": generator_adversarial_loss(
+                        self.adversarial_loss, nets["D"](torch.cat([source, translated], 1))
+                    ),
+                    "loss_G_lg": self.mu * self.local_gradient(translated, source),
+                    "loss_G_l1": self.lambda_pixel * self.pixel_loss(translated, target),
+                }
+                loss_g = sum(g_terms.values())
+            engine.optimise("G", loss_g)
+            g_values = {"loss_G": loss_g, **g_terms, "loss_D": loss_d}
 
         with engine.updating("T") as nets, engine.autocast():
             ddf = nets["T"](torch.cat([fixed, moving], 1))
@@ -95,9 +112,26 @@ class DeformGANStep:
             loss_t = sum(t_terms.values())
         engine.optimise("T", loss_t)
 
-        values = {"loss_T": loss_t, **t_terms, "loss_G": loss_g, **g_terms, "loss_D": loss_d}
+        values = {"loss_T": loss_t, **t_terms, **g_values}
         out = {k: float(v.detach()) for k, v in values.items()}
         if "true_ddf" in batch:  # training-pair endpoint error, voxels: is T learning the deformation?
             error = ddf.detach().float() - batch["true_ddf"].float()
             out["epe_vox"] = float(error.square().sum(1).sqrt().mean())  # not norm(dim=1): 100x slower on the CPU
         return out
+
+    def _translator_pair(self, engine, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """What D and G train on: the moving image warped by T's current field and the fixed image (the paper's), or
+        the batch's same-subject moving images and their co-registered fixed images (``"registered"``)."""
+        fixed, moving = batch["fixed"], batch["moving"]
+        if self.translator_pairs == "warped":
+            with engine.updating("D") as nets, engine.autocast(), torch.no_grad():
+                return self.warp(moving, nets["T"](torch.cat([fixed, moving], 1))), fixed
+        if self.registered_key not in batch or "same_subject" not in batch:
+            raise KeyError(
+                f"translator_pairs 'registered' needs '{self.registered_key}' and 'same_subject' in each batch "
+                "(InterSubjectPairs with registered_key set)."
+            )
+        own = batch["same_subject"].reshape(-1) > 0.5  # (B,)
+        if not bool(own.any()):
+            return None
+        return moving[own], batch[self.registered_key][own]
