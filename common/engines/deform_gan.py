@@ -30,9 +30,10 @@ class DeformGANStep:
     ``InterSubjectPairs(..., registered_key=...)``): G maps the moving image M of a subject's own pair to that
     subject's fixed image before the synthetic deformation, R0, with the same three terms (D: (M, R0) real against
     (M, G(M)) fake; G: cGAN - mu * L_LG(G(M), M) + lambda_pixel * |G(M) - R0|_1), over the batch's same-subject pairs
-    only (none in the batch: D and G skip the iteration). A translator trained on aligned images has no reason to move
-    anatomy, so the LCC term of T's loss rewards alignment only; with the paper's pairs, G can learn to move
-    structures towards R and T is then rewarded for what G does (measured in the model card). T's step is unchanged.
+    only (none in the batch: D and G skip the iteration; several processes need ``inter_subject_ratio`` 0, which
+    always gives one). A translator trained on aligned images has no reason to move anatomy, so the LCC term of T's
+    loss rewards alignment only; with the paper's pairs, G can learn to move structures towards R and T is then
+    rewarded for what G does (measured in the model card). T's step is unchanged.
 
     LCC is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (which returns -LCC), L_LG the local gradient similarity
     (``LocalGradientLoss`` returns -L_LG, its mean over voxels), the smoothness MONAI's ``DiffusionLoss`` (the mean
@@ -133,5 +134,11 @@ class DeformGANStep:
             )
         own = batch["same_subject"].reshape(-1) > 0.5  # (B,)
         if not bool(own.any()):
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                # the other processes would wait for this one's G and D gradients for ever
+                raise RuntimeError(
+                    "translator_pairs 'registered' skips D and G on a batch without a same-subject pair, which "
+                    "distributed training cannot do: train several processes with inter_subject_ratio 0."
+                )
             return None
         return moving[own], batch[self.registered_key][own]
