@@ -68,13 +68,13 @@ def upsampling(spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE",
     raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}, got {mode!r}.")
 
 
-def output_layers(spatial_dims: int, channels: int, out_channels: int) -> list[nn.Module]:
-    """c7s1-out and tanh: an image in [-1, 1]."""
-    return [
+def output_layers(spatial_dims: int, channels: int, out_channels: int, tanh: bool = True) -> list[nn.Module]:
+    """c7s1-out and tanh: an image in [-1, 1] (``tanh=False``: the convolution's output, unbounded)."""
+    layers: list[nn.Module] = [
         _reflection_pad(spatial_dims)(3),
         Convolution(spatial_dims, channels, out_channels, kernel_size=7, padding=0, conv_only=True),
-        Act["TANH"](),
     ]
+    return layers + [Act["TANH"]()] if tanh else layers
 
 
 class ResidualBlock(nn.Module):

@@ -100,7 +100,7 @@ class SharedLatentVAEs(nn.Module):
                 *blocks(own),
                 upsampling(spatial_dims, channels, norm),
                 upsampling(spatial_dims, channels // 2, norm),
-                *output_layers(spatial_dims, channels // 4, in_channels)[: 3 if output_activation == "tanh" else 2],
+                *output_layers(spatial_dims, channels // 4, in_channels, tanh=output_activation == "tanh"),
             )
             for _ in range(2)
         )
