@@ -150,6 +150,30 @@ def test_3d_patch_mode_trains_and_infers(data_dir, tmp_path):
     assert out.shape == nib.load(_path(data_dir, "t1")).shape
 
 
+def test_2_5d_input_trains_evaluates_and_keeps_inference_geometry(data_dir, tmp_path):
+    """context_slices 3: each branch reads its contrast's slice with the two neighbours, in training, in the
+    evaluation of every input combination and at inference, whose output keeps the first input's grid."""
+    size = {**AE_GAN_TEST_SIZE, "context_slices": 3}
+    _, outputs = train(BUNDLE, data_dir, tmp_path, 2, size)
+    assert len(outputs) == 2 and all(np.isfinite(o["loss_S"]) for o in outputs)
+    weights = torch.load(tmp_path / "models/model.pt", weights_only=True)
+    first_convs = [v for k, v in weights.items() if k.startswith("branches.") and k.endswith(".1.conv.weight")]
+    assert len(first_convs) == 3 and all(w.shape[1] == 3 for w in first_convs)
+    wf = workflow(BUNDLE, ("train", "evaluate"), "eval", dataset_dir=str(data_dir), bundle_root=str(tmp_path),
+                  eval_input_sizes=[3, 1], **size)
+    wf.run()
+    groups = json.loads((tmp_path / "eval/comparison.json").read_text(encoding="utf-8"))["groups"]
+    assert list(groups) == ["t1+t1c+flair", "t1", "t1c", "flair"]
+    assert all(np.isfinite(m["model"]["psnr"]) for m in groups.values())
+    wf = workflow(BUNDLE, ("inference",), "infer", bundle_root=str(tmp_path), t1=_path(data_dir, "t1"),
+                  flair=_path(data_dir, "flair"), output_dir=str(tmp_path / "out"), **size)
+    wf.run()
+    out, src = nib.load(tmp_path / "out/TCGA-DU-7294_t1_bet_normalized_synthetic_t2.nii.gz"), nib.load(_path(data_dir, "t1"))
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+    assert np.isfinite(out.get_fdata()).all()
+
+
 def test_multi_gpu_config_runs_two_processes_on_cpu(data_dir, tmp_path):
     check_torchrun(BUNDLE, data_dir, tmp_path, AE_GAN_TEST_SIZE, network="S")
 

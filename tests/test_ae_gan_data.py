@@ -117,3 +117,16 @@ def test_inference_inputs_are_checked(tmp_path):
     with pytest.raises(FileNotFoundError, match="input 'flair': file not found: '.*missing.nii.gz'"):
         contrast_inputs({"flair": str(tmp_path / "missing.nii.gz")}, inputs, "t2")
     assert json.dumps(contrast_inputs({"flair": str(t1)}, inputs, "t2"))  # plain, serialisable data
+
+
+def test_with_inputs_keeps_each_contrasts_slices_together_in_2_5d():
+    """A 2.5D stack (B, 2N * k, ...) keeps or drops all k slices of a contrast and flags all k channels."""
+    k = 3
+    stack = torch.cat([torch.randn(1, 3 * k, 8, 8), torch.zeros(1, 3 * k, 8, 8)], dim=1)
+    out = with_inputs(stack, torch.tensor([[False, True, False]]))
+    assert torch.equal(out[0, k : 2 * k], stack[0, k : 2 * k])  # T1c's three slices kept
+    assert torch.equal(out[0, :k], torch.zeros(k, 8, 8)) and torch.equal(out[0, 2 * k : 3 * k], torch.zeros(k, 8, 8))
+    assert torch.equal(out[0, 3 * k :].flatten(1).amax(1), torch.tensor([1.0] * k + [0.0] * k + [1.0] * k))
+    assert torch.equal(missing_flags(out, 3), torch.tensor([[1.0, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="2 \\* 3 \\* k channels"):
+        with_inputs(stack[:, :16], torch.tensor([[True, True, True]]))

@@ -11,7 +11,7 @@ from monai.networks.blocks import ChannelSELayer
 from torch import nn
 
 from common.losses import SelfRepresentationLoss
-from common.networks import ContrastAutoencoder, MultiContrastSynthesisNet
+from common.networks import ContrastAutoencoder, MultiContrastSynthesisNet, missing_flags
 
 
 def test_kl_self_representation_by_hand():
@@ -92,3 +92,34 @@ def test_discriminator_is_the_autoencoders_encoder():
     assert not torch.allclose(a(x, decode=False), before)
     _, _, logits = a(x)
     assert torch.equal(logits, a(x, decode=False))
+
+
+def test_2_5d_branches_read_their_contrasts_slices_and_ignore_a_missing_one():
+    """context_slices 3: the input is ``slice_context`` of a (2N, H, W, D) stack, channel c * 3 + j being channel c
+    at slice offset j - 1; branch i reads channels 3i..3i+2, the flags the second half. A missing contrast's channels
+    change nothing; a given contrast's neighbouring slice does; the first convolution of each branch reads 3."""
+    from common.data.transforms import slice_context
+
+    torch.manual_seed(0)
+    net = MultiContrastSynthesisNet(2, num_inputs=3, num_filters=4, num_res_blocks=1, context_slices=3).eval()
+    volume = torch.cat([torch.rand(3, 16, 16, 5) * 2 - 1, torch.zeros(3, 16, 16, 5)])  # (6, H, W, D)
+    volume[1], volume[4] = 0.0, 1.0  # T1c missing
+    x = slice_context(volume, 3, axis=-1, index=2)[None]  # (1, 18, 16, 16)
+    assert x.shape == (1, 18, 16, 16) and torch.equal(x[0, 3 * 0 + 0], volume[0, ..., 1])
+    assert torch.equal(missing_flags(x, 3), torch.tensor([[0.0, 1.0, 0.0]]))
+    assert all(b[1].conv.weight.shape[1] == 3 for b in net.branches)
+    out = net(x)
+    assert out.shape == (1, 1, 16, 16)
+    junk = x.clone()
+    junk[:, 3:6] = 5.0  # the missing T1c's three slices
+    assert torch.equal(net(junk), out)
+    moved = x.clone()
+    moved[:, 6] += 0.5  # FLAIR's slice below
+    assert not torch.allclose(net(moved), out)
+    with pytest.raises(ValueError, match=r"expects a \(B, 18, \*spatial\)"):
+        net(x[:, :6])
+    for bad in (2, 0):
+        with pytest.raises(ValueError, match="context_slices must be odd"):
+            MultiContrastSynthesisNet(2, num_inputs=3, context_slices=bad)
+    with pytest.raises(ValueError, match="1 in 3D"):
+        MultiContrastSynthesisNet(3, num_inputs=3, context_slices=3)

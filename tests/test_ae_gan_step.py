@@ -82,6 +82,15 @@ def test_random_subsets_stay_within_the_given_contrasts():
         seen.add(tuple(given[0].tolist()))
     assert len(seen) == 7  # every non-empty subset of three inputs
     assert torch.equal(AEGANStep(input_subsets="all").inputs(batch["image"]), batch["image"])
+    # 2.5D stacks (each channel with 3 slices): the subsets are of the same three contrasts, whole
+    stack_2_5d = batch["image"].repeat_interleave(3, dim=1)  # (B, 18, H, W)
+    step_2_5d = AEGANStep(input_subsets="random", context_slices=3)
+    for _ in range(50):
+        drawn = step_2_5d.inputs(stack_2_5d)
+        given = missing_flags(drawn, 3) < 0.5
+        assert given.any(dim=1).all() and not given[1, 1]
+        kept = drawn[:, :9].reshape(2, 3, 3, 32, 32).flatten(2).abs().amax(2) > 0  # (B, N): any slice non-zero
+        assert torch.equal(kept, given)
     with pytest.raises(ValueError, match="input_subsets must be one of"):
         AEGANStep(input_subsets="some")
 

@@ -99,19 +99,31 @@ def test_versions_bump_from_metadata_and_index():
 
 def test_released_metadata_describes_the_2_5d_input():
     """A release trained with 2.5D input (``context_slices`` k) says so in the metadata: the network's input has k
-    channels (what the export checks and ``verify_net_in_out`` build), its output still one; the patch size follows
-    ``roi_size``."""
+    times its channels, named by slice (what the export checks and ``verify_net_in_out`` build), its output still
+    one; the patch size follows ``roi_size``."""
     from tools import release_staging
 
     meta = json.loads((BUNDLES_DIR / "medgan" / "configs/metadata.json").read_text(encoding="utf-8"))
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
-    released = release_staging.update_metadata(meta, "9.9.9", "test", {"context_slices": 3, "roi_size": [96, 96]}, {})
+    update_metadata = release_staging.update_metadata
+    released = update_metadata(meta, "9.9.9", "test", {"context_slices": 3, "roi_size": [96, 96]}, {})
     fmt = released["network_data_format"]
     assert fmt["inputs"]["image"]["num_channels"] == 3 and fmt["inputs"]["image"]["spatial_shape"] == [96, 96]
     assert all(t["num_channels"] == 1 for t in fmt["outputs"].values())
+    assert fmt["inputs"]["image"]["channel_def"] == {"0": "T1w, slice -1", "1": "T1w, slice +0", "2": "T1w, slice +1"}
     built = workflow("medgan", ("inference",), context_slices=3, num_ublocks=2, gen_channels=[8, 16, 32])
     net = built.parser.get_parsed_content("network_def")
     assert net(torch.zeros(1, 3, 96, 96)).shape == (1, 1, 96, 96)
+    # AE-GAN: the stack of 3 contrasts and 3 flags becomes 18 channels, each channel's 3 slices together; the
+    # contrasts MONAI Label passes as files keep their one channel
+    meta = json.loads((BUNDLES_DIR / "ae_gan" / "configs/metadata.json").read_text(encoding="utf-8"))
+    inputs = update_metadata(meta, "9.9.9", "test", {"context_slices": 3}, {})["network_data_format"]["inputs"]
+    assert inputs["image"]["num_channels"] == 18 and len(inputs["image"]["channel_def"]) == 18
+    assert inputs["image"]["channel_def"]["4"] == "T1c (zero where missing), slice +0"
+    assert inputs["image"]["channel_def"]["17"] == "FLAIR missing flag, slice +1"
+    assert inputs["t1c"]["num_channels"] == 1 and inputs["flair"]["num_channels"] == 1
+    built = workflow("ae_gan", ("inference",), context_slices=3, num_filters=4, num_res_blocks=1)
+    assert built.parser.get_parsed_content("network_def")(torch.zeros(1, 18, 96, 96)).shape == (1, 1, 96, 96)
 
 
 def test_release_zip_layout_hashes_and_index(built, server):

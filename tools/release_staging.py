@@ -148,10 +148,18 @@ def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[
                 shape = tensor.get("spatial_shape", [])
                 if len(shape) == len(roi) and any(int(v) > 0 for v in shape):  # not a file input of any size (-1)
                     tensor["spatial_shape"] = list(roi)
-    context = settings.get("context_slices")
-    if context is not None:  # 2.5D input: the network reads that many neighbouring slices as channels
+    context = int(settings.get("context_slices") or 1)
+    if context > 1:  # 2.5D input: the network reads each channel with its neighbouring slices (slice_context's order)
         for tensor in meta.get("network_data_format", {}).get("inputs", {}).values():
-            tensor["num_channels"] = int(context)
+            if any(int(v) < 0 for v in tensor.get("spatial_shape", [])):
+                continue  # a file the preprocessing stacks into the network's input (MONAI Label parameters)
+            names = tensor.get("channel_def", {})
+            tensor["num_channels"] = int(tensor.get("num_channels", 1)) * context
+            tensor["channel_def"] = {
+                str(c * context + j): f"{names.get(str(c), f'channel {c}')}, slice {j - context // 2:+d}"
+                for c in range(len(names) or 1)
+                for j in range(context)
+            }
     meta["release"] = release
     return meta
 

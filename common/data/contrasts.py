@@ -175,10 +175,14 @@ def random_input_subsets(available: torch.Tensor, generator: torch.Generator | N
 
 
 def with_inputs(stack: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-    """A batch of stacks (B, 2N, *S) with only the contrasts ``given`` (B, N) bool kept: the others zero-filled and
-    flagged missing."""
+    """A batch of stacks (B, 2N, *S), or of 2.5D stacks (B, 2N * k, *S) (each channel with k slices), with only the
+    contrasts ``given`` (B, N) bool kept: the others zero-filled and flagged missing."""
     n = given.shape[1]
-    keep = given.to(stack.dtype).reshape(given.shape + (1,) * (stack.dim() - 2))  # (B, N) -> (B, N, 1, ...)
-    images = stack[:, :n] * keep
-    flags = torch.ones_like(stack[:, n:]) - keep
+    if stack.shape[1] % (2 * n):
+        raise ValueError(f"a stack of {n} contrasts has 2 * {n} * k channels, got shape {tuple(stack.shape)}.")
+    k = stack.shape[1] // (2 * n)
+    keep = given.to(stack.dtype).repeat_interleave(k, dim=1)  # (B, N) -> (B, N * k): channel c * k + j is contrast c
+    keep = keep.reshape(keep.shape + (1,) * (stack.dim() - 2))  # (B, N * k, 1, ...)
+    images = stack[:, : n * k] * keep
+    flags = torch.ones_like(stack[:, n * k :]) - keep
     return torch.cat([images, flags], dim=1)

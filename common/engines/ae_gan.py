@@ -32,6 +32,9 @@ class AEGANStep:
        L_SR the KL between A's decoder features of y (from step 2, detached: the teacher) and S's.
     ``lambda_sr`` is multiplied by ``sr_decay`` every ``sr_decay_interval`` iterations (the authors: 0.05 every 5000;
     ``sr_decay=1`` keeps it constant).
+
+    ``context_slices`` k: the stacks are 2.5D, (B, 2N * k, H, W), each channel with its k - 1 neighbouring slices
+    (``common.data.RandForegroundSliced(context_slices=k)``); the target stays one slice.
     """
 
     required_networks = ("S", "A")
@@ -46,6 +49,7 @@ class AEGANStep:
         sr_decay: float = 0.05,
         sr_decay_interval: int = 5000,
         input_subsets: str = "all",
+        context_slices: int = 1,
         adversarial_loss: nn.Module | None = None,
         self_representation_loss: nn.Module | None = None,
     ):
@@ -55,6 +59,7 @@ class AEGANStep:
             raise ValueError(f"sr_decay_interval must be at least 1, got {sr_decay_interval}.")
         self.lambda_adv, self.lambda_l1, self.lambda_rec, self.lambda_sr = lambda_adv, lambda_l1, lambda_rec, lambda_sr
         self.sr_decay, self.sr_decay_interval, self.input_subsets = sr_decay, sr_decay_interval, input_subsets
+        self.context_slices = context_slices
         self.adversarial_loss = adversarial_loss or PatchAdversarialLoss(criterion="bce", reduction="mean")
         self.self_representation_loss = self_representation_loss or SelfRepresentationLoss()
         self.pixel_loss = nn.L1Loss()
@@ -67,7 +72,7 @@ class AEGANStep:
         """The stack S sees this iteration (all the given contrasts, or a random non-empty subset of them)."""
         if self.input_subsets == "all":
             return stack
-        num_inputs = stack.shape[1] // 2
+        num_inputs = stack.shape[1] // (2 * self.context_slices)
         available = missing_flags(stack, num_inputs) < 0.5  # (B, N)
         return with_inputs(stack, random_input_subsets(available))
 

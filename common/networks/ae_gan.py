@@ -22,13 +22,15 @@ from .utils import check_input, init_normal
 
 
 def missing_flags(x: torch.Tensor, num_inputs: int) -> torch.Tensor:
-    """The modality mask vector (B, N) of a network input (B, 2N, *S): 1 where input i is missing.
+    """The modality mask vector (B, N) of a network input (B, 2N * k, *S): 1 where input i is missing.
 
-    The flags are constant channels N..2N-1 of the input, so that the network stays a one-tensor function
-    (sliding-window and slice inferers, TorchScript, ONNX, MONAI Label). They are read as each channel's maximum,
-    which ignores the constant padding an inferer may add (-1) around a patch.
+    The flags are constant channels, the second half of the input, so that the network stays a one-tensor function
+    (sliding-window and slice inferers, TorchScript, ONNX, MONAI Label); with 2.5D input (k slices a contrast,
+    ``common.data.slice_context``) each flag fills k consecutive channels. They are read as the maximum over a
+    flag's channels, which ignores the constant padding an inferer may add (-1) around a patch.
     """
-    return x[:, num_inputs:].flatten(2).amax(dim=2).clamp(0.0, 1.0)  # (B, N, *S) -> (B, N)
+    flags = x[:, x.shape[1] // 2 :]  # (B, N * k, *S)
+    return flags.reshape(flags.shape[0], num_inputs, -1).amax(dim=2).clamp(0.0, 1.0)  # (B, N, k * S) -> (B, N)
 
 
 class Decoder(nn.Module):
@@ -70,8 +72,10 @@ class MultiContrastSynthesisNet(nn.Module):
     """S: synthesises the target contrast from any non-empty subset of ``num_inputs`` input contrasts.
 
     Input (B, 2N, *S): the N input contrasts in a fixed order, then their N missing flags as constant channels
-    (1 = missing; ``common.data.StackContrastsd`` builds it). Each branch encodes its contrast, (B, 1, *S) ->
-    (B, 4F, *S/4); the code of a missing contrast is zeroed, whatever its channel held. The codes and the mask
+    (1 = missing; ``common.data.StackContrastsd`` builds it). With ``context_slices`` k > 1 (2.5D, 2D only) every
+    channel comes with its k - 1 neighbouring slices, channel c * k + j (``common.data.slice_context``): (B, 2N * k,
+    H, W). Each branch encodes its contrast, (B, k, *S) -> (B, 4F, *S/4); the code of a missing contrast is zeroed,
+    whatever its channels held. The codes and the mask
     vector, broadcast to (B, N, *S/4), are concatenated and fused by a 1x1 convolution with ReLU to 4F channels,
     then refined by the residual blocks and decoded. The authors concatenate the modality one-hot to each branch's
     image instead; with instance norm in the branches a constant channel is normalised away, so here the mask
@@ -90,16 +94,20 @@ class MultiContrastSynthesisNet(nn.Module):
         norm: str | tuple = "INSTANCE",
         dropout: float = 0.5,
         se_reduction: int = 16,
+        context_slices: int = 1,
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if num_inputs < 1:
             raise ValueError(f"num_inputs must be at least 1, got {num_inputs}.")
+        if context_slices < 1 or context_slices % 2 == 0 or (context_slices > 1 and spatial_dims != 2):
+            raise ValueError(f"context_slices must be odd, and 1 in 3D; got {context_slices} ({spatial_dims}D).")
         self.spatial_dims, self.num_inputs, self.divisor = spatial_dims, num_inputs, 2**num_downsamplings
+        self.context_slices = context_slices
         channels = num_filters * self.divisor
         self.branches = nn.ModuleList(
-            nn.Sequential(*encoder_layers(spatial_dims, 1, num_filters, num_downsamplings, norm))
+            nn.Sequential(*encoder_layers(spatial_dims, context_slices, num_filters, num_downsamplings, norm))
             for _ in range(num_inputs)
         )
         self.fusion = Convolution(
@@ -117,12 +125,13 @@ class MultiContrastSynthesisNet(nn.Module):
         """The synthesised target (B, out_channels, *S); with ``return_features`` also the decoder's upsampling
         outputs (through ``forward``, so that DistributedDataParallel sees the call). The return type is the union
         of both, so that ``torch.jit.script`` compiles the one method; called as ``net(x)`` it is the image."""
-        check_input(x, "MultiContrastSynthesisNet", 2 * self.num_inputs, self.spatial_dims, self.divisor)
+        k = self.context_slices
+        check_input(x, "MultiContrastSynthesisNet", 2 * self.num_inputs * k, self.spatial_dims, self.divisor)
         missing = missing_flags(x, self.num_inputs)  # (B, N)
         given = 1.0 - missing
         codes: list[torch.Tensor] = []  # one per branch: the ModuleList's fixed length, not the data's
         for i, branch in enumerate(self.branches):
-            code = branch(x[:, i : i + 1])  # (B, 1, *S) -> (B, 4F, *S/4)
+            code = branch(x[:, i * k : (i + 1) * k])  # (B, k, *S) -> (B, 4F, *S/4)
             codes.append(code * given[:, i].reshape([-1] + [1] * (code.dim() - 1)))
         flags = missing
         for _ in range(self.spatial_dims):
