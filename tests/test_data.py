@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
 from common.data import CheckImaged, RandForegroundSliced, ScalePercentiled, input_files, load_datalist, slice_context
@@ -180,3 +181,19 @@ def test_load_datalist_skips_subjects_without_the_pair_when_asked(data_dir, capl
     assert [i["subject"] for i in all_three] == ["BraTS-MET-00110-000", "BraTS-GLI-00001-000", "CSTAR-stroke"]
     with pytest.raises(ValueError, match="no entry of section 'training' has all of"):
         load_datalist(datalist, "training", {"A": "pd"}, base_dir=data_dir, skip_incomplete=True)
+
+
+def test_foreground_mask_is_added_only_where_the_item_has_none():
+    """Evaluation's brain mask for a subject listed without one: the target's non-background voxels (interpolation
+    residue below 1e-3 of the maximum left out); a given mask is kept as it is."""
+    from common.data import ForegroundMaskd
+
+    label = torch.zeros(1, 6, 6, 4)
+    label[0, 1:4, 2:5, 1:3] = torch.tensor([5.0, 200.0])[None, None, :].expand(3, 3, 2)
+    label[0, 0, 0, 0] = 0.1  # residue: 0.1 < 1e-3 * 200
+    out = ForegroundMaskd("label")({"label": MetaTensor(label, meta={"filename_or_obj": "t2.nii.gz"})})
+    assert out["mask"].shape == label.shape and out["mask"].dtype == torch.float32
+    assert torch.equal(out["mask"].bool(), label > 0.2) and int(out["mask"].sum()) == 18
+    assert out["mask"].meta["filename_or_obj"] == "t2.nii.gz"
+    given = torch.ones_like(label)
+    assert ForegroundMaskd("label")({"label": label, "mask": given})["mask"] is given

@@ -33,6 +33,7 @@ _MODULES = {
     # transforms
     "CheckImaged": "transforms",
     "CheckSameGridd": "transforms",
+    "ForegroundMaskd": "transforms",
     "RandForegroundSliced": "transforms",
     "ScalePercentiled": "transforms",
     "slice_context": "transforms",

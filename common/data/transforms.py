@@ -143,6 +143,31 @@ class ScalePercentiled(MapTransform, InvertibleTransform):
         return d
 
 
+class ForegroundMaskd(MapTransform):
+    """Adds ``name``: the foreground of ``keys`` (voxels whose magnitude is above ``background_tolerance`` times the
+    largest: a skull-stripped scan's brain, as ``ScalePercentiled`` takes it), where the item has no ``name`` of its
+    own. Evaluation scores inside it: a subject listed without a brain mask would otherwise be scored over the whole
+    image, whose background every method gets right. Apply before intensity scaling (the background is still zero).
+    Several keys: the union of their foregrounds."""
+
+    def __init__(self, keys: KeysCollection, name: str = "mask", background_tolerance: float = 1e-3):
+        super().__init__(keys)
+        self.name, self.background_tolerance = name, background_tolerance
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        if d.get(self.name) is not None:
+            return d
+        masks = []
+        for key in self.key_iterator(d):
+            magnitude = torch.as_tensor(d[key]).detach().abs()
+            masks.append(magnitude > self.background_tolerance * float(magnitude.max()))
+        mask = torch.stack(masks).any(dim=0).float()  # (C, *S)
+        first = d[self.keys[0]]
+        d[self.name] = MetaTensor(mask, meta=dict(first.meta)) if isinstance(first, MetaTensor) else mask
+        return d
+
+
 class RandForegroundSliced(Randomizable, MapTransform):
     """Picks a random slice along ``axis`` that contains foreground: (C, H, W, D) -> (C, H, W) for ``axis=-1``.
 
