@@ -23,7 +23,9 @@ def test_held_out_subjects_are_scored_inside_the_brain(bundle, data_dir, tmp_pat
     tcga, openms = items["TCGA-DU-7294"], items["OpenMS-patient26"]
     # the given brain mask, resampled with the images (nearest neighbour: 0/1)
     assert set(torch.unique(torch.as_tensor(tcga["mask"])).tolist()) == {0.0, 1.0}
-    # OpenMS-patient26: its skull-stripped T2's brain, a fraction of the MNI box, checked against the file
+    # OpenMS-patient26: its skull-stripped T2's brain on the file's grid, resampled as a given mask is (0/1, no rim
+    # of interpolated edge voxels), a fraction of the MNI box, checked against the file
+    assert set(torch.unique(torch.as_tensor(openms["mask"])).tolist()) == {0.0, 1.0}
     mask = torch.as_tensor(openms["mask"]) > 0
     assert mask.shape == torch.as_tensor(openms["label"]).shape
     t2 = np.asarray(nib.load(data_dir / "brain_mri/OpenMS-patient26/T2_N4_noneck_reduced_winsor_regtoFLAIR_brain_N4_regtoMNI.nii.gz").dataobj)

@@ -147,8 +147,9 @@ class ForegroundMaskd(MapTransform):
     """Adds ``name``: the foreground of ``keys`` (voxels whose magnitude is above ``background_tolerance`` times the
     largest: a skull-stripped scan's brain, as ``ScalePercentiled`` takes it), where the item has no ``name`` of its
     own. Evaluation scores inside it: a subject listed without a brain mask would otherwise be scored over the whole
-    image, whose background every method gets right. Apply before intensity scaling (the background is still zero).
-    Several keys: the union of their foregrounds."""
+    image, whose background every method gets right. Apply to the images as loaded, before resampling (the
+    background is still zero, and the mask is then resampled with nearest neighbour as a given one is, without the
+    rim of interpolated edge voxels). Several keys: the union of their foregrounds."""
 
     def __init__(self, keys: KeysCollection, name: str = "mask", background_tolerance: float = 1e-3):
         super().__init__(keys)
