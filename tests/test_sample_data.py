@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED
 
 from tools import sample_data as sd
-from tools.sample_datalists import HELD_OUT, QUICK_TRAINING, SUBJECTS, TEST_TRAINING, TRAINING
+from tools.sample_datalists import HELD_OUT, QUICK_TRAINING, SUBJECTS, TEST_TRAINING, TRAINING, pipeline
 from tools.sample_manifest import GROUPS, LISTS, SETS
 
 ENTRY = {e.path: e for e in sd.MANIFEST}
@@ -121,34 +121,35 @@ def test_brain_mri_datalists(tmp_path):
         assert [v["subject"] for v in lists[name]["training"]] == list(training) and set(training) <= set(train)
         assert [v["subject"] for v in lists[name]["validation"]] == list(held_out)
     for item in [*train.values(), *full["validation"]]:
-        assert set(item) - {"subject", "mask", "seg", "lesion"} <= set(full["contrasts"])
+        assert set(item) - {"subject", "pipeline", "mask", "seg", "lesion"} <= set(full["contrasts"])
+        assert item["pipeline"] == pipeline(item["subject"])
         for key, rel in item.items():
-            if key == "subject":
+            if key in ("subject", "pipeline"):
                 continue
             assert not Path(rel).is_absolute() and rel.startswith(f"brain_mri/{item['subject']}/")
             resolved = (tmp_path / rel).resolve()
             assert resolved.is_file() and resolved.is_relative_to(tmp_path.resolve())
     for name in ("BraTS-MET-00110-000", "BraTS-GLI-00001-000"):
         prefix = f"brain_mri/{name}/{name}"
-        assert train[name] == {"subject": name, "t1": f"{prefix}-t1n.nii.gz", "t1c": f"{prefix}-t1c.nii.gz",
+        assert train[name] == {"subject": name, "pipeline": "brats2023", "t1": f"{prefix}-t1n.nii.gz", "t1c": f"{prefix}-t1c.nii.gz",
                                "t2": f"{prefix}-t2w.nii.gz", "flair": f"{prefix}-t2f.nii.gz"}
     # each naming scheme onto the canonical contrasts: BraTS 2018 (t1ce), BRATS 2012 (.mha, T1C, truth), OpenMS
     # (T1POST, the manual lesion mask)
     b18 = "brain_mri/Brats18_CBICA_ABM_1/Brats18_CBICA_ABM_1"
-    assert train["Brats18_CBICA_ABM_1"] == {"subject": "Brats18_CBICA_ABM_1", "t1": f"{b18}_t1.nii.gz", "t1c": f"{b18}_t1ce.nii.gz",
+    assert train["Brats18_CBICA_ABM_1"] == {"subject": "Brats18_CBICA_ABM_1", "pipeline": "brats2018", "t1": f"{b18}_t1.nii.gz", "t1c": f"{b18}_t1ce.nii.gz",
                                             "t2": f"{b18}_t2.nii.gz", "flair": f"{b18}_flair.nii.gz", "seg": f"{b18}_seg.nii.gz"}
     # the BraTS 2013 cases' thick-slice T1s are left out; their other contrasts stay
     for subject in ("Brats18_2013_3_1", "Brats18_2013_11_1", "Brats18_2013_20_1"):
-        assert set(train[subject]) == {"subject", "t1c", "t2", "flair", "seg"}
+        assert set(train[subject]) == {"subject", "pipeline", "t1c", "t2", "flair", "seg"}
     assert sum("t1" in item for item in train.values()) == 18
     b12 = "brain_mri/BRATS2012-HG0015/BRATS_HG0015"
-    assert train["BRATS2012-HG0015"] == {"subject": "BRATS2012-HG0015", "t1": f"{b12}_T1.mha", "t1c": f"{b12}_T1C.mha",
+    assert train["BRATS2012-HG0015"] == {"subject": "BRATS2012-HG0015", "pipeline": "brats2012", "t1": f"{b12}_T1.mha", "t1c": f"{b12}_T1C.mha",
                                          "t2": f"{b12}_T2.mha", "flair": f"{b12}_FLAIR.mha", "seg": f"{b12}_truth.mha"}
     ms = train["OpenMS-patient07"]
     assert Path(ms["t1c"]).name.startswith("T1POST_") and Path(ms["t1"]).name.startswith("T1_")
     assert Path(ms["lesion"]).name.startswith("GOLD_STANDARD_") and "seg" not in ms
     # CSTAR-stroke has no T1c: its entry lacks the key, and the description says so
-    assert train["CSTAR-stroke"] == {"subject": "CSTAR-stroke", "t1": "brain_mri/CSTAR-stroke/T1.nii.gz",
+    assert train["CSTAR-stroke"] == {"subject": "CSTAR-stroke", "pipeline": "cstar", "t1": "brain_mri/CSTAR-stroke/T1.nii.gz",
                                      "t2": "brain_mri/CSTAR-stroke/T2.nii.gz",
                                      "flair": "brain_mri/CSTAR-stroke/FLAIR.nii.gz"}
     assert "CSTAR-stroke has no T1c" in full["description"]
@@ -157,6 +158,11 @@ def test_brain_mri_datalists(tmp_path):
     assert val["t2"].endswith("_t2_bet_normalized.nii.gz") and val["flair"].endswith("_fla_bet_normalized.nii.gz")
     assert val["mask"] == "brain_mri/TCGA-DU-7294/atlas_bet_t1c_mask.nii.gz"
     assert "lesion" in full["validation"][1]
+    # each subject's pipeline, what balance_by "pipeline" draws equally often: five of them in training
+    pipelines = [item["pipeline"] for item in train.values()]
+    assert {p: pipelines.count(p) for p in set(pipelines)} == {
+        "brats2018": 14, "brats2023": 3, "openms": 2, "brats2012": 1, "cstar": 1}
+    assert [v["pipeline"] for v in full["validation"]] == ["tcga", "openms"]
 
 
 def test_datalist_needs_all_its_files(tmp_path):

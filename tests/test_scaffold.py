@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from monai.data import Dataset
 
 from common.engines import (
     LinearDecayLR,
     checkpoint_contents,
     epoch_loader,
+    group_weights,
     linear_decay_schedules,
     training_handlers,
     validation_handlers,
@@ -48,6 +51,26 @@ def test_an_epoch_is_iterations_per_epoch_batches_drawn_with_replacement():
     assert len(batches) == 5 and all(b.shape == (3, 1) for b in batches)
     drawn = torch.cat(batches).flatten()
     assert set(drawn.tolist()) == {0.0, 1.0}  # 15 draws from 2 items: with replacement
+
+
+def test_balance_by_draws_each_pipeline_equally_often():
+    """Six subjects of one pipeline, two of another, one of a third: each pipeline gets a third of the draws and
+    its subjects share it; without ``balance_by`` the draws follow the subjects (6/9, 2/9, 1/9)."""
+    entries = ([{"subject": f"b{i}", "pipeline": "brats"} for i in range(6)]
+               + [{"subject": f"m{i}", "pipeline": "openms"} for i in range(2)] + [{"subject": "s", "pipeline": "cstar"}])
+    assert group_weights(entries, "pipeline") == [1 / 6] * 6 + [1 / 2] * 2 + [1.0]
+    dataset = Dataset(entries)
+    for balance_by, expected in ((None, [6 / 9, 2 / 9, 1 / 9]), ("pipeline", [1 / 3] * 3)):
+        torch.manual_seed(0)
+        loader = epoch_loader(dataset, iterations_per_epoch=3000, batch_size=1, balance_by=balance_by)
+        drawn = [b["pipeline"][0] for b in loader]
+        share = [drawn.count(p) / len(drawn) for p in ("brats", "openms", "cstar")]
+        assert share == pytest.approx(expected, abs=0.03)
+        if balance_by:  # within a pipeline its subjects are drawn alike
+            openms = [b["subject"][0] for b in loader if b["pipeline"][0] == "openms"]
+            assert abs(openms.count("m0") - openms.count("m1")) < 0.2 * len(openms)
+    with pytest.raises(ValueError, match=r"balance_by 'pipeline': the datalist entries \['x'\] have no 'pipeline'"):
+        group_weights([*entries, {"subject": "x"}], "pipeline")
 
 
 def test_training_handlers_resume_only_when_asked_and_append_the_configs_extras(tmp_path):

@@ -79,10 +79,20 @@ TRAINING = tuple(s for s in SUBJECTS if s not in HELD_OUT)
 _RAW = {"OpenMS-long-patient03-study2": "study2", "OpenMS-long-patient04-study1": "study1"}
 
 
-def subject_entry(name: str) -> dict:
-    """A subject's datalist entry: ``{"subject": name, key: path relative to the data root, ...}``."""
-    folder, files = SUBJECTS[name]
-    return {"subject": name, **{key: f"{folder}/{file}" for key, file in files.items()}}
+def pipeline(name: str) -> str:
+    """The acquisition and preprocessing pipeline a subject comes from (``balance_by: "pipeline"`` draws each equally
+    often): BraTS 2012, 2014, 2018 and 2023, C-STAR, OpenMS, TCGA (the BrainLesion pipeline)."""
+    for prefix, value in (("BraTS-", "brats2023"), ("BRATS2012", "brats2012"), ("Brats18_", "brats2018"),
+                          ("CSTAR", "cstar"), ("OpenMS-", "openms"), ("TCGA-", "tcga")):
+        if name.startswith(prefix):
+            return value
+    return "brats2014"  # the --extended people from ANTsXNet's BRATS 2014 (_extended_subjects)
+
+
+def subject_entry(name: str, subjects: dict | None = None) -> dict:
+    """A subject's datalist entry: ``{"subject": name, "pipeline": ..., key: path relative to the data root, ...}``."""
+    folder, files = (subjects or SUBJECTS)[name]
+    return {"subject": name, "pipeline": pipeline(name), **{key: f"{folder}/{file}" for key, file in files.items()}}
 
 
 def _raw_entry(name: str) -> dict:
@@ -139,8 +149,7 @@ def datalists() -> dict[str, dict]:
         "brain_mri_extended.json": {
             **_brain(f"Multi-contrast brain MRI, the full set and the {len(extended)} people of --extended: "
                      f"{len(TRAINING) + len(extended)} training subjects; the same two held out.", TRAINING, HELD_OUT),
-            "training": [subject_entry(s) for s in TRAINING] + [
-                {"subject": s, **{k: f"{folder}/{f}" for k, f in files.items()}} for s, (folder, files) in extended.items()],
+            "training": [subject_entry(s) for s in TRAINING] + [subject_entry(s, extended) for s in extended],
         },
         "brain_mri_quick.json": _brain(
             f"Multi-contrast brain MRI, the quick-start subset: {len(QUICK_TRAINING)} training subjects (BraTS 2023 "

@@ -32,7 +32,8 @@ def load_datalist(
     (training on every subject that has the pair asked for, e.g. T1c where one subject has none); it is an error
     only when no entry is left.
 
-    Returns: ``[{"A": "/abs/t1.nii.gz", "B": "/abs/t2.nii.gz", "subject": "..."}, ...]``.
+    Returns: ``[{"A": "/abs/t1.nii.gz", "B": "/abs/t2.nii.gz", "subject": "..."}, ...]``, with the entry's
+    ``METADATA_KEYS`` (``pipeline``) where it has them.
     """
     datalist_file = Path(datalist_file)
     if not datalist_file.is_file():
@@ -56,7 +57,7 @@ def load_datalist(
         skipped = [entry.get("subject", f"entry {i}") for (i, entry), ok in zip(chosen, has_all) if not ok]
         chosen = [item for item, ok in zip(chosen, has_all) if ok]
         if not chosen:
-            found = sorted({k for entry in entries for k in entry if k != "subject"})
+            found = sorted({k for entry in entries for k in entry if k not in ("subject", *METADATA_KEYS)})
             raise ValueError(
                 f"datalist '{datalist_file}': no entry of section '{section}' has all of "
                 f"{sorted(keys.values())}; its entries have {found}."
@@ -67,6 +68,10 @@ def load_datalist(
                 f"{sorted(keys.values())}."
             )
     return [_resolve(entry, i, keys, optional_keys or {}, base, datalist_file, section) for i, entry in chosen]
+
+
+# entry keys that describe the subject rather than name a file; copied as they are (``balance_by`` reads them)
+METADATA_KEYS = ("pipeline",)
 
 
 def _resolve(
@@ -81,9 +86,10 @@ def _resolve(
     where = f"entry {index}{' (' + entry['subject'] + ')' if 'subject' in entry else ''} of '{section}' in datalist '{source}'"
     missing = [src for src in keys.values() if src not in entry]
     if missing:
-        available = sorted(k for k in entry if k != "subject")
+        available = sorted(k for k in entry if k not in ("subject", *METADATA_KEYS))
         raise KeyError(f"{where} has no contrast {missing}; it has {available}.")
     out = {"subject": entry.get("subject", f"{section}_{index}")}
+    out.update({k: str(entry[k]) for k in METADATA_KEYS if k in entry})
     present = [
         (d, next((a for a in ([s] if isinstance(s, str) else s) if a in entry), None)) for d, s in optional.items()
     ]

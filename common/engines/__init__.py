@@ -9,7 +9,14 @@ from .image_pool import ImagePool
 from .inferers import ContextSliceInferer
 from .medgan import MedGANStep
 from .progress import ProgressLogger, hide_fresh_run_notice
-from .scaffold import checkpoint_contents, epoch_loader, linear_decay_schedules, training_handlers, validation_handlers
+from .scaffold import (
+    checkpoint_contents,
+    epoch_loader,
+    group_weights,
+    linear_decay_schedules,
+    training_handlers,
+    validation_handlers,
+)
 from .schedules import LinearDecayLR
 from .seeding import EpochSeeder
 from .trainer import MultiNetworkTrainer
@@ -27,6 +34,7 @@ __all__ = [
     "ddp_network",
     "end_distributed",
     "epoch_loader",
+    "group_weights",
     "linear_decay_schedules",
     "rank_device",
     "start_distributed",

@@ -49,13 +49,39 @@ def checkpoint_contents(
     return contents
 
 
-def epoch_loader(dataset, iterations_per_epoch: int, batch_size: int = 1, num_workers: int = 0) -> DataLoader:
+def epoch_loader(
+    dataset, iterations_per_epoch: int, batch_size: int = 1, num_workers: int = 0, balance_by: str | None = None
+) -> DataLoader:
     """A loader whose epoch is ``iterations_per_epoch`` batches drawn with replacement: the papers' epochs are counted
     in iterations, not in passes over a handful of volumes. Under torchrun every process draws its own
     ``iterations_per_epoch`` batches (``EpochSeeder`` seeds each rank's stream), so an epoch is that many iterations
-    of the whole job and N times as many samples."""
-    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=iterations_per_epoch * batch_size)
+    of the whole job and N times as many samples.
+
+    ``balance_by`` names a datalist key (e.g. ``"pipeline"``): each value of it is then drawn equally often, its
+    entries uniformly among themselves (``group_weights``), so that two subjects of one site weigh as much as
+    fourteen of another. ``None`` draws every entry equally often."""
+    num_samples = iterations_per_epoch * batch_size
+    if balance_by is None:
+        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=num_samples)
+    else:
+        weights = group_weights(getattr(dataset, "data", dataset), balance_by)
+        sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=num_samples, replacement=True)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+
+
+def group_weights(entries: Sequence[Mapping], key: str) -> list[float]:
+    """Sampling weights that give each value of ``entries[i][key]`` the same total: 1 / (entries with that value).
+    An entry without the key is an error naming it (a datalist written before the key existed)."""
+    missing = [e.get("subject", i) for i, e in enumerate(entries) if e.get(key) is None]
+    if missing:
+        raise ValueError(
+            f"balance_by '{key}': the datalist entries {missing} have no '{key}'; give every entry one (the sample "
+            f"data's datalists have 'pipeline' since 7 December 2026: run python -m tools.sample_data again)."
+        )
+    counts: dict = {}
+    for entry in entries:
+        counts[entry[key]] = counts.get(entry[key], 0) + 1
+    return [1.0 / counts[entry[key]] for entry in entries]
 
 
 def training_handlers(
