@@ -175,10 +175,11 @@ BUNDLES: dict[str, dict] = {
             # the demo's settings, twice as long, at twice its width: 3 mm slices padded to 96x96, half the paper's
             # filters (32: beat 16 and MedGAN's demo in two seeds, the model card), its 6 residual blocks, Nyul-Udupa
             # standardisation and spatial augmentation (what lifted the demo, and MedGAN's release, on the held-out
-            # subjects)
+            # subjects), and 2.5D input (3 slices a contrast: on both held-out subjects it lifted every input
+            # combination, T1 + T1c + FLAIR on TCGA-DU-7294 from 17.58 dB, r +0.69 to 17.94 dB, r +0.71, the model card)
             "release": {
                 "settings": {"num_filters": 32, "num_res_blocks": 6, "pixdim": [3.0, 3.0, 3.0], "roi_size": [96, 96],
-                             "intensity_scaling": "nyul"},
+                             "intensity_scaling": "nyul", "context_slices": 3},
                 "schedule": {"iterations_per_epoch": 1500, "n_epochs": 3, "n_epochs_decay": 1, "val_interval": 1000,
                              "lr": 0.001, "input_augmentation": "@intensity_augmentation",
                              "spatial_augmentation": "@random_affine"},
