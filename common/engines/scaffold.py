@@ -9,6 +9,7 @@ optimisers, the network it deploys, its evaluator) and the run settings every bu
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -78,9 +79,7 @@ def group_weights(entries: Sequence[Mapping], key: str) -> list[float]:
             f"balance_by '{key}': the datalist entries {missing} have no '{key}'; give every entry one (the sample "
             f"data's datalists have 'pipeline' since 7 December 2026: run python -m tools.sample_data again)."
         )
-    counts: dict = {}
-    for entry in entries:
-        counts[entry[key]] = counts.get(entry[key], 0) + 1
+    counts = Counter(entry[key] for entry in entries)
     return [1.0 / counts[entry[key]] for entry in entries]
 
 

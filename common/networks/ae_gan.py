@@ -75,11 +75,11 @@ class MultiContrastSynthesisNet(nn.Module):
     (1 = missing; ``common.data.StackContrastsd`` builds it). With ``context_slices`` k > 1 (2.5D, 2D only) every
     channel comes with its k - 1 neighbouring slices, channel c * k + j (``common.data.slice_context``): (B, 2N * k,
     H, W). Each branch encodes its contrast, (B, k, *S) -> (B, 4F, *S/4); the code of a missing contrast is zeroed,
-    whatever its channels held. The codes and the mask
-    vector, broadcast to (B, N, *S/4), are concatenated and fused by a 1x1 convolution with ReLU to 4F channels,
-    then refined by the residual blocks and decoded. The authors concatenate the modality one-hot to each branch's
-    image instead; with instance norm in the branches a constant channel is normalised away, so here the mask
-    enters after the branches, where no normalisation precedes the fusion's ReLU.
+    whatever its channels held. The codes and the mask vector, broadcast to (B, N, *S/4), are concatenated and fused
+    by a 1x1 convolution with ReLU to 4F channels, then refined by the residual blocks and decoded. The authors
+    concatenate the modality one-hot to each branch's image instead; with instance norm in the branches a constant
+    channel is normalised away, so here the mask enters after the branches, where no normalisation precedes the
+    fusion's ReLU.
     Output (B, out_channels, *S) in [-1, 1]. Sizes must be divisible by 2 ** ``num_downsamplings``.
     """
 
