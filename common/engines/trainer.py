@@ -33,6 +33,11 @@ class MultiNetworkTrainer(Trainer):
         step: callable ``(engine, batch) -> dict`` doing one iteration; the dict (losses as floats, images as
             tensors) becomes ``engine.state.output``. If it has ``required_networks`` / ``required_optimizers``
             attributes they are checked here, so a config that forgets one fails at construction.
+        grad_clip_norm: the largest total gradient norm (``torch.nn.utils.clip_grad_norm_``) of each optimiser's
+            parameters at each update: one number for all optimisers, a mapping name -> number for some (the others
+            unclipped), or None (default) for none. A guard against the rare step that throws a network's weights
+            far away (a GAN whose adversary wins at once); with it each update's norm before clipping joins the
+            step's output as ``grad_norm_<name>``, so the logs show how close the updates come to the limit.
         other args: as for ``monai.engines.Trainer`` (``device``, ``max_epochs``, ``data_loader``,
             ``epoch_length``, ``handlers``, ``amp``, ...). ``decollate`` defaults to False: the output is losses.
 
@@ -53,6 +58,7 @@ class MultiNetworkTrainer(Trainer):
         optimizers: Mapping[str, torch.optim.Optimizer],
         step: Callable[[MultiNetworkTrainer, dict], dict],
         decollate: bool = False,
+        grad_clip_norm: float | Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(device=device, max_epochs=max_epochs, data_loader=data_loader, decollate=decollate, **kwargs)
@@ -70,6 +76,8 @@ class MultiNetworkTrainer(Trainer):
                 raise KeyError(f"{type(step).__name__} needs {kind}s {missing}; the config gives {sorted(given)}.")
         self.networks = dict(networks)
         self.optimizers = dict(optimizers)
+        self.grad_clip_norms = _clip_norms(grad_clip_norm, self.optimizers)
+        self._grad_norms: dict[str, float] = {}
         self.step = step
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         for net in self.networks.values():
@@ -89,7 +97,11 @@ class MultiNetworkTrainer(Trainer):
         }
         for net in engine.networks.values():
             net.train()
-        engine.state.output = output = engine.step(engine, batch)
+        engine._grad_norms = {}
+        output = engine.step(engine, batch)
+        if engine._grad_norms:
+            output = {**output, **{f"grad_norm_{name}": norm for name, norm in engine._grad_norms.items()}}
+        engine.state.output = output
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return output
 
@@ -167,17 +179,39 @@ class MultiNetworkTrainer(Trainer):
         return torch.autocast(self.state.device.type, enabled=self.amp, **self.amp_kwargs)
 
     def optimise(self, optimizer_name: str, loss: torch.Tensor) -> None:
-        """Zero the optimiser's gradients, back-propagate ``loss`` and step (through a GradScaler under AMP)."""
+        """Zero the optimiser's gradients, back-propagate ``loss``, clip the gradients' norm where ``grad_clip_norm``
+        asks and step (through a GradScaler under AMP, which unscales the gradients before they are clipped)."""
         optimizer = self.optimizers[optimizer_name]
         optimizer.zero_grad(set_to_none=True)
-        if not self.amp:
-            loss.backward()
+        scaler = (
+            self.scalers.setdefault(optimizer_name, torch.amp.GradScaler(self.state.device.type)) if self.amp else None
+        )
+        (scaler.scale(loss) if scaler else loss).backward()
+        max_norm = self.grad_clip_norms.get(optimizer_name)
+        if max_norm is not None:
+            if scaler:
+                scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            self._grad_norms[optimizer_name] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
             optimizer.step()
-            return
-        scaler = self.scalers.setdefault(optimizer_name, torch.amp.GradScaler(self.state.device.type))
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+
+
+def _clip_norms(grad_clip_norm: float | Mapping[str, float] | None, optimizers: Mapping) -> dict[str, float]:
+    """``grad_clip_norm`` as optimiser name -> largest gradient norm, checked against the trainer's optimisers."""
+    if grad_clip_norm is None:
+        return {}
+    norms = grad_clip_norm if isinstance(grad_clip_norm, Mapping) else dict.fromkeys(optimizers, grad_clip_norm)
+    unknown = sorted(set(norms) - set(optimizers))
+    if unknown:
+        raise KeyError(f"grad_clip_norm names optimisers {unknown}; this trainer has {sorted(optimizers)}.")
+    bad = {name: norm for name, norm in norms.items() if norm is not None and not float(norm) > 0}
+    if bad:
+        raise ValueError(f"grad_clip_norm must be positive (or null for no clipping), got {bad}.")
+    return {name: float(norm) for name, norm in norms.items() if norm is not None}
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
