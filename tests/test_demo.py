@@ -37,8 +37,12 @@ def test_demo_bundle_fits_its_weights_and_replaces_an_older_one(tmp_path, name):
     served_parser.read_config(str(bundle / "configs" / "inference.json"))
     served = served_parser.get_parsed_content("network_def")
     served.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))  # strict: the size fits
-    channels = json.loads((BUNDLES / name / "configs/metadata.json").read_text(encoding="utf-8"))["network_data_format"]["inputs"]["image"]["num_channels"]
-    x = torch.randn(1, channels, *size["roi_size"])
+    # the served metadata describes the network as trained: its patch shape, and k channels per input under 2.5D
+    source_image = json.loads((BUNDLES / name / "configs/metadata.json").read_text(encoding="utf-8"))["network_data_format"]["inputs"]["image"]
+    image = json.loads((bundle / "configs/metadata.json").read_text(encoding="utf-8"))["network_data_format"]["inputs"]["image"]
+    assert image["num_channels"] == source_image["num_channels"] * int(size.get("context_slices") or 1)
+    assert image["spatial_shape"] == list(size["roi_size"])
+    x = torch.randn(1, image["num_channels"], *size["roi_size"])
     net.eval(), served.eval()
     with torch.no_grad():
         assert torch.equal(served(x), net(x))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tools import sample_data
 from tools.bundles import BUNDLES, config_keys, size_settings, training_overrides
+from tools.release_staging import sized_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = "brain_mri/TCGA-DU-7294/TCGA-DU-7294_{}_bet_normalized.nii.gz"
@@ -159,7 +160,7 @@ def run_bundle(config_files: list[Path], overrides: dict) -> None:
 
 def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> Path:
     """The trained demo as a self-contained bundle folder ``dest/<name>``: configs with the demo's ``size`` baked in,
-    ``common`` vendored, ``models/model.pt``. MONAI Label serves it (``--conf bundle_dirs dest``) and it runs
+    ``common`` vendored, ``models/model.pt``, its metadata's network format the trained one. MONAI Label serves it (``--conf bundle_dirs dest``) and it runs
     outside the repository like a downloaded release. Built beside ``dest`` and renamed into place."""
     from tools import release
 
@@ -169,6 +170,8 @@ def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> P
     work.mkdir()
     bundle = release.stage_bundle(name, work)
     release.bake_settings(bundle, size)
+    metadata = bundle / "configs" / "metadata.json"  # its network_data_format as trained (patch shape, 2.5D channels)
+    metadata.write_text(json.dumps(sized_metadata(json.loads(metadata.read_text()), size), indent=4) + "\n")
     shutil.copyfile(weights, bundle / "models" / "model.pt")
     if (weights.parent / "landmarks.json").is_file():  # histogram landmarks (intensity_scaling 'nyul')
         shutil.copyfile(weights.parent / "landmarks.json", bundle / "models" / "landmarks.json")

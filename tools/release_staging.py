@@ -4,6 +4,7 @@ ONNX export checks, and the zip with its ``large_files.yml``."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -138,11 +139,20 @@ def bake_settings(stage: Path, settings: Mapping[str, Any]) -> list[str]:
 
 
 def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[str, Any], release: dict) -> dict:
-    meta = dict(meta)
+    meta = sized_metadata(meta, settings)
     meta["version"] = version
     meta["changelog"] = {version: changelog, **{k: v for k, v in meta.get("changelog", {}).items() if k != version}}
+    meta["release"] = release
+    return meta
+
+
+def sized_metadata(meta: dict, settings: Mapping[str, Any]) -> dict:
+    """``meta`` (a bundle's metadata.json) with its ``network_data_format`` made true to a trained size's
+    ``settings``: the patch shape the network sees (``roi_size``) and, for 2.5D input (``context_slices`` k), k input
+    channels per channel, named by slice. A release and the demo's servable bundle both describe their network so."""
+    meta = copy.deepcopy(meta)
     roi = settings.get("roi_size")
-    if roi is not None:  # the patch size the network sees (metadata's spatial_shape follows the released roi_size)
+    if roi is not None:  # the patch size the network sees (metadata's spatial_shape follows the trained roi_size)
         for group in ("inputs", "outputs"):
             for tensor in meta.get("network_data_format", {}).get(group, {}).values():
                 shape = tensor.get("spatial_shape", [])
@@ -160,7 +170,6 @@ def update_metadata(meta: dict, version: str, changelog: str, settings: Mapping[
                 for c in range(len(names) or 1)
                 for j in range(context)
             }
-    meta["release"] = release
     return meta
 
 
