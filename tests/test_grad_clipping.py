@@ -62,7 +62,31 @@ def test_under_amp_the_gradients_are_unscaled_before_they_are_clipped():
     assert torch.allclose(nets["A"].weight, torch.tensor([[0.7, 0.6]]), atol=1e-6)
 
 
-@pytest.mark.parametrize("value, error", [({"C": 1.0}, KeyError), (0.0, ValueError), ({"A": -1.0}, ValueError)])
+def test_the_norm_is_this_iterations_and_the_largest_of_its_updates():
+    """An optimiser not updated in an iteration (Deform-GAN's D and G on a batch without an own pair) reports
+    nothing there, not the last iteration's norm; one updated twice (MedGAN's generator_updates) its larger norm."""
+    net = torch.nn.Linear(2, 1, bias=False)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)  # lr 0: the gradient stays x * scale in every update
+
+    def step(engine, batch):
+        for scale in batch["scales"]:
+            with engine.updating("A") as current:
+                loss = scale * current["A"](X).sum()
+            engine.optimise("A", loss)
+        return {}
+
+    batches = [{"scales": [1.0, 3.0, 2.0]}, {"scales": []}]
+    trainer = MultiNetworkTrainer("cpu", 1, batches, {"A": net}, {"A": optimizer}, step=step, grad_clip_norm=1.0)
+    outputs = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(e.state.output))
+    trainer.run()
+    assert outputs[0] == {"grad_norm_A": pytest.approx(15.0)} and outputs[1] == {}
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [({"C": 1.0}, KeyError), (0.0, ValueError), ({"A": -1.0}, ValueError), (True, ValueError), ("1.0", ValueError)],
+)
 def test_bad_limits_are_refused_naming_them(value, error):
     with pytest.raises(error, match="grad_clip_norm"):
         _trainer(value)
@@ -70,7 +94,12 @@ def test_bad_limits_are_refused_naming_them(value, error):
 
 @pytest.mark.parametrize("bundle", sorted(BUNDLES))
 def test_every_bundle_passes_grad_clip_norm_to_its_trainer(bundle):
-    parser = ConfigParser()
-    parser.read_config(configs(bundle, "train"))
-    assert parser["grad_clip_norm"] is None  # off unless asked for
-    assert parser["train"]["trainer"]["grad_clip_norm"] == "@grad_clip_norm"
+    """The trainer each train.json builds (at the test size, without its data and handlers) clips every optimiser
+    at ``--grad_clip_norm``, and none by default."""
+    size = {**BUNDLES[bundle]["sizes"]["test"]["settings"], **BUNDLES[bundle]["sizes"]["test"]["schedule"]}
+    for value, expected in ((None, {}), (2.5, "every optimiser")):
+        parser = ConfigParser()
+        parser.read_config(configs(bundle, "train"))
+        parser.update({**size, "grad_clip_norm": value, "train#trainer#data_loader": [], "train#trainer#handlers": []})
+        trainer = parser.get_parsed_content("train#trainer")
+        assert trainer.grad_clip_norms == (expected if expected == {} else dict.fromkeys(trainer.optimizers, 2.5))

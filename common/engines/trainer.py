@@ -36,8 +36,10 @@ class MultiNetworkTrainer(Trainer):
         grad_clip_norm: the largest total gradient norm (``torch.nn.utils.clip_grad_norm_``) of each optimiser's
             parameters at each update: one number for all optimisers, a mapping name -> number for some (the others
             unclipped), or None (default) for none. A guard against the rare step that throws a network's weights
-            far away (a GAN whose adversary wins at once); with it each update's norm before clipping joins the
-            step's output as ``grad_norm_<name>``, so the logs show how close the updates come to the limit.
+            far away (a GAN whose adversary wins at once); with it the norm before clipping joins the step's output
+            as ``grad_norm_<name>`` (the largest of the iteration's updates of that optimiser), so the logs show how
+            close the updates come to the limit. Under AMP a step the GradScaler skips (its gradients overflowed)
+            reports an infinite or NaN norm; no update was made.
         other args: as for ``monai.engines.Trainer`` (``device``, ``max_epochs``, ``data_loader``,
             ``epoch_length``, ``handlers``, ``amp``, ...). ``decollate`` defaults to False: the output is losses.
 
@@ -77,7 +79,7 @@ class MultiNetworkTrainer(Trainer):
         self.networks = dict(networks)
         self.optimizers = dict(optimizers)
         self.grad_clip_norms = _clip_norms(grad_clip_norm, self.optimizers)
-        self._grad_norms: dict[str, float] = {}
+        self._grad_norms: dict[str, torch.Tensor] = {}  # this iteration's, before clipping
         self.step = step
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         for net in self.networks.values():
@@ -100,7 +102,7 @@ class MultiNetworkTrainer(Trainer):
         engine._grad_norms = {}
         output = engine.step(engine, batch)
         if engine._grad_norms:
-            output = {**output, **{f"grad_norm_{name}": norm for name, norm in engine._grad_norms.items()}}
+            output = {**output, **{f"grad_norm_{name}": float(norm) for name, norm in engine._grad_norms.items()}}
         engine.state.output = output
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return output
@@ -192,7 +194,10 @@ class MultiNetworkTrainer(Trainer):
             if scaler:
                 scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            self._grad_norms[optimizer_name] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+            # an optimiser updated several times in one iteration (MedGAN's generator_updates) reports its largest
+            previous = self._grad_norms.get(optimizer_name)
+            self._grad_norms[optimizer_name] = norm if previous is None else torch.maximum(previous, norm)
         if scaler:
             scaler.step(optimizer)
             scaler.update()
@@ -208,9 +213,13 @@ def _clip_norms(grad_clip_norm: float | Mapping[str, float] | None, optimizers: 
     unknown = sorted(set(norms) - set(optimizers))
     if unknown:
         raise KeyError(f"grad_clip_norm names optimisers {unknown}; this trainer has {sorted(optimizers)}.")
-    bad = {name: norm for name, norm in norms.items() if norm is not None and not float(norm) > 0}
+    bad = {
+        name: norm
+        for name, norm in norms.items()
+        if norm is not None and (isinstance(norm, bool) or not isinstance(norm, numbers.Real) or not norm > 0)
+    }
     if bad:
-        raise ValueError(f"grad_clip_norm must be positive (or null for no clipping), got {bad}.")
+        raise ValueError(f"grad_clip_norm must be a positive number (or null for no clipping), got {bad}.")
     return {name: float(norm) for name, norm in norms.items() if norm is not None}
 
 
