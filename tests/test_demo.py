@@ -10,6 +10,7 @@ from monai.bundle import ConfigParser
 
 from bundle_utils import BUNDLES
 from tools import demo
+from tools.bundles import BUNDLES as TOOL_BUNDLES
 from tools.bundles import config_keys, size_settings
 from tools.demo import DEMOS, write_servable_bundle
 
@@ -124,7 +125,9 @@ def test_the_seed_reaches_the_training_only(monkeypatch, tmp_path, argv, seed):
     with pytest.raises(KeyboardInterrupt):
         demo.main(["medgan", "--data-from", str(tmp_path), "--output-dir", str(tmp_path / "out"), *argv])
     (train_files, train), (eval_files, evaluation) = calls
-    assert train_files == {"train.json"} and train["seed"] == seed and train["iterations_per_epoch"] == 500
+    demo_iterations = TOOL_BUNDLES["medgan"]["sizes"]["demo"]["iterations"]  # 3/4 constant, 1/4 decaying
+    assert train_files == {"train.json"} and train["seed"] == seed
+    assert (train["iterations_per_epoch"], train["n_epochs"], train["n_epochs_decay"]) == (demo_iterations // 4, 3, 1)
     assert eval_files == {"train.json", "evaluate.json"} and "seed" not in evaluation
 
 
