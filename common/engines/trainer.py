@@ -185,9 +185,9 @@ class MultiNetworkTrainer(Trainer):
         asks and step (through a GradScaler under AMP, which unscales the gradients before they are clipped)."""
         optimizer = self.optimizers[optimizer_name]
         optimizer.zero_grad(set_to_none=True)
-        scaler = (
-            self.scalers.setdefault(optimizer_name, torch.amp.GradScaler(self.state.device.type)) if self.amp else None
-        )
+        scaler = self.scalers.get(optimizer_name) if self.amp else None
+        if self.amp and scaler is None:  # built once per optimiser, on its first update
+            scaler = self.scalers[optimizer_name] = torch.amp.GradScaler(self.state.device.type)
         (scaler.scale(loss) if scaler else loss).backward()
         max_norm = self.grad_clip_norms.get(optimizer_name)
         if max_norm is not None:
