@@ -160,8 +160,9 @@ def run_bundle(config_files: list[Path], overrides: dict) -> None:
 
 def write_servable_bundle(name: str, weights: Path, dest: Path, size: dict) -> Path:
     """The trained demo as a self-contained bundle folder ``dest/<name>``: configs with the demo's ``size`` baked in,
-    ``common`` vendored, ``models/model.pt``, its metadata's network format the trained one. MONAI Label serves it (``--conf bundle_dirs dest``) and it runs
-    outside the repository like a downloaded release. Built beside ``dest`` and renamed into place."""
+    its metadata's network format the trained one, ``common`` vendored, ``models/model.pt``. MONAI Label serves it
+    (``--conf bundle_dirs dest``) and it runs outside the repository like a downloaded release. Built beside
+    ``dest`` and renamed into place."""
     from tools import release
 
     dest.mkdir(parents=True, exist_ok=True)
