@@ -71,6 +71,53 @@ def test_residual_casnet_starts_at_the_identity_and_adds_its_correction():
         CasNet(in_channels=2, out_channels=1, residual=True)
 
 
+def test_input_skip_starts_as_the_cascade_and_passes_voxel_detail_a_u_block_loses():
+    """``input_skip``: untrained, the output is the cascade's own (the 1x1 map starts at zero); "local" multiplies
+    that map by the last block's second channel; on a target that is a linear function of a noise input (detail at
+    the voxel scale, which a pix2pix U-block rebuilds through a transposed convolution), both fit far better than
+    the plain cascade in the same steps."""
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    target = -0.7 * x[:, 1:2] + 0.2  # the centre slice of a 2.5D input, on a line with negative slope
+    losses = {}
+    for mode in (None, "global", "local"):
+        torch.manual_seed(0)
+        net = CasNet(spatial_dims=2, in_channels=3, num_ublocks=2, channels=(8, 16, 16), input_skip=mode)
+        torch.manual_seed(0)
+        plain = CasNet(spatial_dims=2, in_channels=3, num_ublocks=2, channels=(8, 16, 16))
+        with torch.no_grad():
+            if mode != "local":  # the same draws build the same cascade: untrained, the skip adds exactly zero
+                torch.testing.assert_close(net(x), plain(x), atol=0, rtol=0)
+            else:  # the last block's second channel, the gain, starts at zero; P starts as the centre slice
+                last_block = []
+                hook = net.blocks[-1].register_forward_hook(lambda mod, inp, out: last_block.append(out))
+                torch.testing.assert_close(net(x), last_block[0][:, :1], atol=0, rtol=0)
+                hook.remove()
+                assert float(last_block[0][:, 1:].abs().max()) == 0.0
+                torch.testing.assert_close(net.skip(x), x[:, 1:2], atol=0, rtol=0)
+        optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for _ in range(60):
+            loss = (net(x) - target).abs().mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        losses[mode] = float(loss)
+        if mode == "local":
+            last_block = []
+            hook = net.blocks[-1].register_forward_hook(lambda mod, inp, out: last_block.append(out))
+            with torch.no_grad():
+                out = net(x)
+            hook.remove()
+            image, gain = last_block[0][:, :1], last_block[0][:, 1:]  # (2, 1, 32, 32) each, in [-1, 1]
+            torch.testing.assert_close(out, image + gain * net.skip(x))
+            assert float(gain.abs().max()) > 0.1  # the gain learned to pass the input's detail
+    assert losses["global"] < 0.5 * losses[None] and losses["local"] < 0.5 * losses[None], losses
+    with pytest.raises(ValueError, match="input_skip"):
+        CasNet(input_skip="linear")
+    with pytest.raises(ValueError, match="choose one"):
+        CasNet(input_skip="global", residual=True)
+    torch.testing.assert_close(torch.jit.script(net)(x), net(x))
+
+
 def test_casnet_input_checks():
     net = CasNet(spatial_dims=2, num_ublocks=1, channels=(2, 4, 8, 8))
     with pytest.raises(ValueError, match="divisible by 16"):

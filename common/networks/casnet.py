@@ -125,6 +125,16 @@ class CasNet(nn.Module):
     a correction: for restoration (motion correction), where the target is the input contrast and a plain CasNet must
     first learn to reproduce its input. The last block's last convolution then starts at zero, so an untrained
     residual CasNet returns its input exactly; it needs ``in_channels == out_channels``.
+
+    ``input_skip`` (not in the paper, None by default) adds a full-resolution linear path from the input to the output:
+    a pix2pix U-block downsamples in its first convolution, so its output rebuilds every voxel through a transposed
+    convolution and loses detail at the voxel scale that a linear map of the input keeps (where the target is nearly
+    a linear function of the source). ``"global"`` returns ``cascade(x) + P(x)``, with ``P`` a learned 1x1
+    convolution (``in_channels`` to ``out_channels``, e.g. the slices of a 2.5D input) starting at zero. ``"local"``
+    returns ``y + a * P(x)``, where the last U-block outputs both the image ``y`` and a gain map ``a`` (tanh, in
+    [-1, 1]; its weights start at zero), so that the network decides where the input's own detail passes through and
+    with which sign; here ``P`` starts as the input's centre channel (the 2.5D input's own slice). Either way an
+    untrained network's output is the cascade's image alone.
     """
 
     def __init__(
@@ -141,8 +151,13 @@ class CasNet(nn.Module):
         up_act: str | tuple = Act.RELU,
         dropout: float = 0.0,
         residual: bool = False,
+        input_skip: str | None = None,
     ):
         super().__init__()
+        if input_skip not in (None, "global", "local"):
+            raise ValueError(f"input_skip must be None, 'global' or 'local', got {input_skip!r}.")
+        if input_skip is not None and residual:
+            raise ValueError("residual adds the input itself and input_skip a learned map of it: choose one.")
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if num_ublocks < 1:
@@ -158,7 +173,7 @@ class CasNet(nn.Module):
             UBlock(
                 spatial_dims,
                 in_channels if i == 0 else out_channels,
-                out_channels,
+                2 * out_channels if (input_skip == "local" and i == num_ublocks - 1) else out_channels,
                 channels,
                 strides,
                 kernel_size,
@@ -177,6 +192,21 @@ class CasNet(nn.Module):
             ][-1]
             nn.init.zeros_(last_conv.weight)  # tanh(0) = 0: the untrained correction is zero
             nn.init.zeros_(last_conv.bias)
+        self.input_skip = input_skip or ""
+        self.out_channels = out_channels
+        conv = {2: nn.Conv2d, 3: nn.Conv3d}[spatial_dims]
+        self.skip = conv(in_channels, out_channels, 1) if input_skip else nn.Identity()
+        if input_skip:
+            nn.init.zeros_(self.skip.weight)  # the untrained network is the cascade alone
+            nn.init.zeros_(self.skip.bias)
+        if input_skip == "local":
+            with torch.no_grad():
+                self.skip.weight[:, in_channels // 2] = 1.0  # P(x) = the centre channel; the gain starts at zero
+            last_conv = [
+                m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))
+            ][-1]
+            nn.init.zeros_(last_conv.weight[:, out_channels:])  # (in, 2 * out, *k): the gain's filters
+            nn.init.zeros_(last_conv.bias[out_channels:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # skipped while tracing: there the sizes are tensors and the check would be frozen in with a TracerWarning
@@ -188,5 +218,10 @@ class CasNet(nn.Module):
             )
         source = x
         for block in self.blocks:
-            x = block(x)  # (B, out_channels, *spatial), in [-1, 1]
+            x = block(x)  # (B, out_channels, *spatial), in [-1, 1]; the last "local" block: (B, 2 * out_channels, ...)
+        if self.input_skip == "global":
+            return x + self.skip(source)
+        if self.input_skip == "local":
+            image, gain = x[:, : self.out_channels], x[:, self.out_channels :]
+            return image + gain * self.skip(source)
         return source + x if self.residual else x
