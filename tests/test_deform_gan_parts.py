@@ -276,6 +276,37 @@ def test_registered_translator_pairs_train_g_on_the_co_registered_images_and_ski
         DeformGANStep(translator_pairs="aligned")
 
 
+def test_counterpart_similarity_scores_t_on_the_warped_counterpart_not_on_g():
+    """t_similarity "counterpart": T's LCC term is -LCC(fixed, counterpart warped by T's field), whatever G does;
+    the local gradient and smoothness terms are unchanged."""
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    from common.losses import LocalGradientLoss
+
+    torch.manual_seed(0)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 12, 12, 12), 3, 1, 1)
+    counterpart = torch.roll(fixed, 1, dims=2) * 0.9 + 0.05
+    moving = 1.0 - counterpart  # the other contrast of the counterpart
+    batch = {"fixed": fixed, "moving": moving, "moving_counterpart": counterpart}
+    nets = {"T": ConstantField(0.5), "G": nn.Conv3d(1, 1, 1), "D": PatchConst(0.2)}
+    opts = {k: torch.optim.SGD(v.parameters(), lr=0.1) for k, v in nets.items()}
+    step = DeformGANStep(lcc_kernel_size=3, lg_kernel_size=3, t_similarity="counterpart")
+    trainer = MultiNetworkTrainer(device="cpu", max_epochs=1, data_loader=[{}], networks=nets, optimizers=opts, step=step)
+    ddf = nets["T"](torch.cat([fixed, moving], 1)).detach()
+    warp = Warp(mode="bilinear", padding_mode="border")
+    with torch.no_grad():
+        expected_lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=3)(warp(counterpart, ddf), fixed)
+        expected_lg = LocalGradientLoss(kernel_size=3)(fixed, warp(moving, ddf))
+    out = trainer.step(trainer, batch)
+    assert out["loss_T_lcc"] == pytest.approx(float(expected_lcc), rel=1e-5)
+    assert out["loss_T_lg"] == pytest.approx(float(expected_lg), rel=1e-5)
+    assert nets["T"].value.item() != 0.5 and "loss_G" in out  # T trained; D and G train as before
+    with pytest.raises(KeyError, match="moving_counterpart"):
+        trainer.step(trainer, {"fixed": fixed, "moving": moving})
+    with pytest.raises(ValueError, match="t_similarity"):
+        DeformGANStep(t_similarity="oracle")
+
+
 def test_instance_optimisation_moves_the_field_towards_a_known_shift():
     """moving = fixed rolled by +1 voxel along axis 0: moving(x + 1) = fixed(x), the true field is (1, 0, 0)."""
     from common.registration import InstanceOptimisation

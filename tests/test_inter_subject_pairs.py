@@ -118,6 +118,31 @@ def test_registered_key_keeps_the_fixed_image_before_the_synthetic_deformation(s
     assert "fixed_registered" not in InterSubjectPairs(cache, 0.5, transform=_deformation())[0]
 
 
+def test_counterpart_key_keeps_the_moving_subjects_fixed_modality_where_its_moving_image_lies(subjects):
+    """The moving image's co-registered counterpart in the fixed contrast: a subject's own fixed image for its own
+    pair (undeformed, while ``fixed`` is deformed), for another subject's the source's fixed image resampled by the
+    very affine that placed its moving image."""
+    cache, _ = subjects
+    pairs = InterSubjectPairs(cache, 0.5, transform=_deformation(), counterpart_key="moving_counterpart",
+                              align_steps=20).set_random_state(2)
+    seen = set()
+    for index in (0, 1, 2, 1, 0, 2, 2, 1, 0):
+        pair = pairs[index]
+        source = pair["moving_subject"]
+        counterpart = torch.as_tensor(pair["moving_counterpart"])
+        if source == index:
+            assert torch.equal(counterpart, torch.as_tensor(cache[index]["fixed"]))
+            assert not torch.equal(counterpart, torch.as_tensor(pair["fixed"]))
+        else:
+            theta = pairs._affines[(source, index)]
+            torch.testing.assert_close(torch.as_tensor(pair["moving"]), apply_affine(cache[source]["moving"], theta))
+            torch.testing.assert_close(counterpart, apply_affine(cache[source]["fixed"], theta))
+            assert _dice(counterpart, torch.as_tensor(pair["moving"])) > 0.95  # one brain, two contrasts
+        seen.add(source == index)
+    assert seen == {True, False}
+    assert "moving_counterpart" not in InterSubjectPairs(cache, 0.5, transform=_deformation())[0]
+
+
 def _deformation():
     from common.data import RandSmoothDeformationd
 

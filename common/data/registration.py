@@ -239,7 +239,10 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
     The item records which subject the moving image came from (``moving_subject``: its index in ``subjects``) and
     ``same_subject`` (1.0 for a subject's own pair, else 0.0). With ``registered_key`` set, it also keeps the fixed
     image as it was before ``transform`` under that key: for a subject's own pair, the moving image's co-registered
-    counterpart (what a translator can be trained on without learning to move anatomy).
+    counterpart (what a translator can be trained on without learning to move anatomy). With ``counterpart_key``
+    set, it keeps under that key the moving subject's image of the fixed modality in the moving image's place (its own
+    fixed image, for an inter-subject pair resampled by the same affine as its moving image): the moving image's
+    co-registered counterpart, which a similarity in the fixed modality can compare with the fixed image.
     """
 
     def __init__(
@@ -251,12 +254,13 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
         moving_key: str = "moving",
         align_steps: int = 150,
         registered_key: str | None = None,
+        counterpart_key: str | None = None,
     ):
         if not 0.0 <= float(inter_subject_ratio) <= 1.0:
             raise ValueError(f"inter_subject_ratio must lie in 0..1, got {inter_subject_ratio}.")
         self.subjects, self.ratio, self.transform = subjects, float(inter_subject_ratio), transform
         self.fixed_key, self.moving_key, self.align_steps = fixed_key, moving_key, align_steps
-        self.registered_key = registered_key
+        self.registered_key, self.counterpart_key = registered_key, counterpart_key
         self._affines: dict[tuple[int, int], torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -271,7 +275,9 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
     def randomize(self, data=None) -> None:
         pass  # the draws happen in __getitem__, from self.R
 
-    def _aligned_moving(self, source: int, target: int, fixed: torch.Tensor) -> torch.Tensor:
+    def _aligned_moving(self, source: int, target: int, fixed: torch.Tensor, key: str | None = None) -> torch.Tensor:
+        """Subject ``source``'s ``key`` image (the moving image by default) in subject ``target``'s array, by the
+        affine found once from the two subjects' moving and fixed images."""
         moving = self.subjects[source][self.moving_key]
         if moving.shape != fixed.shape:
             raise ValueError(
@@ -280,16 +286,22 @@ class InterSubjectPairs(Randomizable, torch.utils.data.Dataset):
             )
         if (source, target) not in self._affines:
             self._affines[(source, target)] = mask_affine(moving, fixed, steps=self.align_steps)
-        aligned = apply_affine(moving, self._affines[(source, target)])
+        image = moving if key in (None, self.moving_key) else self.subjects[source][key]
+        aligned = apply_affine(image, self._affines[(source, target)])
         return MetaTensor(aligned, meta=dict(fixed.meta)) if isinstance(fixed, MetaTensor) else aligned
 
     def __getitem__(self, index: int) -> dict:
         item = dict(self.subjects[index])
         source = index
+        if self.counterpart_key is not None:
+            item[self.counterpart_key] = item[self.fixed_key]  # a subject's own pair: its fixed image, undeformed
         if len(self.subjects) > 1 and self.R.rand() < self.ratio:
             others = [j for j in range(len(self.subjects)) if j != index]
             source = int(others[self.R.randint(len(others))])
-            item[self.moving_key] = self._aligned_moving(source, index, item[self.fixed_key])
+            fixed = item[self.fixed_key]
+            item[self.moving_key] = self._aligned_moving(source, index, fixed)
+            if self.counterpart_key is not None:
+                item[self.counterpart_key] = self._aligned_moving(source, index, fixed, key=self.fixed_key)
         item["moving_subject"] = source
         item["same_subject"] = torch.tensor(float(source == index))
         if self.registered_key is not None:

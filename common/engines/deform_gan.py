@@ -35,6 +35,12 @@ class DeformGANStep:
     loss rewards alignment only; with the paper's pairs, G can learn to move structures towards R and T is then
     rewarded for what G does (measured in the model card). T's step is unchanged.
 
+    ``t_similarity="counterpart"`` (ours, not the paper's) computes T's LCC term on the moving image's co-registered
+    counterpart in the fixed modality instead of on G's translation: ``-LCC(R, C(phi))``, with C under
+    ``counterpart_key`` in each batch (``InterSubjectPairs(..., counterpart_key=...)``: training subjects have both
+    contrasts). T still sees only (R, F) and is deployed alone; D and G train as before. It asks what T learns when
+    its mono-modal similarity does not depend on a translator's quality.
+
     LCC is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (which returns -LCC), L_LG the local gradient similarity
     (``LocalGradientLoss`` returns -L_LG, its mean over voxels), the smoothness MONAI's ``DiffusionLoss`` (the mean
     squared gradient of phi; ``common.registration.ops.diffusion``, the test-time optimisation's too). The cGAN loss
@@ -56,11 +62,16 @@ class DeformGANStep:
         warp_padding: str = "border",
         translator_pairs: str = "warped",
         registered_key: str = "fixed_registered",
+        t_similarity: str = "translated",
+        counterpart_key: str = "moving_counterpart",
     ):
+        if t_similarity not in ("translated", "counterpart"):
+            raise ValueError(f"t_similarity must be 'translated' or 'counterpart', got {t_similarity!r}.")
         if translator_pairs not in ("warped", "registered"):
             raise ValueError(f"translator_pairs must be 'warped' or 'registered', got {translator_pairs!r}.")
         self.alpha, self.beta, self.mu, self.lambda_pixel = alpha, beta, mu, lambda_pixel
         self.translator_pairs, self.registered_key = translator_pairs, registered_key
+        self.t_similarity, self.counterpart_key = t_similarity, counterpart_key
         self.warp = Warp(mode="bilinear", padding_mode=warp_padding)
         self.lcc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lcc_kernel_size)
         self.local_gradient = LocalGradientLoss(kernel_size=lg_kernel_size)
@@ -106,7 +117,7 @@ class DeformGANStep:
             ddf = nets["T"](torch.cat([fixed, moving], 1))
             warped = self.warp(moving, ddf)
             t_terms = {
-                "loss_T_lcc": self.lcc(nets["G"](warped), fixed),
+                "loss_T_lcc": self.lcc(self._mono_modal(nets, batch, warped, ddf), fixed),
                 "loss_T_lg": self.beta * self.local_gradient(fixed, warped),
                 "loss_T_smooth": self.alpha * self.smoothness(ddf),
             }
@@ -119,6 +130,17 @@ class DeformGANStep:
             error = ddf.detach().float() - batch["true_ddf"].float()
             out["epe_vox"] = float(error.square().sum(1).sqrt().mean())  # not norm(dim=1): 100x slower on the CPU
         return out
+
+    def _mono_modal(self, nets, batch: dict, warped: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
+        """The warped moving image in the fixed modality: G's translation of it, or its warped counterpart."""
+        if self.t_similarity == "translated":
+            return nets["G"](warped)
+        if self.counterpart_key not in batch:
+            raise KeyError(
+                f"t_similarity 'counterpart' needs '{self.counterpart_key}' in each batch (InterSubjectPairs with "
+                "counterpart_key set)."
+            )
+        return self.warp(batch[self.counterpart_key], ddf)
 
     def _translator_pair(self, engine, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
         """What D and G train on: the moving image warped by T's current field and the fixed image (the paper's), or
