@@ -113,6 +113,7 @@ def test_input_skip_starts_as_the_cascade_and_passes_voxel_detail_a_u_block_lose
     assert losses["global"] < 0.5 * losses[None] and losses["local"] < 0.5 * losses[None], losses
     with pytest.raises(ValueError, match="input_skip"):
         CasNet(input_skip="linear")
+    assert CasNet(num_ublocks=1, channels=(4, 8), input_skip="null").input_skip == ""  # the command line's "off"
     with pytest.raises(ValueError, match="choose one"):
         CasNet(input_skip="global", residual=True)
     torch.testing.assert_close(torch.jit.script(net)(x), net(x))

@@ -154,6 +154,8 @@ class CasNet(nn.Module):
         input_skip: str | None = None,
     ):
         super().__init__()
+        if isinstance(input_skip, str) and input_skip.lower() in ("none", "null", ""):
+            input_skip = None  # what a command line passes for "off" (`--gen_input_skip null`)
         if input_skip not in (None, "global", "local"):
             raise ValueError(f"input_skip must be None, 'global' or 'local', got {input_skip!r}.")
         if input_skip is not None and residual:
