@@ -189,9 +189,7 @@ class CasNet(nn.Module):
         self.divisor = self.blocks[0].divisor
         self.residual = bool(residual)
         if self.residual:
-            last_conv = [
-                m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))
-            ][-1]
+            last_conv = self._last_convolution()
             nn.init.zeros_(last_conv.weight)  # tanh(0) = 0: the untrained correction is zero
             nn.init.zeros_(last_conv.bias)
         self.input_skip = input_skip or ""
@@ -204,11 +202,13 @@ class CasNet(nn.Module):
         if input_skip == "local":
             with torch.no_grad():
                 self.skip.weight[:, in_channels // 2] = 1.0  # P(x) = the centre channel; the gain starts at zero
-            last_conv = [
-                m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))
-            ][-1]
+            last_conv = self._last_convolution()
             nn.init.zeros_(last_conv.weight[:, out_channels:])  # (in, 2 * out, *k): the gain's filters
             nn.init.zeros_(last_conv.bias[out_channels:])
+
+    def _last_convolution(self) -> nn.Module:
+        """The cascade's output layer: the last U-block's last transposed convolution."""
+        return [m for m in self.blocks[-1].modules() if isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d))][-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # skipped while tracing: there the sizes are tensors and the check would be frozen in with a TracerWarning
